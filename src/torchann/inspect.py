@@ -20,10 +20,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
+    from .spec import ModelSpec
+
 __all__ = [
     "activations",
     "layer_names",
     "parameters_table",
+    "describe_spec",
     "ParameterRow",
     "ParameterTable",
     "summary",
@@ -273,3 +276,28 @@ def parameters_table(model: "nn.Module") -> ParameterTable:
                 )
             )
     return ParameterTable(tuple(rows))
+
+
+# -- the spec in words ----------------------------------------------------------------------
+
+def describe_spec(spec: "ModelSpec") -> str:
+    """One line such as ``2 inputs -> 8 (relu) -> 1 output, 33 parameters``."""
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    act = str(spec.activation)
+    parts = [plural(spec.in_features, "input"), *(f"{h} ({act})" for h in spec.hidden)]
+    out = plural(spec.out_features, "output")
+    if str(spec.output_activation) != "identity":
+        out += f" ({spec.output_activation})"
+    parts.append(out)
+    extras = []
+    if str(spec.norm) != "none":
+        extras.append(f"{spec.norm} norm")
+    if spec.dropout > 0:
+        extras.append(f"dropout {spec.dropout:g}")
+    if not spec.bias:
+        extras.append("no bias")
+    text = " -> ".join(parts) + f", {spec.num_parameters():,} parameters"
+    return text + (f" ({', '.join(extras)})" if extras else "")
