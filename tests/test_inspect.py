@@ -343,6 +343,22 @@ def test_device_checks():
     assert empty.total_params == 0 and empty.params_size_mb == 0
 
 
+def test_model_on_another_device_stays_there():
+    # The meta device stands in for an accelerator on a CPU-only machine: shapes, no values.
+    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1)).to("meta")
+    s = torchann.summary(model, input_size=(2,))
+    assert s.total_params == 24 + 16 + 9
+    assert [r.output_shapes for r in s.rows] == [((2, 8),), ((2, 8),), ((2, 8),), ((2, 1),)]
+    assert all(p.device.type == "meta" for p in model.parameters())
+    with pytest.raises(UsageError, match="model's parameters are on 'meta'"):
+        torchann.summary(model, input_size=(2,), device="cpu")
+    acts = torchann.activations(model, torch.zeros(3, 2), layers=["3"])
+    assert acts["3"].shape == (3, 1) and acts["3"].device.type == "meta"
+    table = torchann.parameters_table(model)
+    assert [r.count for r in table] == [16, 8, 8, 8, 8, 1] and table[0].mean is None
+    assert table[0].device == "meta"
+
+
 @pytest.mark.parametrize(
     "kwargs,fragment",
     [

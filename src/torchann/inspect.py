@@ -169,7 +169,7 @@ class ParameterRow:
     dtype: str
     device: str
     requires_grad: bool
-    mean: float | None  # None for an empty tensor or a non-numeric dtype
+    mean: float | None  # None for an empty tensor, a non-numeric dtype or the meta device
     std: float | None
     min: float | None
     max: float | None
@@ -258,9 +258,11 @@ def parameters_table(model: "nn.Module") -> ParameterTable:
     with torch.no_grad():
         for name, p in model.named_parameters():
             stats: list[float | None] = [None] * 4
-            if p.numel() > 0 and not p.is_complex() and p.dtype != torch.bool:
+            # a meta tensor has a shape but no values
+            if p.numel() > 0 and not p.is_complex() and p.dtype != torch.bool and p.device.type != "meta":
                 v = p.detach().to(torch.float64)
-                stats = [float(v.mean()), float(v.std(correction=0)), float(v.min()), float(v.max())]
+                # one transfer from the device instead of four
+                stats = torch.stack([v.mean(), v.std(correction=0), v.min(), v.max()]).tolist()
             rows.append(
                 ParameterRow(
                     name=name,
