@@ -97,6 +97,17 @@ class Preprocessor:
     """Turns a :class:`Table` into float32 model inputs and targets, and predictions back.
 
     Build one with :meth:`fit` (or :meth:`from_dict`); ``to_dict()`` is plain JSON.
+
+    Example::
+
+        table = load_table("sklearn:iris")                       # target defaults to "target"
+        task = infer_task(table)                                 # classification
+        labels = table.columns[table.targets[0]] if task == "classification" else None
+        train, val = split_indices(table.n_rows, 0.2, seed=0, stratify=labels)
+        pre = Preprocessor.fit(table, rows=train)                # statistics from training rows
+        x, y = pre.transform_x(table), pre.transform_y(table)    # (150, 4) float32, (150,) int64
+        x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
+        labels = pre.inverse_y(logits)                           # logits (n, 3) -> labels 0 / 1 / 2
     """
 
     def __init__(self, *, task: Task, features: list[Feature], target_names: list[str], scale: bool,
