@@ -533,7 +533,7 @@ def explain(report: MatmulReport) -> list[str]:
             where = ("above every warm sample: it carried one-off costs (thread start-up, first touch of fresh "
                      "memory, cold caches)")
         elif t.seconds < row.min_s:
-            where = "below every warm sample: a single reading is one draw from a noisy spread, and here a lucky one"
+            where = "below every warm sample: a single reading is one draw from a noisy spread and can land anywhere"
         else:
             where = "inside the spread of the warm samples: one reading cannot say where in that spread it fell"
         out.append(f"The tutorial's single time.time() reading of {'numpy' if dev == 'numpy' else 'torch CPU'} "
@@ -549,12 +549,11 @@ def explain(report: MatmulReport) -> list[str]:
             continue
         if t.status != "ok" or not ok(row):
             if dev == "cuda":
-                out.append(f"CUDA is absent here ({row.reason.replace('(', '').replace(')', '')}), so this is "
-                           f"stated, not measured: the first CUDA "
-                           f"call pays for creating the CUDA context and starting cuBLAS, which takes far longer "
-                           f"than this product, and a CUDA call returns as soon as its kernel is queued, so "
+                out.append(f"CUDA is absent here: {row.reason}. So this is stated, not measured: the first CUDA "
+                           f"call pays for creating the CUDA context and starting cuBLAS, which can take longer "
+                           f"than the product itself, and a CUDA call returns as soon as its kernel is queued, so "
                            f"time.time() around x @ y without torch.cuda.synchronize() measures start-up plus a "
-                           f"launch, not the product: that is the tutorial's 20 ms 'GPU' time.")
+                           f"launch, not the product: that is what the tutorial's 20 ms 'GPU' reading measured.")
             continue
         out.append(f"On {dev} ({row.device_name}) the tutorial's unsynchronised reading gave {_ms(t.seconds)}, but "
                    f"the result was ready only {_ms(t.done_s)} after the call started; moving x and y there first "
