@@ -1,0 +1,76 @@
+"""torchann: build, train, inspect, save, load and benchmark feed-forward networks.
+
+The public names below are imported lazily, so that ``import torchann`` (and the
+``torchann --help`` command) stays fast and does not import torch until it is needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    # spec.py
+    "ModelSpec": "spec",
+    "mlp": "spec",
+    # train.py / history.py / predict.py
+    "fit": "train",
+    "EarlyStopping": "train",
+    "History": "history",
+    "predict": "predict",
+    # modeldir.py / checkpoint.py
+    "save": "modeldir",
+    "load": "modeldir",
+    "read_model_dir": "modeldir",
+    "ModelDir": "modeldir",
+    # inspect.py
+    "summary": "inspect",
+    "Summary": "inspect",
+    "activations": "inspect",
+    "parameters_table": "inspect",
+    # data.py
+    "load_table": "data",
+    "Table": "data",
+    "split_indices": "data",
+    "Preprocessor": "preprocess",
+    "infer_task": "preprocess",
+    "load_dataset": "datasets",
+    "dataset_names": "datasets",
+    # sklearn.py
+    "MLPRegressor": "sklearn",
+    "MLPClassifier": "sklearn",
+    # errors.py
+    "TorchannError": "errors",
+    "UsageError": "errors",
+    "DataError": "errors",
+    "SpecError": "errors",
+    "ModelFileError": "errors",
+    "TrainingError": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'torchann' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .errors import DataError, ModelFileError, SpecError, TorchannError, TrainingError, UsageError
+    from .history import History
+    from .modeldir import ModelDir, load, read_model_dir, save
+    from .predict import predict
+    from .spec import ModelSpec, mlp
+    from .train import EarlyStopping, fit

@@ -1,0 +1,109 @@
+"""Fast batch iteration over in-memory tensors.
+
+The tutorial's ``Dataset.__getitem__`` + ``DataLoader`` pays Python work per sample and a
+collate per batch. Here the data already sits on the training device; each epoch costs one
+``randperm`` and one gather, and every batch after that is a zero-copy slice.
+
+The order is a pure function of ``(seed, epoch)``, so a resumed run sees the same batches as
+an uninterrupted one without saving any generator state, and every rank of a distributed
+job draws the same global permutation and takes its own shard of each global batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+__all__ = ["Batch", "TensorBatches", "epoch_permutation"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+    # Multiplies this rank's mean loss so that averaging gradients over ranks (what DDP does)
+    # gives the mean over the whole global batch, also when the last batch splits unevenly.
+    loss_scale: float = 1.0
+
+
+def epoch_permutation(n: int, *, seed: int, epoch: int) -> torch.Tensor:
+    """The global sample order of one epoch (CPU int64), the same on every rank."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63 - 1))
+    return torch.randperm(n, generator=gen)
+
+
+class TensorBatches:
+    """Batches of ``(x, y)`` rows, shuffled per epoch, optionally sharded over ranks.
+
+    Args:
+        x, y: tensors with the same first dimension, already on the training device.
+        batch_size: rows per batch on each rank; the global batch is ``batch_size * world_size``.
+        shuffle: draw a new order each epoch from ``(seed, epoch)``; otherwise keep row order.
+        rank, world_size: this process's place in a distributed job (0, 1 when alone).
+
+    Every rank takes the same number of steps: the last global batch is split over the ranks
+    as evenly as possible, and a rank whose share is empty still takes the step.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        global_batch_size: int | None = None,
+    ) -> None:
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+        self.x, self.y = x, y
+        self.n = x.shape[0]
+        self.global_batch = global_batch_size or batch_size * world_size
+        self.shuffle, self.seed = shuffle, seed
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.global_batch)
+
+    def epoch(self, epoch: int, *, start_step: int = 0) -> Iterator[Batch]:
+        """Yield this rank's batches of ``epoch``, skipping the first ``start_step``."""
+        order = epoch_permutation(self.n, seed=self.seed, epoch=epoch) if self.shuffle else None
+        if self.world_size == 1:
+            yield from self._local(order, start_step)
+        else:
+            yield from self._sharded(order, start_step)
+
+    def _local(self, order: torch.Tensor | None, start_step: int) -> Iterator[Batch]:
+        if order is None:
+            x, y = self.x, self.y
+        else:
+            # One gather per epoch; (N, F) -> (N, F) in the new order, then views per batch.
+            order = order.to(self.x.device)
+            x, y = self.x.index_select(0, order), self.y.index_select(0, order)
+        b = self.global_batch
+        for start in range(start_step * b, self.n, b):
+            yield Batch(x[start : start + b], y[start : start + b])
+
+    def _sharded(self, order: torch.Tensor | None, start_step: int) -> Iterator[Batch]:
+        if order is None:
+            order = torch.arange(self.n)
+        g, w, r = self.global_batch, self.world_size, self.rank
+        pieces, sizes, totals = [], [], []
+        for start in range(0, self.n, g):
+            chunk = order[start : start + g]
+            share = torch.tensor_split(chunk, w)[r]  # sizes differ by at most one row
+            pieces.append(share)
+            sizes.append(share.numel())
+            totals.append(chunk.numel())
+        local = torch.cat(pieces).to(self.x.device)
+        x, y = self.x.index_select(0, local), self.y.index_select(0, local)
+        offset = sum(sizes[:start_step])
+        for size, total in zip(sizes[start_step:], totals[start_step:]):
+            yield Batch(x[offset : offset + size], y[offset : offset + size], loss_scale=size * w / total)
+            offset += size

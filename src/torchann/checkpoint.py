@@ -1,0 +1,170 @@
+"""Resumable training state on disk: safetensors for tensors, JSON for everything else.
+
+Layout of a checkpoint directory::
+
+    checkpoint/
+      latest.json            {"name": "epoch-000004-step-000000"}: written last, atomically
+      epoch-000004-step-000000/
+        state.json           nested state with tensors replaced by {"__tensor__": key}
+        tensors.safetensors  every tensor of the state (model, optimiser, RNGs, ...)
+
+A new checkpoint is written to its own folder first; only then does ``latest.json`` point
+at it and the previous folder go. A process killed at any moment leaves ``latest.json``
+naming a complete checkpoint. Nothing here is unpickled when it is read back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelFileError
+from .files import atomic_write_text, fsync_dir
+
+__all__ = ["save_state", "load_state", "latest_checkpoint", "rng_state", "set_rng_state", "flatten", "unflatten"]
+
+POINTER = "latest.json"
+FORMAT = "torchann.checkpoint/1"
+
+
+def flatten(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
+    """Replace every tensor in a nested dict/list structure by a reference into ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        key = prefix or "tensor"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        key = prefix or "array"
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(obj))
+        return {"__ndarray__": key}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            # JSON keys are strings; remember int keys (optimiser state is keyed by int).
+            name = f"__int__{k}" if isinstance(k, int) and not isinstance(k, bool) else str(k)
+            out[name] = flatten(v, tensors, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [flatten(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} in a checkpoint")
+
+
+def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__ndarray__" in obj:
+            return tensors[obj["__ndarray__"]].numpy()
+        if "__tuple__" in obj:
+            return tuple(unflatten(v, tensors) for v in obj["__tuple__"])
+        if "__float__" in obj:
+            return float(obj["__float__"])
+        return {
+            (int(k[7:]) if k.startswith("__int__") else k): unflatten(v, tensors) for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random number generator that training touches."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(tuple(state["numpy"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
+    """Write ``state`` as checkpoint ``name`` inside ``directory`` and point ``latest.json`` at it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    tree = flatten(state, tensors)
+    final = directory / name
+    stage = directory / f".{name}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    save_file(tensors, str(stage / "tensors.safetensors"))
+    (stage / "state.json").write_text(json.dumps({"format": FORMAT, "state": tree}))
+    for child in stage.iterdir():
+        with open(child, "rb+") as handle:
+            handle.flush()
+            os.fsync(handle.fileno())
+    fsync_dir(stage)
+    shutil.rmtree(final, ignore_errors=True)
+    stage.rename(final)
+    fsync_dir(directory)
+    atomic_write_text(directory / POINTER, json.dumps({"name": name}))
+    # Only now that the pointer names the new checkpoint may older ones go.
+    for child in directory.iterdir():
+        if child.is_dir() and child.name != name:
+            shutil.rmtree(child, ignore_errors=True)
+    return final
+
+
+def _pointer(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / POINTER).read_text())["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The folder ``latest.json`` names, or ``None`` when there is no checkpoint yet."""
+    directory = Path(directory)
+    name = _pointer(directory)
+    return None if name is None else directory / name
+
+
+def load_state(directory: str | Path) -> dict[str, Any]:
+    """Read the latest checkpoint in ``directory`` (JSON + safetensors only)."""
+    directory = Path(directory)
+    if (directory / "checkpoint" / POINTER).exists():  # a run folder was given
+        directory = directory / "checkpoint"
+    if not directory.is_dir():
+        raise ModelFileError(f"{directory}: no such checkpoint directory; pass the run folder given to --out")
+    folder = latest_checkpoint(directory)
+    if folder is None:
+        raise ModelFileError(
+            f"{directory}: no {POINTER} here, so no complete checkpoint; train with --checkpoint-every N to write one"
+        )
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        tensors = load_file(str(folder / "tensors.safetensors"))
+    except (OSError, ValueError, SafetensorError) as err:
+        raise ModelFileError(f"{folder}: checkpoint is unreadable ({err}); it may be truncated or corrupt") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{folder}/state.json: not a torchann checkpoint (format {meta.get('format')!r})")
+    try:
+        return unflatten(meta["state"], tensors)
+    except KeyError as err:
+        raise ModelFileError(f"{folder}: tensor {err} named in state.json is missing from tensors.safetensors") from None

@@ -1,0 +1,94 @@
+"""The Typer application, its global options, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import TorchannError
+
+
+class _Group(TyperGroup):
+    """Turns torchann's own errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TorchannError as err:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            typer.echo(f"error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            typer.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="torchann",
+    help="Build, train, inspect, save, load and benchmark feed-forward neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"torchann {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    try:
+        app(args=argv, prog_name="torchann", standalone_mode=True)
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+def stderr_console():
+    """A rich console on stderr: messages and progress never mix with data on stdout."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def parse_floats(text: str, *, option: str) -> list[float]:
+    """Parse ``"10,11"`` into ``[10.0, 11.0]`` with an error that names the option."""
+    from ..errors import UsageError
+
+    try:
+        return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{option} expects comma-separated numbers such as '10,11', got {text!r}") from None
+
+
+def parse_ints(text: str, *, option: str) -> list[int]:
+    """Parse ``"8,8"`` into ``[8, 8]`` with an error that names the option."""
+    from ..errors import UsageError
+
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{option} expects comma-separated integers such as '8,8', got {text!r}") from None

@@ -1,0 +1,193 @@
+"""Model directories: ``spec.json`` + ``weights.safetensors``, loaded without running code.
+
+``spec.json`` holds the architecture (a ``ModelSpec``), the SHA-256 of the weights file, the
+versions that wrote it, and ``extra``: whatever the data layer needs to turn raw rows into
+inputs and outputs into answers (feature names, scaling, classes). Loading parses JSON and
+reads safetensors; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from . import __version__
+from .errors import ModelFileError, SpecError, UsageError
+from .files import atomic_dir, atomic_write_bytes, atomic_write_text
+from .spec import ModelSpec
+
+__all__ = ["save", "load", "read_model_dir", "ModelDir", "SPEC_FILE", "WEIGHTS_FILE", "FORMAT"]
+
+SPEC_FILE = "spec.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT = "torchann.model/1"
+PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".bin", ".ckpt")
+
+
+@dataclass
+class ModelDir:
+    """A loaded model directory: the module, its spec, and the data layer's ``extra``."""
+
+    model: nn.Module
+    spec: ModelSpec
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    spec: ModelSpec | None = None,
+    extra: dict[str, Any] | None = None,
+    files: dict[str, bytes | str] | None = None,
+) -> Path:
+    """Write ``model`` as a model directory at ``path``; returns the path.
+
+    Args:
+        spec: the architecture; taken from ``model.spec`` for models built by torchann.
+        extra: JSON-serialisable facts stored in ``spec.json`` (e.g. preprocessing).
+        files: more files to write beside the model (``history.jsonl``, ``loss.png``).
+
+    A new directory appears whole or not at all. An existing one (a run folder that
+    may hold ``checkpoint/``) has each file replaced atomically, weights before
+    ``spec.json``; the weights' checksum in ``spec.json`` tells a torn pair on load.
+    """
+    spec = spec or getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise UsageError(
+            "save() needs the model's ModelSpec to store it without pickle: build the model with "
+            "torchann.mlp(...) / ModelSpec(...).build(), or pass spec=ModelSpec(...)"
+        )
+    _check_matches(model, spec)
+    weights = save_safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    document = {
+        "format": FORMAT,
+        "torchann_version": __version__,
+        "torch_version": torch.__version__,
+        "model": spec.to_dict(),
+        "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest()},
+        "extra": extra or {},
+    }
+    try:
+        spec_text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"extra must hold JSON data only (numbers, strings, lists, dicts): {err}") from None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a directory; choose another --out")
+    payload = {WEIGHTS_FILE: weights, **(files or {}), SPEC_FILE: spec_text}
+    if path.exists():
+        for name, data in payload.items():  # spec.json last: it vouches for the weights
+            _write(path / name, data)
+    else:
+        with atomic_dir(path) as stage:
+            for name, data in payload.items():
+                _write(stage / name, data)
+    return path
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    if isinstance(data, str):
+        atomic_write_text(path, data)
+    else:
+        atomic_write_bytes(path, data)
+
+
+def _check_matches(model: nn.Module, spec: ModelSpec) -> None:
+    expected = spec.build().state_dict()
+    found = model.state_dict()
+    problems = _differences(expected, found)
+    if problems:
+        raise UsageError(f"the model does not match the spec it would be saved with: {problems}")
+
+
+def _differences(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    parts = []
+    if missing:
+        parts.append(f"missing {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {', '.join(unexpected)}")
+    for key in sorted(set(expected) & set(found)):
+        e, f = expected[key], found[key]
+        if tuple(e.shape) != tuple(f.shape):
+            parts.append(f"{key}: expected shape {tuple(e.shape)}, found {tuple(f.shape)}")
+        elif e.dtype != f.dtype:
+            parts.append(f"{key}: expected dtype {e.dtype}, found {f.dtype}")
+    return "; ".join(parts)
+
+
+def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> ModelDir:
+    """Read and check a model directory; every problem is a one-line ``ModelFileError``."""
+    path = Path(path)
+    if path.is_file():
+        if path.name in (SPEC_FILE, WEIGHTS_FILE):
+            path = path.parent
+        elif path.suffix.lower() in PICKLE_SUFFIXES:
+            raise ModelFileError(
+                f"{path} is a PyTorch pickle file, which can run code when loaded; convert a state dict with "
+                f"`torchann import {path} --spec SPEC.json --out DIR` first"
+            )
+        else:
+            raise ModelFileError(f"{path} is a file; pass the model directory holding {SPEC_FILE} and {WEIGHTS_FILE}")
+    if not path.is_dir():
+        raise ModelFileError(f"{path}: no such model directory; train one with `torchann train ... --out {path}`")
+    spec_path, weights_path = path / SPEC_FILE, path / WEIGHTS_FILE
+    for needed in (spec_path, weights_path):
+        if not needed.is_file():
+            raise ModelFileError(f"{needed}: missing; a model directory holds {SPEC_FILE} and {WEIGHTS_FILE}")
+    document = _read_spec_document(spec_path)
+    try:
+        spec = ModelSpec.from_dict(document.get("model"), source=str(spec_path))
+    except SpecError as err:
+        raise ModelFileError(str(err)) from None
+    data = weights_path.read_bytes()
+    expected_sha = (document.get("weights") or {}).get("sha256")
+    if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
+        raise ModelFileError(
+            f"{weights_path}: contents do not match the checksum in {SPEC_FILE} (truncated, corrupt, or from "
+            f"another model); save the model again"
+        )
+    try:
+        tensors = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise ModelFileError(f"{weights_path}: not a readable safetensors file ({err})") from None
+    model = spec.build()
+    problems = _differences(model.state_dict(), tensors)
+    if problems:
+        raise ModelFileError(f"{weights_path}: weights do not fit {SPEC_FILE}: {problems}")
+    model.load_state_dict(tensors)
+    model.to(device).eval()
+    extra = document.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise ModelFileError(f"{spec_path}: 'extra' must be a JSON object")
+    return ModelDir(model=model, spec=spec, extra=extra, path=path)
+
+
+def _read_spec_document(spec_path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(spec_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{spec_path}: not UTF-8 text; it is not a torchann spec.json") from None
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{spec_path}: malformed JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise ModelFileError(f"{spec_path}: not a torchann model spec (format {found!r}, expected {FORMAT!r})")
+    return document
+
+
+def load(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """The model stored at ``path``, in eval mode, on ``device``."""
+    return read_model_dir(path, device=device).model

@@ -1,0 +1,480 @@
+"""fit(): train any ``nn.Module`` on tensors, arrays, a ``Dataset`` or a ``DataLoader``.
+
+The loop keeps the whole step on the device: data is moved there once, batches are slices
+(see ``batches.py``), each step's loss is written into a device tensor, and the host reads
+the losses once per epoch. That one read is also where non-finite losses are caught.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from . import distributed
+from .batches import Batch, TensorBatches
+from .choices import Loss, Precision, Scheduler, Task, parse
+from .data_tensors import as_training_tensors, check_input_width
+from .devices import resolve_device, seed_everything
+from .errors import TrainingError, UsageError
+from .history import History
+from .metrics import MetricSums
+from .optim import SCHEDULERS_PER_STEP, make_loss, make_optimizer, make_scheduler
+
+__all__ = ["fit", "EarlyStopping", "Checkpointing", "TrainingInterrupted"]
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when the monitored loss (validation loss if there is validation data) stalls."""
+
+    patience: int = 10  # epochs without improvement before stopping
+    min_delta: float = 0.0  # an improvement must beat the best loss by more than this
+    restore_best: bool = True  # put the best epoch's weights back at the end
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Write resumable training state to ``directory`` every ``every`` epochs."""
+
+    directory: str | os.PathLike
+    every: int = 1
+
+
+class TrainingInterrupted(TrainingError):
+    """Training stopped on Ctrl-C after a finished step; ``history`` holds what ran."""
+
+
+class _Progress:
+    """What ``fit`` reports while it runs; the CLI renders it, the core never prints."""
+
+    def on_train_start(self, *, epochs: int, steps_per_epoch: int, start_epoch: int) -> None: ...
+    def on_step(self, *, epoch: int, step: int) -> None: ...
+    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
+
+
+def fit(
+    model: nn.Module,
+    x: Any,
+    y: Any = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    loss: str | nn.Module = "mse",
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    clip_grad_norm: float | None = None,
+    scheduler: str | Callable[[torch.optim.Optimizer], Any] | None = None,
+    validation: tuple[Any, Any] | None = None,
+    metrics: str | Task | None = None,
+    target_std: Sequence[float] | None = None,
+    early_stopping: EarlyStopping | int | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    device: str | torch.device = "auto",
+    init_weights: Mapping[str, Any] | Sequence[Any] | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
+    checkpoint: Checkpointing | None = None,
+    resume: str | os.PathLike | None = None,
+    global_batch_size: int | None = None,
+    progress: Any = None,
+) -> History:
+    """Train ``model`` in place and return its ``History``.
+
+    Args:
+        model: any ``nn.Module``; moved to ``device`` once.
+        x, y: tensors, numpy arrays or nested lists (rows x features), or ``x`` a
+            ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` pairs (used as given; ``y`` None).
+        loss: ``mse`` | ``mae`` | ``cross_entropy`` (class indices) | ``bce`` (0/1 targets),
+            or a loss module.
+        validation: ``(x_val, y_val)``, evaluated after every epoch.
+        metrics: ``"regression"`` (mse, mae, r2) or ``"classification"`` (accuracy,
+            log_loss), computed on training and validation data each epoch.
+        target_std: per-output standard deviation of a standardised target, so that
+            regression metrics are reported in the target's own units.
+        early_stopping: ``EarlyStopping(...)`` or a patience in epochs.
+        seed: fixes initial order, dropout and every RNG; the same seed and data give the
+            same weights on CPU. ``None`` draws one and records it in ``history.info``.
+        init_weights: a state dict, or tensors in ``model.parameters()`` order, copied into
+            the model before training.
+        precision: ``fp32`` or ``bf16`` (autocast of forward and loss).
+        compile: ``torch.compile`` the model first.
+        checkpoint, resume: write resumable state every N epochs; continue from a
+            checkpoint directory (bit-identical on CPU to a run that never stopped).
+        global_batch_size: under ``torchrun``, the batch summed over all ranks
+            (default ``batch_size * world_size``).
+        progress: an object with ``on_train_start``, ``on_step``, ``on_epoch_end``.
+
+    Returns:
+        History with one record per epoch: ``epoch``, ``loss``, ``val_loss``, metrics,
+        ``lr`` and ``seconds``.
+
+    Example:
+        >>> model = torchann.mlp(2, [8], 1)
+        >>> history = torchann.fit(model, x, y, epochs=200, lr=1e-2, seed=0)
+    """
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"model must be a torch.nn.Module, got {type(model).__name__}; build one with torchann.mlp(...)")
+    precision = parse(Precision, precision, name="precision")
+    task = None if metrics is None else parse(Task, metrics, name="metrics task")
+    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+        early_stopping = EarlyStopping(patience=early_stopping)
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise UsageError(f"clip_grad_norm must be positive, got {clip_grad_norm!r}")
+
+    dev = resolve_device(device)
+    world = distributed.current_world()
+    state = ckpt.load_state(resume) if resume is not None else None
+    if state is not None:
+        seed = state["seed"]  # the data order and every RNG continue from the checkpoint
+    elif seed is None:
+        seed = world.broadcast_int(int.from_bytes(os.urandom(4), "little") >> 1, device=dev)
+    seed_everything(seed)
+
+    model.to(dev)
+    if init_weights is not None:
+        _load_init_weights(model, init_weights)
+    loss_fn = make_loss(loss) if not isinstance(loss, nn.Module) else loss
+    loss_kind = None if isinstance(loss, nn.Module) else parse(Loss, loss, name="loss")
+
+    batches, n_rows = _make_batches(
+        model, x, y, loss_kind, dev, batch_size=batch_size, shuffle=shuffle, seed=seed,
+        world=world, global_batch_size=global_batch_size,
+    )
+    val = None
+    if validation is not None:
+        vx, vy = as_training_tensors(model, validation[0], validation[1], loss_kind, what="validation data")
+        val = vx.to(dev), vy.to(dev)
+
+    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum, device=dev)
+    sched, sched_kind = make_scheduler(scheduler, opt, epochs=epochs, steps_per_epoch=len(batches), lr=lr)
+    net = world.wrap(model, dev)
+    if compile:
+        net = torch.compile(net)
+    std = None if target_std is None else torch.as_tensor(target_std, dtype=torch.float64)
+
+    history = History(info={
+        "device": str(dev), "seed": seed, "rows": n_rows, "batch_size": batch_size,
+        "steps_per_epoch": len(batches), "world_size": world.size, "precision": precision.value,
+        "torch": torch.__version__,
+    })
+    stopper = _Stopper(early_stopping)
+    start_epoch, start_step, partial = 0, 0, None
+    if state is not None:
+        start_epoch, start_step, partial = _restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
+
+    report = progress or _Progress()
+    report.on_train_start(epochs=epochs, steps_per_epoch=len(batches), start_epoch=start_epoch)
+    autocast = (
+        torch.autocast(dev.type, dtype=torch.bfloat16) if precision is Precision.BF16 else contextlib.nullcontext()
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    with _InterruptFlag() as interrupt:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            net.train()
+            sums = MetricSums(task, device=dev, target_std=std)
+            step_losses = torch.zeros(len(batches), device=dev)
+            step_rows = torch.zeros(len(batches), device=dev)
+            first = start_step if epoch == start_epoch else 0
+            if partial is not None and epoch == start_epoch:
+                step_losses.copy_(partial["losses"])
+                step_rows.copy_(partial["rows"])
+                sums.load_state(partial["metrics"])
+            step = first
+            for step, batch in enumerate(batches.epoch(epoch, start_step=first), start=first):
+                with autocast:
+                    out = net(batch.x)
+                    batch_loss = loss_fn(out, batch.y) if batch.x.shape[0] else out.sum() * 0.0
+                scaled = batch_loss * batch.loss_scale if batch.loss_scale != 1.0 else batch_loss
+                opt.zero_grad(set_to_none=True)
+                scaled.backward()
+                if clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                opt.step()
+                if sched is not None and sched_kind in SCHEDULERS_PER_STEP:
+                    sched.step()
+                step_losses[step] = batch_loss.detach()
+                step_rows[step] = batch.x.shape[0]
+                if task is not None:
+                    sums.update(out, batch.y)
+                if interrupt.requested:
+                    _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, batch_size, n_rows,
+                                  epoch, step + 1, step_losses, step_rows, sums)
+                report.on_step(epoch=epoch, step=step + 1)
+
+            # The epoch's one host sync: the losses and the metric sums.
+            totals = world.all_reduce_sum(torch.stack([(step_losses * step_rows).sum(), step_rows.sum()]))
+            epoch_loss = float(totals[0] / totals[1])
+            if not torch.isfinite(step_losses).all():
+                bad = int((~torch.isfinite(step_losses)).nonzero()[0])
+                raise _non_finite(history, epoch, bad, float(step_losses[bad]), lr, checkpoint)
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": epoch_loss}
+            record.update(_reduce_metrics(sums, world))
+            if val is not None:
+                val_loss, val_metrics = _evaluate(net, loss_fn, val, task, std, autocast)
+                record["val_loss"] = val_loss
+                record.update({f"val_{k}": v for k, v in val_metrics.items()})
+            record["lr"] = opt.param_groups[0]["lr"]
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            if sched is not None and sched_kind not in SCHEDULERS_PER_STEP:
+                if sched_kind is Scheduler.PLATEAU:
+                    sched.step(record.get("val_loss", epoch_loss))
+                else:
+                    sched.step()
+            stop = stopper.update(record, model)
+            if checkpoint is not None and ((epoch + 1) % checkpoint.every == 0 or stop or epoch + 1 == epochs):
+                _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows,
+                                 epoch + 1, 0, None)
+            report.on_epoch_end(record)
+            if stop:
+                history.info["stopped_early"] = True
+                break
+
+    stopper.finish(model, history)
+    return history
+
+
+# -- pieces of the loop ---------------------------------------------------------------------
+
+
+class _Stopper:
+    """Early-stopping state: best loss, its epoch and weights, epochs without improvement."""
+
+    def __init__(self, rule: EarlyStopping | None):
+        self.rule = rule
+        self.best = float("inf")
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def update(self, record: dict[str, Any], model: nn.Module) -> bool:
+        if self.rule is None:
+            return False
+        value = record.get("val_loss", record["loss"])
+        if value < self.best - self.rule.min_delta:
+            self.best, self.best_epoch, self.wait = value, record["epoch"], 0
+            if self.rule.restore_best:
+                self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.wait += 1
+        return self.wait >= self.rule.patience
+
+    def finish(self, model: nn.Module, history: History) -> None:
+        if self.rule is None:
+            return
+        history.info["best_epoch"] = self.best_epoch
+        if self.rule.restore_best and self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "weights": self.best_weights}
+
+    def load(self, state: dict[str, Any], device: torch.device) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        weights = state.get("weights")
+        self.best_weights = None if weights is None else {k: v.to(device) for k, v in weights.items()}
+
+
+class _InterruptFlag:
+    """While active, Ctrl-C sets ``requested`` instead of raising mid-step (main thread only)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_InterruptFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _load_init_weights(model: nn.Module, weights: Mapping[str, Any] | Sequence[Any]) -> None:
+    if isinstance(weights, Mapping):
+        named = dict(model.state_dict())
+        missing = sorted(set(named) - set(weights))
+        unexpected = sorted(set(weights) - set(named))
+        if missing or unexpected:
+            raise UsageError(f"init_weights keys do not match the model: missing {missing}, unexpected {unexpected}")
+        pairs = [(k, named[k], weights[k]) for k in named]
+    else:
+        named_params = list(model.named_parameters())
+        weights = list(weights)
+        if len(weights) != len(named_params):
+            raise UsageError(f"init_weights has {len(weights)} tensors but the model has {len(named_params)} parameters")
+        pairs = [(k, p, w) for (k, p), w in zip(named_params, weights)]
+    with torch.no_grad():
+        for name, target, value in pairs:
+            value = torch.as_tensor(value)
+            if tuple(value.shape) != tuple(target.shape):
+                raise UsageError(
+                    f"init_weights[{name!r}] has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
+                )
+            target.copy_(value)
+
+
+class _LoaderBatches:
+    """A user's ``DataLoader`` behind the same interface as ``TensorBatches``."""
+
+    def __init__(self, loader: Any, device: torch.device):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch(self, epoch: int, *, start_step: int = 0) -> Iterator[Batch]:
+        for i, item in enumerate(self.loader):
+            if i < start_step:
+                continue
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise UsageError("a DataLoader given to fit must yield (x, y) pairs")
+            xb, yb = item
+            yield Batch(xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
+
+
+def _make_batches(model, x, y, loss_kind, dev, *, batch_size, shuffle, seed, world, global_batch_size):
+    from torch.utils.data import DataLoader, Dataset
+
+    if isinstance(x, DataLoader):
+        return _LoaderBatches(x, dev), len(x.dataset)  # type: ignore[arg-type]
+    if isinstance(x, Dataset):
+        gen = torch.Generator().manual_seed(seed)
+        loader = DataLoader(x, batch_size=batch_size, shuffle=shuffle, generator=gen)
+        return _LoaderBatches(loader, dev), len(x)  # type: ignore[arg-type]
+    xt, yt = as_training_tensors(model, x, y, loss_kind, what="training data")
+    batches = TensorBatches(
+        xt.to(dev), yt.to(dev), batch_size=batch_size, shuffle=shuffle, seed=seed,
+        rank=world.rank, world_size=world.size, global_batch_size=global_batch_size,
+    )
+    return batches, xt.shape[0]
+
+
+@torch.no_grad()
+def _evaluate(net, loss_fn, data, task, std, autocast, chunk: int = 8192) -> tuple[float, dict[str, float]]:
+    """Loss and metrics over ``data`` in eval mode; the train/eval mode is restored after."""
+    was_training = net.training
+    net.eval()
+    x, y = data
+    sums = MetricSums(task, device=x.device, target_std=std)
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    try:
+        for start in range(0, x.shape[0], chunk):
+            xb, yb = x[start : start + chunk], y[start : start + chunk]
+            with autocast:
+                out = net(xb)
+                total += loss_fn(out, yb).double() * xb.shape[0]
+            sums.update(out, yb)
+    finally:
+        net.train(was_training)
+    return float(total) / max(1, x.shape[0]), sums.compute()
+
+
+def _reduce_metrics(sums: MetricSums, world: "distributed.World") -> dict[str, float]:
+    if not sums.sums:
+        return {}
+    if world.size == 1:
+        return sums.compute()
+    keys = sorted(sums.sums)
+    flat = torch.cat([sums.sums[k].reshape(-1) for k in keys])
+    flat = world.all_reduce_sum(flat)
+    out, offset = {}, 0
+    for k in keys:
+        n = sums.sums[k].numel()
+        out[k] = flat[offset : offset + n].tolist() if sums.sums[k].dim() else float(flat[offset])
+        offset += n
+    return sums.compute(out)
+
+
+def _non_finite(history, epoch, step, value, lr, checkpoint) -> TrainingError:
+    where = (
+        f"; the last good checkpoint is in {checkpoint.directory}" if checkpoint is not None else ""
+    )
+    err = TrainingError(
+        f"loss became {value} at epoch {epoch + 1}, step {step + 1}; lower the learning rate "
+        f"(now {lr:g}), scale the inputs, or clip gradients{where}"
+    )
+    err.history = history  # type: ignore[attr-defined]
+    return err
+
+
+def _state(model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch, step, partial) -> dict[str, Any]:
+    return {
+        "epoch": epoch, "step": step, "seed": seed, "batch_size": batch_size, "rows": n_rows,
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": None if sched is None else sched.state_dict(),
+        "stopper": stopper.state(), "history": history.to_dict(), "rng": ckpt.rng_state(),
+        "partial": partial,
+    }
+
+
+def _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch, step,
+                     partial) -> None:
+    if world.rank != 0:
+        return
+    state = _state(model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch, step, partial)
+    ckpt.save_state(Path(checkpoint.directory), f"epoch-{epoch:06d}-step-{step:06d}", state)
+
+
+def _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, batch_size, n_rows, epoch, step,
+                  step_losses, step_rows, sums) -> None:
+    where = ""
+    if checkpoint is not None:
+        partial = {"losses": step_losses, "rows": step_rows, "metrics": sums.state()}
+        _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch,
+                         step, partial)
+        where = f"; checkpoint written to {checkpoint.directory}, continue with --resume"
+    err = TrainingInterrupted(f"interrupted at epoch {epoch + 1}, step {step}{where}")
+    err.history = history  # type: ignore[attr-defined]
+    raise err
+
+
+def _restore(state, model, opt, sched, history, stopper, batch_size, n_rows):
+    if state["batch_size"] != batch_size or state["rows"] != n_rows:
+        raise UsageError(
+            f"the checkpoint was written with batch size {state['batch_size']} on {state['rows']} rows; "
+            f"resume with the same data and batch size (got {batch_size} and {n_rows})"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None and state.get("scheduler") is not None:
+        sched.load_state_dict(state["scheduler"])
+    device = next(model.parameters()).device
+    stopper.load(state["stopper"], device)
+    saved = History.from_dict(state["history"])
+    history.records[:] = saved.records
+    history.info["resumed_from_epoch"] = state["epoch"]
+    ckpt.set_rng_state(state["rng"])
+    partial = state.get("partial")
+    if partial is not None:
+        partial = {k: (v if k == "metrics" else v.to(device)) for k, v in partial.items()}
+    return state["epoch"], state["step"], partial
