@@ -26,6 +26,7 @@ _EXPORTS = {
     "load": "modeldir",
     "read_model_dir": "modeldir",
     "ModelDir": "modeldir",
+    "import_state_dict": "imports",
     # inspect.py
     "summary": "inspect",
     "Summary": "inspect",
