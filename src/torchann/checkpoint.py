@@ -109,6 +109,13 @@ def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     tree = flatten(state, tensors)
+    if _pointer(directory) == name or (directory / name).exists():
+        # Never delete the folder latest.json names before the pointer moves: a crash in
+        # between would leave it naming nothing. Write beside it under a fresh name.
+        n = 1
+        while _pointer(directory) == f"{name}.{n}" or (directory / f"{name}.{n}").exists():
+            n += 1
+        name = f"{name}.{n}"
     final = directory / name
     stage = directory / f".{name}.tmp"
     shutil.rmtree(stage, ignore_errors=True)
@@ -120,22 +127,50 @@ def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
     fsync_dir(stage)
-    shutil.rmtree(final, ignore_errors=True)
     stage.rename(final)
     fsync_dir(directory)
     atomic_write_text(directory / POINTER, json.dumps({"name": name}))
-    # Only now that the pointer names the new checkpoint may older ones go.
+    # Only now that the pointer names the new checkpoint may older ones go; only folders
+    # this module wrote are removed, whatever else the directory holds is left alone.
     for child in directory.iterdir():
-        if child.is_dir() and child.name != name:
+        if child.is_dir() and child.name != name and _is_checkpoint_folder(child):
             shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(f".{POINTER}.") and child.name.endswith(".tmp") and child.is_file():
+            child.unlink(missing_ok=True)  # a pointer write cut short by a killed process
     return final
+
+
+_STAGE_FILES = {"tensors.safetensors", "state.json"}
+
+
+def _is_checkpoint_folder(folder: Path) -> bool:
+    """A complete checkpoint, or a staging folder a killed process left behind."""
+    try:
+        names = {child.name for child in folder.iterdir()}
+    except OSError:
+        return False
+    if folder.name.startswith(".") and folder.name.endswith(".tmp"):
+        return names <= _STAGE_FILES
+    return names == _STAGE_FILES and _is_checkpoint_json(folder / "state.json")
+
+
+def _is_checkpoint_json(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return f'"format": "{FORMAT}"'.encode() in handle.read(64)
+    except OSError:
+        return False
 
 
 def _pointer(directory: Path) -> str | None:
     try:
-        return json.loads((directory / POINTER).read_text())["name"]
-    except (OSError, ValueError, KeyError, TypeError):
+        name = json.loads((directory / POINTER).read_text())["name"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
+    # A plain folder name inside ``directory``: a pointer must not lead elsewhere.
+    if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name:
+        return None
+    return name
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:
@@ -153,6 +188,11 @@ def load_state(directory: str | Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: no such checkpoint directory; pass the run folder given to --out")
     folder = latest_checkpoint(directory)
+    if folder is None and (directory / POINTER).exists():
+        raise ModelFileError(
+            f"{directory / POINTER}: unreadable or names no checkpoint folder; it should hold "
+            f'{{"name": "epoch-000001-step-000000"}} naming a folder beside it'
+        )
     if folder is None:
         raise ModelFileError(
             f"{directory}: no {POINTER} here, so no complete checkpoint; train with --checkpoint-every N to write one"
@@ -160,11 +200,14 @@ def load_state(directory: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads((folder / "state.json").read_text())
         tensors = load_file(str(folder / "tensors.safetensors"))
-    except (OSError, ValueError, SafetensorError) as err:
+    except (OSError, ValueError, SafetensorError, RecursionError) as err:
         raise ModelFileError(f"{folder}: checkpoint is unreadable ({err}); it may be truncated or corrupt") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{folder}/state.json: not a torchann checkpoint (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFileError(f"{folder}/state.json: not a torchann checkpoint (format {found!r}, expected {FORMAT!r})")
     try:
         return unflatten(meta["state"], tensors)
     except KeyError as err:
         raise ModelFileError(f"{folder}: tensor {err} named in state.json is missing from tensors.safetensors") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as err:
+        raise ModelFileError(f"{folder}/state.json: malformed checkpoint state ({err})") from None

@@ -111,20 +111,27 @@ def _check_matches(model: nn.Module, spec: ModelSpec) -> None:
         raise UsageError(f"the model does not match the spec it would be saved with: {problems}")
 
 
+def _names(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
 def _differences(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     parts = []
     if missing:
-        parts.append(f"missing {', '.join(missing)}")
+        parts.append(f"missing {_names(missing)}")
     if unexpected:
-        parts.append(f"unexpected {', '.join(unexpected)}")
+        parts.append(f"unexpected {_names(unexpected)}")
+    wrong = []
     for key in sorted(set(expected) & set(found)):
         e, f = expected[key], found[key]
         if tuple(e.shape) != tuple(f.shape):
-            parts.append(f"{key}: expected shape {tuple(e.shape)}, found {tuple(f.shape)}")
+            wrong.append(f"{key}: expected shape {tuple(e.shape)}, found {tuple(f.shape)}")
         elif e.dtype != f.dtype:
-            parts.append(f"{key}: expected dtype {e.dtype}, found {f.dtype}")
+            wrong.append(f"{key}: expected dtype {e.dtype}, found {f.dtype}")
+    parts += wrong[:12] + ([f"... ({len(wrong) - 12} more)"] if len(wrong) > 12 else [])
     return "; ".join(parts)
 
 
@@ -152,8 +159,15 @@ def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> M
         spec = ModelSpec.from_dict(document.get("model"), source=str(spec_path))
     except SpecError as err:
         raise ModelFileError(str(err)) from None
-    data = weights_path.read_bytes()
-    expected_sha = (document.get("weights") or {}).get("sha256")
+    weights_entry = document.get("weights") or {}
+    if not isinstance(weights_entry, dict):
+        raise ModelFileError(f"{spec_path}: 'weights' must be a JSON object like {{\"sha256\": ...}}, "
+                             f"got {type(weights_entry).__name__}")
+    try:
+        data = weights_path.read_bytes()
+    except OSError as err:
+        raise ModelFileError(f"{weights_path}: cannot read the file ({err.strerror or err})") from None
+    expected_sha = weights_entry.get("sha256")
     if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
         raise ModelFileError(
             f"{weights_path}: contents do not match the checksum in {SPEC_FILE} (truncated, corrupt, or from "
@@ -163,10 +177,14 @@ def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> M
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{weights_path}: not a readable safetensors file ({err})") from None
-    model = spec.build()
-    problems = _differences(model.state_dict(), tensors)
+    # Compare shapes on the meta device first: a spec.json whose sizes do not match the
+    # weights on disk must not make this machine allocate the network it describes.
+    with torch.device("meta"):
+        expected = spec.build().state_dict()
+    problems = _differences(expected, tensors)
     if problems:
         raise ModelFileError(f"{weights_path}: weights do not fit {SPEC_FILE}: {problems}")
+    model = spec.build()
     model.load_state_dict(tensors)
     model.to(device).eval()
     extra = document.get("extra") or {}
@@ -182,6 +200,10 @@ def _read_spec_document(spec_path: Path) -> dict[str, Any]:
         raise ModelFileError(f"{spec_path}: not UTF-8 text; it is not a torchann spec.json") from None
     except json.JSONDecodeError as err:
         raise ModelFileError(f"{spec_path}: malformed JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except RecursionError:
+        raise ModelFileError(f"{spec_path}: JSON nested too deeply; it is not a torchann spec.json") from None
+    except OSError as err:
+        raise ModelFileError(f"{spec_path}: cannot read the file ({err.strerror or err})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise ModelFileError(f"{spec_path}: not a torchann model spec (format {found!r}, expected {FORMAT!r})")

@@ -14,12 +14,15 @@ from typing import Any, Sequence
 from .choices import Activation, Norm, parse
 from .errors import SpecError
 
-__all__ = ["ModelSpec", "mlp", "MAX_PARAMETERS"]
+__all__ = ["ModelSpec", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS"]
 
 # A spec asking for more parameters than this is refused before anything is allocated:
 # 2**31 float32 parameters is 8 GiB, past what a feed-forward net on tabular data needs,
 # and past what a downloaded spec.json should be allowed to make this machine allocate.
 MAX_PARAMETERS = 2**31
+# Likewise for depth: each layer is a Python module, so a list of a million widths of 1 would
+# take minutes to build while staying under the parameter limit.
+MAX_HIDDEN_LAYERS = 1000
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class ModelSpec:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise SpecError(f"{source}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+        except RecursionError:
+            raise SpecError(f"{source}: JSON nested too deeply to be a model spec") from None
         return cls.from_dict(data, source=source)
 
 
@@ -205,6 +210,10 @@ def _as_sizes(hidden: Any) -> tuple[int, ...]:
         hidden = (hidden,)
     if isinstance(hidden, str) or not isinstance(hidden, (list, tuple)):
         raise SpecError(f"hidden must be a list of positive integers such as [8, 8], got {hidden!r}")
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        raise SpecError(
+            f"hidden lists {len(hidden):,} layers, more than the limit of {MAX_HIDDEN_LAYERS:,}; use fewer layers"
+        )
     for i, size in enumerate(hidden):
         _check_size(f"hidden[{i}]", size)
     return tuple(hidden)
