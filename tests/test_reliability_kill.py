@@ -1,0 +1,156 @@
+"""Never lose work: SIGKILL a training process at random moments, then resume.
+
+A process is forked (cheap: torch is already imported), trains with a checkpoint after
+every epoch, and is killed with SIGKILL after a random delay, or the moment a checkpoint
+write is seen in progress. After every kill ``latest.json`` must name a checkpoint that
+loads and is no older than the one seen before; the next process resumes from it. The
+chain's final weights must equal, bit for bit, those of a run that was never interrupted.
+
+Checkpoints are written every epoch on a tiny data set, so writing them is most of the
+running time and many kills land inside a write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs os.fork on Linux"),
+]
+
+EPOCHS = 30
+KILLS = 24
+SEED = 7
+
+
+def _train(ckdir: Path, result: Path) -> None:
+    """What each forked process runs: resume if a checkpoint exists, train, write the result."""
+    import torchann
+    from safetensors.torch import save_file
+    from torchann.train import Checkpointing, fit
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=gen)
+    y = x.sum(1, keepdim=True) + 0.1 * torch.randn(32, 1, generator=gen)
+    torch.manual_seed(123)
+    model = torchann.mlp(4, [64, 64], 1, dropout=0.1)
+    resume = ckdir if (ckdir / "latest.json").exists() else None
+    history = fit(model, x, y, epochs=EPOCHS, batch_size=8, lr=1e-3, seed=SEED, device="cpu",
+                  checkpoint=Checkpointing(ckdir, every=1), resume=resume)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(result))
+    (result.with_suffix(".json")).write_text(json.dumps(history.losses))
+
+
+def _fork(ckdir: Path, result: Path, log: Path) -> int:
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 0
+        try:
+            _train(ckdir, result)
+        except BaseException:  # noqa: BLE001 - report anything to the parent through the log
+            log.write_text(traceback.format_exc())
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _wait(pid: int, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.002)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("a training process did not finish in time")
+
+
+def _write_in_progress(ckdir: Path) -> bool:
+    try:
+        return any(name.endswith(".tmp") for name in os.listdir(ckdir))
+    except FileNotFoundError:
+        return False
+
+
+def _kill_when(pid: int, ckdir: Path, rng: random.Random, mode: str) -> bool:
+    """Kill ``pid`` after a random delay, or as soon as a checkpoint write shows; False if it ended first."""
+    deadline = time.monotonic() + (rng.uniform(0.002, 0.15) if mode == "delay" else 5.0)
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+        if mode == "write" and _write_in_progress(ckdir):
+            time.sleep(rng.uniform(0, 0.004))
+            break
+        time.sleep(0.0005 if mode == "write" else 0.001)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return True
+
+
+def run_kill_chain(tmp: Path, *, kills: int = KILLS, seed: int = 0) -> dict:
+    """Train to the end through ``kills`` SIGKILLs; return what was observed."""
+    from torchann.checkpoint import latest_checkpoint, load_state
+
+    rng = random.Random(seed)
+    ckdir, result, log = tmp / "ck", tmp / "chain.safetensors", tmp / "child.log"
+    seen_epoch, survived, during_write, lost = 0, 0, 0, 0
+    for i in range(kills + 50):
+        pid = _fork(ckdir, result, log)
+        if survived < kills and _kill_when(pid, ckdir, rng, "write" if i % 2 else "delay"):
+            survived += 1
+            during_write += _write_in_progress(ckdir)
+            if latest_checkpoint(ckdir) is not None:
+                state = load_state(ckdir)  # must load: JSON + safetensors, complete
+                if state["epoch"] < seen_epoch:
+                    lost += 1
+                seen_epoch = max(seen_epoch, state["epoch"])
+            continue
+        status = _wait(pid)
+        assert status == 0, log.read_text() if log.exists() else f"exit status {status}"
+        break
+    return {"kills": survived, "kills_during_write": during_write, "checkpoints_lost": lost,
+            "result": result, "losses": json.loads(result.with_suffix(".json").read_text())}
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_resumes_bit_identically(tmp_path):
+    from safetensors.torch import load_file
+
+    # The uninterrupted run, in a forked process like the others.
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    pid = _fork(ref_dir / "ck", ref_dir / "w.safetensors", ref_dir / "log")
+    assert _wait(pid) == 0, (ref_dir / "log").read_text() if (ref_dir / "log").exists() else ""
+    reference = load_file(str(ref_dir / "w.safetensors"))
+    ref_losses = json.loads((ref_dir / "w.json").read_text())
+
+    chain_dir = tmp_path / "chain"
+    chain_dir.mkdir()
+    seen = run_kill_chain(chain_dir)
+    print(f"\nkills survived: {seen['kills']}, during a checkpoint write: {seen['kills_during_write']}, "
+          f"checkpoints lost: {seen['checkpoints_lost']}")
+
+    assert seen["kills"] == KILLS
+    assert seen["kills_during_write"] >= 3  # the chain really did cut writes short
+    assert seen["checkpoints_lost"] == 0
+    final = load_file(str(seen["result"]))
+    assert final.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(final[key], reference[key]), key
+    assert seen["losses"] == ref_losses and len(ref_losses) == EPOCHS
+    # Nothing but the one checkpoint remains: partial writes were cleaned up.
+    names = sorted(os.listdir(chain_dir / "ck"))
+    assert len(names) == 2 and names[0].startswith("epoch-000030-step-000000") and names[1] == "latest.json", names
