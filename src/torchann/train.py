@@ -155,6 +155,7 @@ def fit(
         model, x, y, loss_kind, dev, batch_size=batch_size, shuffle=shuffle, seed=seed,
         world=world, global_batch_size=global_batch_size,
     )
+    _check_world_batches(world, batches, n_rows, global_batch_size)
     val = None
     if validation is not None:
         vx, vy = as_training_tensors(model, validation[0], validation[1], loss_kind, what="validation data")
@@ -169,22 +170,26 @@ def fit(
 
     history = History(info={
         "device": str(dev), "seed": seed, "rows": n_rows, "batch_size": batch_size,
-        "steps_per_epoch": len(batches), "world_size": world.size, "precision": precision.value,
+        "steps_per_epoch": len(batches), "world_size": world.size,
+        "global_batch_size": getattr(batches, "global_batch", batch_size * world.size), "precision": precision.value,
         "torch": torch.__version__,
     })
     stopper = _Stopper(early_stopping)
     start_epoch, start_step, partial = 0, 0, None
     if state is not None:
+        _check_resume_global_batch(state, history)
         start_epoch, start_step, partial = _restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
 
-    report = progress or _Progress()
+    report = (progress if world.is_main else None) or _Progress()  # only rank 0 reports
     report.on_train_start(epochs=epochs, steps_per_epoch=len(batches), start_epoch=start_epoch)
     autocast = (
         torch.autocast(dev.type, dtype=torch.bfloat16) if precision is Precision.BF16 else contextlib.nullcontext()
     )
     params = [p for p in model.parameters() if p.requires_grad]
 
-    with _InterruptFlag() as interrupt:
+    # Under torchrun, Ctrl-C reaches every rank at a different step: let torchrun stop the job
+    # and resume from the last epoch checkpoint instead.
+    with _InterruptFlag(active=not world.is_distributed) as interrupt:
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             net.train()
@@ -192,7 +197,7 @@ def fit(
             step_losses = torch.zeros(len(batches), device=dev)
             step_rows = torch.zeros(len(batches), device=dev)
             first = start_step if epoch == start_epoch else 0
-            if partial is not None and epoch == start_epoch:
+            if partial is not None and epoch == start_epoch and world.is_main:  # rank 0 holds the sums
                 step_losses.copy_(partial["losses"])
                 step_rows.copy_(partial["rows"])
                 sums.load_state(partial["metrics"])
@@ -221,13 +226,17 @@ def fit(
             # The epoch's one host sync: the losses and the metric sums.
             totals = world.all_reduce_sum(torch.stack([(step_losses * step_rows).sum(), step_rows.sum()]))
             epoch_loss = float(totals[0] / totals[1])
-            if not torch.isfinite(step_losses).all():
-                bad = int((~torch.isfinite(step_losses)).nonzero()[0])
-                raise _non_finite(history, epoch, bad, float(step_losses[bad]), lr, checkpoint)
+            if not torch.isfinite(totals).all():  # the same on every rank, so all raise together
+                bad_steps = world.all_reduce_sum((~torch.isfinite(step_losses)).float()).nonzero()
+                bad = int(bad_steps[0]) if bad_steps.numel() else len(batches) - 1
+                value = float(step_losses[bad]) if not torch.isfinite(step_losses[bad]) else epoch_loss
+                raise _non_finite(history, epoch, bad, value, lr, checkpoint)
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": epoch_loss}
             record.update(_reduce_metrics(sums, world))
             if val is not None:
-                val_loss, val_metrics = _evaluate(net, loss_fn, val, task, std, autocast)
+                world.sync_buffers(model)
+                val_loss, val_metrics = _evaluate(model if world.is_distributed else net, loss_fn, val, task, std,
+                                                  autocast, world)
                 record["val_loss"] = val_loss
                 record.update({f"val_{k}": v for k, v in val_metrics.items()})
             record["lr"] = opt.param_groups[0]["lr"]
@@ -238,7 +247,7 @@ def fit(
                     sched.step(record.get("val_loss", epoch_loss))
                 else:
                     sched.step()
-            stop = stopper.update(record, model)
+            stop = world.agree(stopper.update(record, model), device=dev)  # rank 0 decides for all
             if checkpoint is not None and ((epoch + 1) % checkpoint.every == 0 or stop or epoch + 1 == epochs):
                 _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows,
                                  epoch + 1, 0, None)
@@ -295,12 +304,13 @@ class _Stopper:
 class _InterruptFlag:
     """While active, Ctrl-C sets ``requested`` instead of raising mid-step (main thread only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, active: bool = True) -> None:
+        self.active = active
         self.requested = False
         self._previous: Any = None
 
     def __enter__(self) -> "_InterruptFlag":
-        if threading.current_thread() is threading.main_thread():
+        if self.active and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -353,6 +363,9 @@ class _LoaderBatches:
         return len(self.loader)
 
     def epoch(self, epoch: int, *, start_step: int = 0) -> Iterator[Batch]:
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # a DistributedSampler: a new shuffled shard per epoch
+            sampler.set_epoch(epoch)
         for i, item in enumerate(self.loader):
             if i < start_step:
                 continue
@@ -368,8 +381,15 @@ def _make_batches(model, x, y, loss_kind, dev, *, batch_size, shuffle, seed, wor
     if isinstance(x, DataLoader):
         return _LoaderBatches(x, dev), len(x.dataset)  # type: ignore[arg-type]
     if isinstance(x, Dataset):
-        gen = torch.Generator().manual_seed(seed)
-        loader = DataLoader(x, batch_size=batch_size, shuffle=shuffle, generator=gen)
+        if world.is_distributed:
+            from torch.utils.data.distributed import DistributedSampler
+
+            # Pads each rank's share to the same length, so every rank takes the same steps.
+            sampler = DistributedSampler(x, num_replicas=world.size, rank=world.rank, shuffle=shuffle, seed=seed)
+            loader = DataLoader(x, batch_size=batch_size, sampler=sampler)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            loader = DataLoader(x, batch_size=batch_size, shuffle=shuffle, generator=gen)
         return _LoaderBatches(loader, dev), len(x)  # type: ignore[arg-type]
     xt, yt = as_training_tensors(model, x, y, loss_kind, what="training data")
     batches = TensorBatches(
@@ -380,11 +400,19 @@ def _make_batches(model, x, y, loss_kind, dev, *, batch_size, shuffle, seed, wor
 
 
 @torch.no_grad()
-def _evaluate(net, loss_fn, data, task, std, autocast, chunk: int = 8192) -> tuple[float, dict[str, float]]:
-    """Loss and metrics over ``data`` in eval mode; the train/eval mode is restored after."""
+def _evaluate(net, loss_fn, data, task, std, autocast, world=None, chunk: int = 8192) -> tuple[float, dict[str, float]]:
+    """Loss and metrics over ``data`` in eval mode; the train/eval mode is restored after.
+
+    Under torchrun each rank evaluates its shard and the sums are all-reduced, so every rank
+    gets the same numbers (and takes the same early-stopping decision).
+    """
     was_training = net.training
     net.eval()
     x, y = data
+    rows = x.shape[0]
+    sharded = world is not None and world.is_distributed and rows >= world.size
+    if sharded:
+        x, y = world.shard(x), world.shard(y)
     sums = MetricSums(task, device=x.device, target_std=std)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     try:
@@ -396,7 +424,35 @@ def _evaluate(net, loss_fn, data, task, std, autocast, chunk: int = 8192) -> tup
             sums.update(out, yb)
     finally:
         net.train(was_training)
-    return float(total) / max(1, x.shape[0]), sums.compute()
+    if sharded:
+        return float(world.all_reduce_sum(total)) / rows, _reduce_metrics(sums, world)
+    return float(total) / max(1, rows), sums.compute()
+
+
+def _check_world_batches(world, batches, n_rows, global_batch_size) -> None:
+    if global_batch_size is not None:
+        _check_positive_int("global_batch_size", global_batch_size)
+    if not world.is_distributed or not isinstance(batches, TensorBatches):
+        return
+    # Every rank needs rows in each epoch, or its metric sums would skip the all-reduce.
+    if batches.global_batch < world.size:
+        raise UsageError(
+            f"the global batch of {batches.global_batch} rows is smaller than the {world.size} processes; "
+            f"use a global batch of at least {world.size}"
+        )
+    if n_rows < world.size:
+        raise UsageError(f"{n_rows} training rows cannot be shared by {world.size} processes; use fewer processes")
+
+
+def _check_resume_global_batch(state, history) -> None:
+    saved = state.get("history", {}).get("info", {}).get("global_batch_size")
+    now = history.info["global_batch_size"]
+    if saved is not None and saved != now:
+        world = state["history"]["info"].get("world_size", 1)
+        raise UsageError(
+            f"the checkpoint was written with a global batch of {saved} rows ({world} process(es)), this run has "
+            f"{now}; resume with the same global batch (--global-batch-size {saved})"
+        )
 
 
 def _reduce_metrics(sums: MetricSums, world: "distributed.World") -> dict[str, float]:
