@@ -1,0 +1,80 @@
+"""The command line: exit codes, stdout/stderr split, files written, through CliRunner and a real process."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from torchann.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_in_a_subprocess_writes_the_four_files(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torchann", "demo", "--out", str(out), "--quiet", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["history.jsonl", "loss.png", "spec.json", "weights.safetensors"]
+    result = json.loads(proc.stdout)
+    first = result["predictions"][0]
+    assert first["a"] == 10 and abs(first["predicted"] - 21) < 0.5
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((out / "history.jsonl").read_text().splitlines()) == 500
+
+
+def test_train_then_predict_a_csv(tmp_path):
+    data = tmp_path / "add.csv"
+    rows = [(a, b, a + b) for a in range(0, 10) for b in range(0, 10, 3)]
+    data.write_text("a,b,noise,sum\n" + "".join(f"{a},{b},7,{s}\n" for a, b, s in rows))
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--target", "sum", "--features", "a,b", "--hidden", "16",
+                                 "--epochs", "150", "--batch-size", "8", "--lr", "0.01", "--seed", "0",
+                                 "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {"spec.json", "weights.safetensors", "history.jsonl", "loss.png"} <= {p.name for p in out.iterdir()}
+    query = tmp_path / "q.csv"
+    query.write_text("b,a,extra\n4,3,x\n6,5,y\n")  # other order, extra column: picked by name
+    result = runner.invoke(app, ["predict", str(out), "--data", str(query)])
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(table[0]) == ["sum"]
+    assert abs(float(table[0]["sum"]) - 7) < 0.5 and abs(float(table[1]["sum"]) - 11) < 0.5
+
+
+def test_predict_input_rows_and_out_file(tmp_path):
+    runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--quiet"])
+    out = tmp_path / "p.csv"
+    result = runner.invoke(app, ["predict", str(tmp_path / "d"), "--input", "10,11", "--out", str(out)])
+    assert result.exit_code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "sum" and abs(float(lines[1]) - 21) < 0.5
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    result = runner.invoke(app, ["predict", str(tmp_path / "nope"), "--input", "1,2"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "no such model directory" in result.output
+    assert "Traceback" not in result.output
+    runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--quiet"])
+    result = runner.invoke(app, ["predict", str(tmp_path / "d"), "--input", "1,2,3"])
+    assert result.exit_code == 2 and "need 2 values" in result.output
+    result = runner.invoke(app, ["train", "add", "--optimizer", "adamm", "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 2 and "Did you mean 'adam'?" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_lists_every_command_and_does_not_import_torch():
+    code = "import sys; from torchann.cli import main; main(['--help']) ; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    for command in ("demo", "train", "predict", "summary", "inspect", "bench"):
+        assert command in proc.stdout
+    assert proc.stdout.strip().endswith("False")
