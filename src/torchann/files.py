@@ -13,7 +13,16 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import UsageError
+
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir", "fsync_dir"]
+
+
+def _cannot_write(final: Path, err: OSError) -> UsageError:
+    blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return UsageError(f"cannot write {final}: {blocker} is a file, not a folder; choose another place")
+    return UsageError(f"cannot write {final}: {err.strerror or err}; choose another place")
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -37,8 +46,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``path`` is left as it was.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    if final.is_dir():
+        raise UsageError(f"{final} is a folder; give a file name to write to")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as err:
+        raise _cannot_write(final, err) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -72,8 +86,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     On an exception the staging directory is removed and ``path`` is untouched.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    if final.exists() and not final.is_dir():
+        raise UsageError(f"{final} exists and is not a folder; choose another place to write to")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    except OSError as err:
+        raise _cannot_write(final, err) from None
     try:
         yield stage
         fsync_dir(stage)

@@ -234,14 +234,15 @@ def map_state_dict(state: "OrderedDict[str, torch.Tensor]", model: nn.Module, *,
                 problems.append(f"unexpected {src_key} {_shape(src_leaves[leaf])}")
             elif tuple(src_leaves[leaf].shape) != tuple(dst_leaves[leaf].shape):
                 problems.append(
-                    f"{src_key} -> {dst_key}: expected shape {_shape(dst_leaves[leaf])}, found {_shape(src_leaves[leaf])}"
+                    f"{_arrow(src_key, dst_key)}: expected shape {_shape(dst_leaves[leaf])}, "
+                    f"found {_shape(src_leaves[leaf])}"
                 )
             else:
                 mapping[src_key] = dst_key
     for src_key, dst_key in mapping.items():
         found, expected = state[src_key], target[dst_key]
         if found.is_floating_point() != expected.is_floating_point():
-            problems.append(f"{src_key} -> {dst_key}: expected dtype {expected.dtype}, found {found.dtype}")
+            problems.append(f"{_arrow(src_key, dst_key)}: expected dtype {expected.dtype}, found {found.dtype}")
     if problems:
         sizes = getattr(getattr(model, "spec", None), "sizes", None)
         what = "the spec " + "-".join(map(str, sizes)) if sizes else "the model"
@@ -250,6 +251,10 @@ def map_state_dict(state: "OrderedDict[str, torch.Tensor]", model: nn.Module, *,
         (dst, state[src].detach().to(target[dst].dtype).clone()) for src, dst in mapping.items()
     )
     return renamed, mapping
+
+
+def _arrow(src_key: str, dst_key: str) -> str:
+    return src_key if src_key == dst_key else f"{src_key} -> {dst_key}"
 
 
 def _join(module: str, leaf: str) -> str:
