@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+
+# The suite's models are tiny: one thread per process avoids thread hand-offs that cost more
+# than the work, and keeps parallel test processes from fighting over the two cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest

@@ -36,7 +36,7 @@ def test_train_then_predict_a_csv(tmp_path):
     rows = [(a, b, a + b) for a in range(0, 10) for b in range(0, 10, 3)]
     data.write_text("a,b,noise,sum\n" + "".join(f"{a},{b},7,{s}\n" for a, b, s in rows))
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(data), "--target", "sum", "--features", "a,b", "--hidden", "16",
+    result = runner.invoke(app, ["train", str(data), "--target", "sum", "--features", "a,b", "--task", "regression", "--hidden", "16",
                                  "--epochs", "150", "--batch-size", "8", "--lr", "0.01", "--seed", "0",
                                  "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output

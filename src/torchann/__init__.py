@@ -16,11 +16,11 @@ _EXPORTS = {
     # spec.py
     "ModelSpec": "spec",
     "mlp": "spec",
-    # train.py / history.py / predict.py
+    # train.py / history.py / inference.py
     "fit": "train",
     "EarlyStopping": "train",
     "History": "history",
-    "predict": "predict",
+    "predict": "inference",
     # modeldir.py / checkpoint.py
     "save": "modeldir",
     "load": "modeldir",
@@ -72,6 +72,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .errors import DataError, ModelFileError, SpecError, TorchannError, TrainingError, UsageError
     from .history import History
     from .modeldir import ModelDir, load, read_model_dir, save
-    from .predict import predict
+    from .inference import predict
     from .spec import ModelSpec, mlp
     from .train import EarlyStopping, fit

@@ -20,7 +20,7 @@ from .data import Table
 from .errors import UsageError
 from .history import History
 from .modeldir import read_model_dir, save
-from .predict import predict
+from .inference import predict
 from .preprocess import Preprocessor, infer_task
 from .spec import ModelSpec
 from .splits import split_indices

@@ -55,7 +55,7 @@ def demo_cmd(
     """Train the tutorial's 2-8-1 ReLU network to add two numbers, save it, and predict unseen pairs."""
     from ..inspect import summary
     from ..plots import loss_curve_png
-    from ..predict import predict
+    from ..inference import predict
     from ..spec import ModelSpec
     from ..modeldir import save
     from .progress import RichProgress

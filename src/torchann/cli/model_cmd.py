@@ -54,6 +54,7 @@ def _split_names(text: Optional[str]) -> Optional[list[str]]:
 
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     data: Annotated[Optional[str], typer.Argument(
         help="CSV/TSV/Parquet/.npy/.npz file, or a built-in dataset such as add, moons, sklearn:iris.",
         show_default=False)] = None,
@@ -86,6 +87,7 @@ def train_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write. [default: runs/train]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON on stdout.")] = False,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", min=1, help="Data-parallel over N processes on this machine (one per GPU), started through torch.distributed.run; leave out under torchrun.")] = None,
 ) -> None:
     """Train a network on a table and write a run folder (model, history.jsonl, loss.png)."""
     given = {
@@ -100,7 +102,12 @@ def train_cmd(
         "out": None if out is None else str(out),
     }
     args = _merge_args(given, resume)
-    run_training(args, resume=resume, quiet=quiet, as_json=as_json)
+    from .. import distributed
+
+    if distributed.should_launch(nproc):  # start N workers that run this same command line
+        raise typer.Exit(distributed.launch_local(nproc, distributed.relaunch_argv(ctx)))
+    with distributed.session(device=args.device) as world:  # joins a torchrun job, if any
+        run_training(args, resume=resume, quiet=quiet or not world.is_main, as_json=as_json, main=world.is_main)
 
 
 def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> TrainArgs:
@@ -120,7 +127,8 @@ def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> TrainArgs:
     return TrainArgs(**{k: v for k, v in merged.items() if k in known})
 
 
-def run_training(args: TrainArgs, *, resume: Optional[Path], quiet: bool, as_json: bool) -> None:
+def run_training(args: TrainArgs, *, resume: Optional[Path], quiet: bool, as_json: bool, main: bool = True) -> None:
+    """Train and write the run folder; ``main`` False (ranks other than 0) trains and writes nothing."""
     from ..data import load_table
     from ..errors import TrainingError
     from ..files import atomic_write_text
@@ -156,10 +164,12 @@ def run_training(args: TrainArgs, *, resume: Optional[Path], quiet: bool, as_jso
             )
         except TrainingError as err:
             history = getattr(err, "history", None)
-            if history is not None and len(history) and out.is_dir():
+            if main and history is not None and len(history) and out.is_dir():
                 atomic_write_text(out / "history.jsonl", history.to_jsonl())
             raise
     history = trained.history
+    if not main:
+        return
     trained.save(out, files={"history.jsonl": history.to_jsonl(), "loss.png": loss_curve_png(history)})
     final = history.records[-1]
     if as_json:
@@ -205,7 +215,7 @@ def predict_columns(model_dir: Path, *, rows: Optional[list[str]], data: Optiona
     from ..data import Table, load_table
     from ..errors import UsageError
     from ..modeldir import read_model_dir
-    from ..predict import predict
+    from ..inference import predict
     from ..preprocess import Preprocessor
 
     loaded = read_model_dir(model_dir)
