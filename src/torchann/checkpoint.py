@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelFileError
+from .errors import ModelFileError, UsageError
 from .files import atomic_write_text, fsync_dir
 
 __all__ = ["save_state", "load_state", "latest_checkpoint", "rng_state", "set_rng_state", "flatten", "unflatten"]
@@ -106,7 +106,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
     """Write ``state`` as checkpoint ``name`` inside ``directory`` and point ``latest.json`` at it."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"checkpoint directory {directory} is a file; give a folder for checkpoints")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create checkpoint directory {directory}: {err.strerror or err}") from None
     tensors: dict[str, torch.Tensor] = {}
     tree = flatten(state, tensors)
     if _pointer(directory) == name or (directory / name).exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def _differences(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
 
 def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> ModelDir:
     """Read and check a model directory; every problem is a one-line ``ModelFileError``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"expected the path of a model directory, got {type(path).__name__}")
     path = Path(path)
     if path.is_file():
         if path.name in (SPEC_FILE, WEIGHTS_FILE):

@@ -133,6 +133,10 @@ def mlp(
         >>> model = torchann.mlp(2, [8], 1)                      # 2-8-1 ReLU
         >>> model = torchann.mlp(30, [64, 32], 2, dropout=0.1, norm="batch")
     """
+    known = {f.name for f in fields(ModelSpec)} - {"in_features", "hidden", "out_features"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SpecError(f"unknown option(s) {', '.join(unknown)} for mlp(); valid options: {', '.join(sorted(known))}")
     return ModelSpec(in_features, hidden, out_features, **options).build()
 
 
