@@ -172,7 +172,7 @@ def fit(
         "device": str(dev), "seed": seed, "rows": n_rows, "batch_size": batch_size,
         "steps_per_epoch": len(batches), "world_size": world.size,
         "global_batch_size": getattr(batches, "global_batch", batch_size * world.size), "precision": precision.value,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str, not TorchVersion
     })
     stopper = _Stopper(early_stopping)
     start_epoch, start_step, partial = 0, 0, None
