@@ -23,7 +23,7 @@ from torch import nn
 
 from . import __version__
 from .errors import ModelFileError, SpecError, UsageError
-from .files import atomic_dir, atomic_write_bytes, atomic_write_text
+from .files import atomic_dir, atomic_write_bytes, atomic_write_text, fsync_dir
 from .spec import ModelSpec
 
 __all__ = ["save", "load", "read_model_dir", "ModelDir", "SPEC_FILE", "WEIGHTS_FILE", "FORMAT"]
@@ -31,6 +31,7 @@ __all__ = ["save", "load", "read_model_dir", "ModelDir", "SPEC_FILE", "WEIGHTS_F
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT = "torchann.model/1"
+PREVIOUS_WEIGHTS = ".weights.safetensors.previous"  # see _keep_previous_weights
 PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".bin", ".ckpt")
 
 
@@ -88,13 +89,53 @@ def save(
         raise UsageError(f"{path} exists and is not a directory; choose another --out")
     payload = {WEIGHTS_FILE: weights, **(files or {}), SPEC_FILE: spec_text}
     if path.exists():
+        _keep_previous_weights(path)
         for name, data in payload.items():  # spec.json last: it vouches for the weights
             _write(path / name, data)
+        (path / PREVIOUS_WEIGHTS).unlink(missing_ok=True)
     else:
         with atomic_dir(path) as stage:
             for name, data in payload.items():
                 _write(stage / name, data)
     return path
+
+
+def _keep_previous_weights(path: Path) -> None:
+    """Keep the weights the current ``spec.json`` vouches for until the new ``spec.json`` is in place.
+
+    Files in an existing directory are replaced one by one; a process killed between the new
+    weights and the new ``spec.json`` would leave a pair that does not match. The weights that
+    do match the old ``spec.json`` stay beside them as ``PREVIOUS_WEIGHTS``, and loading falls
+    back to them, so a reader always finds the old model or the new one.
+    """
+    expected = _vouched_sha(path / SPEC_FILE)
+    previous = path / PREVIOUS_WEIGHTS
+    if expected is None or _sha_of(previous) == expected:  # an earlier save was cut short: keep that copy
+        return
+    current = path / WEIGHTS_FILE
+    if _sha_of(current) != expected:
+        return
+    previous.unlink(missing_ok=True)
+    try:
+        os.link(current, previous)
+    except OSError:  # a file system without hard links
+        atomic_write_bytes(previous, current.read_bytes())
+    fsync_dir(path)
+
+
+def _vouched_sha(spec_path: Path) -> str | None:
+    try:
+        sha = json.loads(spec_path.read_text(encoding="utf-8"))["weights"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return sha if isinstance(sha, str) else None
+
+
+def _sha_of(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _write(path: Path, data: bytes | str) -> None:
@@ -171,6 +212,12 @@ def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> M
     except OSError as err:
         raise ModelFileError(f"{weights_path}: cannot read the file ({err.strerror or err})") from None
     expected_sha = weights_entry.get("sha256")
+    if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
+        # A save into this directory may have been cut short after the new weights and
+        # before the new spec.json: the weights this spec.json vouches for are kept aside.
+        previous = path / PREVIOUS_WEIGHTS
+        if previous.is_file() and _sha_of(previous) == expected_sha:
+            data = previous.read_bytes()
     if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
         raise ModelFileError(
             f"{weights_path}: contents do not match the checksum in {SPEC_FILE} (truncated, corrupt, or from "
