@@ -10,7 +10,7 @@ from torch import nn
 from .choices import Loss, Optimizer, Scheduler, parse
 from .errors import UsageError
 
-__all__ = ["make_optimizer", "make_loss", "make_scheduler", "SCHEDULERS_PER_STEP"]
+__all__ = ["make_optimizer", "make_loss", "make_scheduler", "SCHEDULERS_PER_STEP", "DirectStep"]
 
 
 def make_optimizer(
@@ -76,3 +76,98 @@ def make_scheduler(
     if kind is Scheduler.PLATEAU:
         return sched.ReduceLROnPlateau(optimizer, factor=0.5, patience=5), kind
     return sched.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch)), kind
+
+
+class DirectStep:
+    """``optimizer.step()`` for torchann's fused SGD / Adam / AdamW, without the bookkeeping.
+
+    ``Optimizer.step`` rebuilds its lists of parameters, gradients and state, groups them by
+    device and checks hooks on every call: tens of microseconds, as long as the whole step of a
+    small network. After one ordinary ``step()`` (which creates the state), this calls the same
+    fused kernel with lists built once and the group's current hyper-parameters, so schedules,
+    checkpoints (``state_dict``) and the numbers stay exactly those of ``step()``. Anything it
+    does not know (several groups, hooks, AMSGrad on a device without it, a gradient missing)
+    goes through ``step()``.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.opt = optimizer
+        self.params: list[torch.Tensor] = list(optimizer.param_groups[0]["params"])
+        self._state: tuple[list[torch.Tensor], ...] | None = None
+        self._kernel = _direct_kernel(optimizer)
+
+    def __call__(self, grads: list[torch.Tensor] | None = None) -> None:
+        """One step from ``grads`` (in parameter order; default: each parameter's ``.grad``)."""
+        if grads is None:
+            grads = [p.grad for p in self.params]
+        if self._kernel is None or self._state is None or any(g is None for g in grads):
+            self._slow_step(grads)
+            return
+        self._kernel(self.opt.param_groups[0], self.params, grads, *self._state)
+
+    def _slow_step(self, grads: list[torch.Tensor]) -> None:
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        self.opt.step()
+        if self._kernel is not None:
+            self._state = _state_lists(self.opt, self.params)
+
+
+def _direct_kernel(opt: torch.optim.Optimizer) -> Callable[..., None] | None:
+    from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+    if len(opt.param_groups) != 1 or not opt.param_groups[0].get("fused"):
+        return None
+    if opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
+        return None
+    if _global_optimizer_pre_hooks or _global_optimizer_post_hooks:
+        return None
+    if getattr(opt, "grad_scale", None) is not None or getattr(opt, "found_inf", None) is not None:
+        return None
+    group = opt.param_groups[0]
+    if group.get("differentiable") or isinstance(group["lr"], torch.Tensor):
+        return None
+    if type(opt) is torch.optim.Adam or (type(opt) is torch.optim.AdamW and "decoupled_weight_decay" in group):
+        return _adam_step if hasattr(torch, "_fused_adam_") else None
+    if type(opt) is torch.optim.SGD and hasattr(torch, "_fused_sgd_"):
+        return _sgd_step
+    return None
+
+
+def _state_lists(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], ...] | None:
+    """The state tensors the kernel updates in place, in parameter order (None if incomplete)."""
+    states = [opt.state.get(p, {}) for p in params]
+    group = opt.param_groups[0]
+    if isinstance(opt, torch.optim.Adam):
+        keys = ["exp_avg", "exp_avg_sq", "step"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
+    elif group["momentum"] != 0:
+        keys = ["momentum_buffer"]
+    else:
+        return ([],)
+    if not all(isinstance(s.get(k), torch.Tensor) for s in states for k in keys):
+        return None
+    return tuple([s[k] for s in states] for k in keys)
+
+
+def _adam_step(group, params, grads, exp_avgs, exp_avg_sqs, steps, max_exp_avg_sqs=()) -> None:
+    # What torch.optim.adam._fused_adam does for one device and dtype.
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group["betas"]
+    decoupled = group.get("decoupled_weight_decay", False)
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    kernel(
+        params, grads, exp_avgs, exp_avg_sqs, list(max_exp_avg_sqs), steps,
+        amsgrad=group["amsgrad"], lr=group["lr"], beta1=beta1, beta2=beta2,
+        weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+        grad_scale=None, found_inf=None,
+    )
+
+
+def _sgd_step(group, params, grads, momentum_buffers) -> None:
+    # What torch.optim.sgd._fused_sgd does for one device and dtype after the first step.
+    torch._fused_sgd_(
+        params, grads, momentum_buffers,
+        weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+        dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
+        is_first_step=False, grad_scale=None, found_inf=None,
+    )

@@ -29,6 +29,7 @@ from .errors import TrainingError, UsageError
 from .history import History
 from .metrics import MetricSums
 from .optim import SCHEDULERS_PER_STEP, make_loss, make_optimizer, make_scheduler
+from .steps import StepLosses, make_train_step
 
 __all__ = ["fit", "EarlyStopping", "Checkpointing", "TrainingInterrupted"]
 
@@ -185,7 +186,8 @@ def fit(
     autocast = (
         torch.autocast(dev.type, dtype=torch.bfloat16) if precision is Precision.BF16 else contextlib.nullcontext()
     )
-    params = [p for p in model.parameters() if p.requires_grad]
+    train_step = make_train_step(net, model, loss_fn, opt, autocast=autocast, bf16=precision is Precision.BF16,
+                                 clip_grad_norm=clip_grad_norm)
 
     # Under torchrun, Ctrl-C reaches every rank at a different step: let torchrun stop the job
     # and resume from the last epoch checkpoint instead.
@@ -202,28 +204,22 @@ def fit(
                 step_rows.copy_(partial["rows"])
                 sums.load_state(partial["metrics"])
             step = first
+            log = StepLosses(step_losses, step_rows, first)  # filled in blocks: no per-step kernel
             for step, batch in enumerate(batches.epoch(epoch, start_step=first), start=first):
-                with autocast:
-                    out = net(batch.x)
-                    batch_loss = loss_fn(out, batch.y) if batch.x.shape[0] else out.sum() * 0.0
-                scaled = batch_loss * batch.loss_scale if batch.loss_scale != 1.0 else batch_loss
-                opt.zero_grad(set_to_none=True)
-                scaled.backward()
-                if clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                opt.step()
+                batch_loss, out = train_step(batch.x, batch.y, batch.loss_scale)
                 if sched is not None and sched_kind in SCHEDULERS_PER_STEP:
                     sched.step()
-                step_losses[step] = batch_loss.detach()
-                step_rows[step] = batch.x.shape[0]
+                log.add(batch_loss, batch.x.shape[0])
                 if task is not None:
                     sums.update(out, batch.y)
                 if interrupt.requested:
+                    log.flush()
                     _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, batch_size, n_rows,
                                   epoch, step + 1, step_losses, step_rows, sums)
                 report.on_step(epoch=epoch, step=step + 1)
 
             # The epoch's one host sync: the losses and the metric sums.
+            log.flush()
             totals = world.all_reduce_sum(torch.stack([(step_losses * step_rows).sum(), step_rows.sum()]))
             epoch_loss = float(totals[0] / totals[1])
             if not torch.isfinite(totals).all():  # the same on every rank, so all raise together
