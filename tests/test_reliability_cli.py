@@ -43,13 +43,12 @@ def test_ctrl_c_and_sigkill_then_resume_match_an_undisturbed_run(tmp_path):
     ref, interrupted, killed = tmp_path / "ref", tmp_path / "int", tmp_path / "kill"
 
     reference = subprocess.Popen(_train(data, ref, 1000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ctrl_c = subprocess.Popen(_train(data, interrupted, 1000), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ctrl_c = subprocess.Popen(_train(data, interrupted, 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     kill = subprocess.Popen(_train(data, killed, 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # args.json is written once every input check has passed and training starts;
-        # latest.json once the first checkpoint is complete.
-        signals = {ctrl_c: (interrupted / "checkpoint" / "args.json", signal.SIGINT),
+        # latest.json appears once the first epoch's checkpoint is complete: training is running.
+        signals = {ctrl_c: (interrupted / "checkpoint" / "latest.json", signal.SIGINT),
                    kill: (killed / "checkpoint" / "latest.json", signal.SIGKILL)}
         deadline = time.monotonic() + 120
         while signals:
