@@ -321,6 +321,19 @@ def test_cli_stopped_then_resumed_ends_with_the_uninterrupted_weights(tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.parametrize("scheduler", ["cosine", "step", "one_cycle"])
+def test_resuming_a_schedule_with_other_epochs_is_refused_and_changes_nothing(tmp_path, scheduler):
+    # These schedules are built for the run's total epochs; a resumed run with another total
+    # would follow the old curve (one_cycle would fail past its last step).
+    _train_cli(tmp_path, tmp_path / "part", "--epochs", "3", "--scheduler", scheduler, "--checkpoint-every", "1")
+    before = {p: p.read_bytes() for p in (tmp_path / "part").rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "part"), "--epochs", "6", "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the checkpoint's learning-rate schedule has ")
+    assert "resume with the same epochs (--epochs)" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert {p: p.read_bytes() for p in (tmp_path / "part").rglob("*") if p.is_file()} == before
+
+
 def test_seeded_runs_are_reproducible(tmp_path):
     a = _train_cli(tmp_path, tmp_path / "a", "--epochs", "3", "--seed", "11")
     b = _train_cli(tmp_path, tmp_path / "b", "--epochs", "3", "--seed", "11")

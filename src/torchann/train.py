@@ -510,6 +510,18 @@ def _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, 
     raise err
 
 
+def _check_same_schedule(saved: dict[str, Any], fresh: dict[str, Any]) -> None:
+    """A schedule built for another number of epochs would continue the old curve (or, for
+    one_cycle, fail past its last step): refuse it before anything changes."""
+    for key in ("T_max", "step_size", "total_steps"):
+        if key in saved and key in fresh and saved[key] != fresh[key]:
+            raise UsageError(
+                f"the checkpoint's learning-rate schedule has {key}={saved[key]} but this run's has {fresh[key]}; "
+                f"the schedule follows the total number of epochs, so resume with the same epochs (--epochs) as the "
+                f"run that wrote the checkpoint (to extend a run, train without a schedule or with plateau)"
+            )
+
+
 def _restore(state, model, opt, sched, history, stopper, batch_size, n_rows):
     if state["batch_size"] != batch_size or state["rows"] != n_rows:
         raise UsageError(
@@ -519,6 +531,7 @@ def _restore(state, model, opt, sched, history, stopper, batch_size, n_rows):
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     if sched is not None and state.get("scheduler") is not None:
+        _check_same_schedule(state["scheduler"], sched.state_dict())
         sched.load_state_dict(state["scheduler"])
     device = next(model.parameters()).device
     stopper.load(state["stopper"], device)
