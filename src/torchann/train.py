@@ -528,10 +528,11 @@ def _restore(state, model, opt, sched, history, stopper, batch_size, n_rows):
             f"the checkpoint was written with batch size {state['batch_size']} on {state['rows']} rows; "
             f"resume with the same data and batch size (got {batch_size} and {n_rows})"
         )
+    if sched is not None and state.get("scheduler") is not None:
+        _check_same_schedule(state["scheduler"], sched.state_dict())
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     if sched is not None and state.get("scheduler") is not None:
-        _check_same_schedule(state["scheduler"], sched.state_dict())
         sched.load_state_dict(state["scheduler"])
     device = next(model.parameters()).device
     stopper.load(state["stopper"], device)
