@@ -278,6 +278,12 @@ def test_bad_rows_at_predict_fail_in_one_line_and_write_nothing(tmp_path, colour
     assert _listing(tmp_path) == before
 
 
+def test_proba_on_a_regression_model_is_refused(colour_model):
+    result = _invoke("predict", colour_model, "--input", "3,red", "--proba")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: --proba needs a classifier") and "price" in result.stderr
+
+
 @pytest.mark.parametrize("row", ["3", "3,red,1"])
 def test_wrong_feature_count_at_predict(colour_model, row):
     result = _invoke("predict", colour_model, "--input", row)

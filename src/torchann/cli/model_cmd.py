@@ -225,6 +225,9 @@ def predict_columns(model_dir: Path, *, rows: Optional[list[str]], data: Optiona
                                        [f"output{i}" for i in range(loaded.spec.out_features)])
     record = extra.get("preprocessor")
     pre = Preprocessor.from_dict(record) if record is not None else None
+    if proba and (pre is None or pre.task.value != "classification"):
+        raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(targets)} as numbers "
+                         f"(regression); leave out --proba")
     if rows is not None:
         values = [parse_floats(r, option="--input") for r in rows] if pre is None else [
             [v.strip() for v in r.split(",")] for r in rows]
