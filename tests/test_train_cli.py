@@ -232,7 +232,8 @@ BAD_TABLES = {
     "empty file": ("", "y", "the file is empty"),
     "header only": ("a,b,y\n", "y", "has columns (a, b, y) but no data rows"),
     "ragged rows": ("a,b,y\n1,2,3\n4,5\n", "y", "row 2 (line 3) has 2 fields but the header has 3 columns"),
-    "text in a numeric column": ("a,b,y\n1,2,3\n4,five,6\n7,8,9\n", "y", "column 'b' holds numbers, but row 2 holds 'five'"),
+    "text in a numeric column": ("a,b,y\n1,2,3\n4,five,6\n7,8,9\n", "y",
+                                 "column 'b' holds numbers, but row 2 holds 'five'"),
     "unknown target column": ("a,b,y\n1,2,3\n4,5,6\n", "price", "no target column 'price' (--target)"),
 }
 
@@ -264,7 +265,8 @@ def colour_model(tmp_path):
 
 
 @pytest.mark.parametrize("rows, fragment", [
-    ("size,colour\n3,purple\n", "column 'colour' row 1 holds 'purple', an unknown category; known: 'blue', 'green', 'red'"),
+    ("size,colour\n3,purple\n",
+     "column 'colour' row 1 holds 'purple', an unknown category; known: 'blue', 'green', 'red'"),
     ("size\n3\n", "missing feature column(s) colour that the model was trained on"),
     ("size,colour\n3,red\n4\n", "row 2 (line 3) has 1 fields but the header has 2 columns"),
 ])

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import torchann
 from torchann.cli import app
-from torchann.data import Table, load_table
+from torchann.data import Table
 from torchann.splits import split_indices
 from torchann.tabular import fit_table
 from torchann.train import Checkpointing
