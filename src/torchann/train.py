@@ -30,6 +30,7 @@ from .history import History
 from .metrics import MetricSums
 from .optim import SCHEDULERS_PER_STEP, make_loss, make_optimizer, make_scheduler
 from .steps import StepLosses, make_train_step
+from .streaming import StreamingBatches
 
 __all__ = ["fit", "EarlyStopping", "Checkpointing", "TrainingInterrupted"]
 
@@ -97,7 +98,9 @@ def fit(
     Args:
         model: any ``nn.Module``; moved to ``device`` once.
         x, y: tensors, numpy arrays or nested lists (rows x features), or ``x`` a
-            ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` pairs (used as given; ``y`` None).
+            ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` pairs (used as given; ``y`` None),
+            or ``x`` a ``torchann.streaming`` source (``NpyBatches``, ``ParquetBatches``) for
+            files larger than memory (``batch_size``, ``shuffle`` and ``seed`` apply to it).
         loss: ``mse`` | ``mae`` | ``cross_entropy`` (class indices) | ``bce`` (0/1 targets),
             or a loss module.
         validation: ``(x_val, y_val)``, evaluated after every epoch.
@@ -376,6 +379,9 @@ def _make_batches(model, x, y, loss_kind, dev, *, batch_size, shuffle, seed, wor
 
     if isinstance(x, DataLoader):
         return _LoaderBatches(x, dev), len(x.dataset)  # type: ignore[arg-type]
+    if isinstance(x, StreamingBatches):  # larger than memory: read in chunks (streaming.py)
+        return x.for_fit(model, loss_kind, batch_size=batch_size, shuffle=shuffle, seed=seed, device=dev,
+                         world=world), x.rows
     if isinstance(x, Dataset):
         if world.is_distributed:
             from torch.utils.data.distributed import DistributedSampler

@@ -1,0 +1,313 @@
+"""Training throughput: torchann.fit beside the tutorial's loop, a hand loop, skorch, Lightning, scikit-learn.
+
+    python benchmarks/train_throughput.py                 # the full run (several minutes)
+    python benchmarks/train_throughput.py --quick         # a smoke check, under a minute
+    python benchmarks/train_throughput.py --update-doc docs/benchmarks.md --json runs/throughput.json
+
+The task is fixed: 200,000 x 32 float32 rows with a fixed nonlinear target (standardised, so
+predicting the mean gives a loss of 1.0); a 32-256-256-1 ReLU MLP; MSE; Adam with lr 1e-3;
+one epoch; batch sizes 32 and 1024; 2 threads. The tiny table is the tutorial's own case:
+2-8-1, batch 2, plain SGD with lr 0.001, on pairs of numbers whose target is their sum.
+
+The variants run in turn, round after round (A B C ... A B C ...). The first round is a warm-up
+and is not counted. Each row reports the median of the counted rounds with its min and max.
+The final loss is the MSE over the whole training set after the epoch, computed the same way
+for every row and not timed. The share of the ceiling is samples/s x 6 x parameters (forward and
+backward FLOPs per sample), divided by this machine's large-matmul GFLOP/s (``peak_gflops``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import peers  # noqa: E402  (benchmarks/peers.py)
+
+import torchann  # noqa: E402
+from torchann.bench import bf16_supported, machine_info, peak_gflops  # noqa: E402
+
+THREADS = 2
+MAIN_VARIANTS = ["tutorial", "tensordataset", "hand", "torchann", "torchann-bf16", "skorch", "lightning", "sklearn"]
+TINY_VARIANTS = ["tutorial", "hand", "torchann", "skorch", "lightning", "sklearn"]
+DOC_BEGIN, DOC_END = "<!-- train_throughput:begin -->", "<!-- train_throughput:end -->"
+
+
+def regression_data(rows: int, features: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """x ~ N(0, 1); y = sin(2 x.a) + (x.b)^2 / 2 + tanh(x.c) x_0, standardised; a, b, c fixed unit vectors."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, features, generator=gen)
+    a, b, c = (v / v.norm() for v in torch.randn(3, features, generator=gen))
+    y = torch.sin(2 * (x @ a)) + 0.5 * (x @ b) ** 2 + torch.tanh(x @ c) * x[:, 0]
+    y = (y - y.mean()) / y.std()
+    return x.contiguous(), y[:, None].contiguous()
+
+
+def tiny_data(rows: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tutorial's task (§2.1): two numbers in [0, 10), the target is their sum."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(rows, 2, generator=gen) * 10
+    return x, x.sum(1, keepdim=True)
+
+
+def model_factory(sizes: tuple[int, ...], seed: int = 0):
+    """Every torch variant starts from the same initial weights."""
+    torch.manual_seed(seed)
+    reference = torchann.mlp(sizes[0], list(sizes[1:-1]), sizes[-1])
+    state = {k: v.clone() for k, v in reference.state_dict().items()}
+
+    def make():
+        model = torchann.mlp(sizes[0], list(sizes[1:-1]), sizes[-1])
+        model.load_state_dict(state)
+        return model
+
+    return make, sum(p.numel() for p in reference.parameters())
+
+
+def full_mse(predict, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> float:
+    total = 0.0
+    for i in range(0, len(x), chunk):
+        total += float(((predict(x[i : i + chunk]) - y[i : i + chunk]) ** 2).sum())
+    return total / y.numel()
+
+
+def run_table(variants, make_model, x, y, *, batch_size, optimizer, lr, rounds, seed=0, log=print):
+    """{variant: [(seconds, steps, loss), ...]} over the counted rounds (round 0 is the warm-up)."""
+    results: dict[str, list[tuple[float, int, float]]] = {v: [] for v in variants}
+    for r in range(rounds + 1):
+        for name in variants:
+            torch.set_num_threads(THREADS)
+            run = peers.VARIANTS[name][1](make_model, x, y, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                                          seed=seed + r)
+            loss = full_mse(run.predict, x, y)
+            if torch.get_num_threads() != THREADS:
+                raise RuntimeError(f"{name} changed the torch thread count to {torch.get_num_threads()}")
+            tag = "warm-up" if r == 0 else f"round {r}"
+            log(f"  batch {batch_size:>4} {tag:>8} {name:>14}: {len(x) / run.seconds:>10,.0f} samples/s, "
+                f"{run.seconds / run.steps * 1e6:>8.1f} us/step, loss {loss:.4f}")
+            if r:
+                results[name].append((run.seconds, run.steps, loss))
+    return results
+
+
+def summarise(results, rows: int, flops_per_sample: float, ceilings: dict[str, float | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, samples in results.items():
+        rates = [rows / s for s, _, _ in samples]
+        per_step = [s / n * 1e6 for s, n, _ in samples]
+        ceiling = ceilings.get("bfloat16" if name == "torchann-bf16" else "float32")
+        rate = statistics.median(rates)
+        out[name] = {
+            "label": peers.VARIANTS[name][0],
+            "samples_per_s": rate, "samples_per_s_min": min(rates), "samples_per_s_max": max(rates),
+            "us_per_step": statistics.median(per_step), "us_per_step_min": min(per_step),
+            "us_per_step_max": max(per_step),
+            "loss": statistics.median(l for _, _, l in samples),
+            "ceiling_share": None if not ceiling else rate * flops_per_sample / (ceiling * 1e9),
+            "rounds": len(samples),
+        }
+    ref = out.get("torchann")
+    for row in out.values():
+        row["torchann_ratio"] = None if ref is None else ref["samples_per_s"] / row["samples_per_s"]
+    return out
+
+
+def startup_seconds(repeats: int = 7) -> dict[str, float]:
+    """Median wall time of ``torchann --help`` (and of a bare interpreter) in fresh processes."""
+    script = Path(sys.executable).parent / "torchann"
+    command = [str(script), "--help"] if script.exists() else [sys.executable, "-m", "torchann", "--help"]
+
+    def median_of(cmd: list[str]) -> tuple[float, float, float]:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times), min(times), max(times)
+
+    help_ = median_of(command)
+    bare = median_of([sys.executable, "-c", "pass"])
+    return {"help_median_s": help_[0], "help_min_s": help_[1], "help_max_s": help_[2],
+            "python_median_s": bare[0], "repeats": repeats}
+
+
+def targets(main: dict[int, dict], tiny: dict, startup: dict | None) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each of the project's speed targets."""
+    rows = []
+
+    def ratio(table, a, b):
+        return table[a]["samples_per_s"] / table[b]["samples_per_s"]
+
+    if 1024 in main:
+        t = main[1024]
+        r = ratio(t, "torchann", "tutorial")
+        rows.append(("batch 1024: fit >= 2.7x tutorial loop", f"{r:.2f}x", r >= 2.7))
+        r = ratio(t, "torchann", "hand")
+        rows.append(("batch 1024: fit >= 0.95x hand loop", f"{r:.2f}x", r >= 0.95))
+        if "torchann-bf16" in t:
+            r = ratio(t, "torchann-bf16", "tutorial")
+            rows.append(('batch 1024: fit bf16 >= 5x tutorial loop', f"{r:.2f}x", r >= 5))
+            rel = abs(t["torchann-bf16"]["loss"] / t["torchann"]["loss"] - 1)
+            rows.append(("batch 1024: bf16 loss within 5% of fp32", f"{rel:.1%}", rel <= 0.05))
+    if 32 in main:
+        r = ratio(main[32], "torchann", "tutorial")
+        rows.append(("batch 32: fit >= 2x tutorial loop", f"{r:.2f}x", r >= 2))
+    if tiny:
+        r = tiny["torchann"]["us_per_step"] / tiny["tutorial"]["us_per_step"]
+        rows.append(("tiny 2-8-1, batch 2: fit <= 0.5x tutorial's us/step", f"{r:.2f}x", r <= 0.5))
+    if startup:
+        s = startup["help_median_s"]
+        rows.append(("torchann --help <= 0.3 s", f"{s:.3f} s", s <= 0.3))
+    return rows
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"Command: `{report['command']}`  ",
+        f"Date: {report['date']}; duration {report['duration_s']:.0f} s; "
+        f"{report['rounds']} counted round(s) after one warm-up round.  ",
+        f"Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"Python {m['python']}; bf16 matmul support: {report['bf16_supported']}.  ",
+        f"Load average (1 min) at start {report['load_start'][0]:.2f}, at end {report['load_end'][0]:.2f}.  ",
+        "Ceiling (2048x2048 matmul): " + ", ".join(
+            f"{k} {v:.0f} GFLOP/s" for k, v in report["ceilings"].items() if v) + ".",
+        "",
+    ]
+    for bs, table in report["main"].items():
+        lines += [
+            f"**32-256-256-1, batch {bs}, {report['rows']:,} rows, one epoch, Adam lr 1e-3** "
+            f"({report['flops_per_sample'] / 1e3:.0f} kFLOP per sample)",
+            "",
+            "| variant | samples/s (median) | min-max | torchann / row | final loss | share of ceiling |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in table.values():
+            share = "-" if row["ceiling_share"] is None else f"{row['ceiling_share']:.1%}"
+            lines.append(
+                f"| {row['label']} | {row['samples_per_s']:,.0f} | {row['samples_per_s_min']:,.0f}-"
+                f"{row['samples_per_s_max']:,.0f} | {row['torchann_ratio']:.2f}x | {row['loss']:.4f} | {share} |"
+            )
+        lines.append("")
+    if report["tiny"]:
+        lines += [
+            f"**The tutorial's tiny case: 2-8-1, batch 2, SGD lr 0.001, {report['tiny_rows']:,} rows "
+            f"({report['tiny_rows'] // 2:,} steps)**",
+            "",
+            "| variant | us per step (median) | min-max | torchann / row (speed) | final loss |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in report["tiny"].values():
+            lines.append(
+                f"| {row['label']} | {row['us_per_step']:.1f} | {row['us_per_step_min']:.1f}-"
+                f"{row['us_per_step_max']:.1f} | {row['torchann_ratio']:.2f}x | {row['loss']:.4f} |"
+            )
+        lines.append("")
+    if report["startup"]:
+        s = report["startup"]
+        lines += [
+            f"`torchann --help`: median {s['help_median_s']:.3f} s (min {s['help_min_s']:.3f}, max "
+            f"{s['help_max_s']:.3f}) over {s['repeats']} fresh processes; a bare `python -c pass` takes "
+            f"{s['python_median_s']:.3f} s.",
+            "",
+        ]
+    lines += ["| target | measured | met |", "|---|---:|:---:|"]
+    for name, value, met in report["targets"]:
+        lines.append(f"| {name} | {value} | {'yes' if met else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_doc(path: Path, text: str) -> None:
+    from torchann.files import atomic_write_text
+
+    doc = path.read_text(encoding="utf-8")
+    if DOC_BEGIN not in doc or DOC_END not in doc:
+        raise SystemExit(f"{path} has no {DOC_BEGIN} ... {DOC_END} section to replace")
+    head, rest = doc.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    atomic_write_text(path, f"{head}{DOC_BEGIN}\n{text}{DOC_END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, one counted round: a smoke check")
+    parser.add_argument("--rounds", type=int, default=None, help="counted rounds (default 3; 1 with --quick)")
+    parser.add_argument("--rows", type=int, default=None, help="rows of the main data (default 200,000)")
+    parser.add_argument("--batch-sizes", default="1024,32")
+    parser.add_argument("--variants", default=",".join(MAIN_VARIANTS))
+    parser.add_argument("--no-tiny", action="store_true")
+    parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the whole report as JSON here")
+    parser.add_argument("--update-doc", type=Path, help="replace the results section of this Markdown file")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    torch.set_num_threads(THREADS)
+    rows = args.rows or (20_000 if args.quick else 200_000)
+    rounds = args.rounds or (1 if args.quick else 3)
+    tiny_rows = 400 if args.quick else 4_000
+    variants = [v for v in args.variants.split(",") if v]
+    have_bf16 = bf16_supported("cpu")
+    if not have_bf16:
+        variants = [v for v in variants if v != "torchann-bf16"]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+
+    load_start = os.getloadavg()
+    ceilings = {"float32": peak_gflops("float32", repeats=3 if args.quick else 5)}
+    ceilings["bfloat16"] = peak_gflops("bfloat16", repeats=3 if args.quick else 5) if have_bf16 else None
+    log(f"ceilings: {ceilings}; load {load_start}")
+
+    x, y = regression_data(rows)
+    make, params = model_factory((32, 256, 256, 1))
+    main_tables = {}
+    for bs in (int(b) for b in args.batch_sizes.split(",")):
+        results = run_table(variants, make, x, y, batch_size=bs, optimizer="adam", lr=1e-3, rounds=rounds, log=log)
+        main_tables[bs] = summarise(results, rows, 6 * params, ceilings)
+
+    tiny = {}
+    if not args.no_tiny:
+        tx, ty = tiny_data(tiny_rows)
+        tiny_make, tiny_params = model_factory((2, 8, 1))
+        tiny_variants = [v for v in TINY_VARIANTS if v in variants or v == "torchann"]
+        results = run_table(tiny_variants, tiny_make, tx, ty, batch_size=2, optimizer="sgd", lr=1e-3,
+                            rounds=rounds, log=log)
+        tiny = summarise(results, tiny_rows, 6 * tiny_params, ceilings)
+
+    startup = None if args.no_startup else startup_seconds(5 if args.quick else 9)
+    report = {
+        "command": " ".join(["python", "benchmarks/train_throughput.py", *map(shlex.quote, sys.argv[1:])]),
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine_info(), "bf16_supported": have_bf16, "ceilings": ceilings,
+        "rows": rows, "tiny_rows": tiny_rows, "rounds": rounds, "flops_per_sample": 6 * params,
+        "main": main_tables, "tiny": tiny, "startup": startup,
+        "load_start": load_start, "load_end": os.getloadavg(),
+    }
+    report["targets"] = targets(main_tables, tiny, startup)
+    report["duration_s"] = time.perf_counter() - started
+    text = render(report)
+    print(text)
+    log(f"duration {report['duration_s']:.0f} s")
+    if args.json:
+        from torchann.files import atomic_write_text
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=str) + "\n")
+    if args.update_doc:
+        update_doc(args.update_doc, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
