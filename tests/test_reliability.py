@@ -386,7 +386,7 @@ def test_sigint_stops_after_the_step_saves_and_resumes_bit_identically(tmp_path)
     finally:
         child.kill()
     assert child.returncode == 3, err
-    found = re.search(r"interrupted at epoch (\d+), step (\d+); checkpoint written to (\S+), continue with --resume",
+    found = re.search(r"interrupted at epoch (\d+), step (\d+); checkpoint written to (\S+), continue with fit\(\.\.\., resume=",
                       err)
     assert found, err
     assert "Traceback" not in err

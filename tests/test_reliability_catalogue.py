@@ -243,16 +243,7 @@ CASES = [
 ]
 
 # Cases whose fix lies outside this test's reach: strict xfail, so a fix shows up as XPASS.
-KNOWN_GAPS = {
-    "cli: --task unknown": "tabular.fit_table calls Task(str(task)): a ValueError escapes",
-    "data: header with a quoted line break": "the message quotes the column name with its line break: two lines",
-    "cli: --lr inf": "make_optimizer accepts an infinite learning rate; training writes NaN weights and exits 0",
-    "api: fit(lr=inf)": "make_optimizer accepts an infinite learning rate",
-    "api: fit(weight_decay='a')": "make_optimizer compares a string with 0: TypeError",
-    "api: fit(optimizer='sgd', momentum=-1)": "torch's SGD raises ValueError",
-    "api: fit(clip_grad_norm='a')": "fit compares a string with 0: TypeError",
-    "api: fit(validation=(x,)) without targets": "fit unpacks validation[1]: IndexError",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _write_inputs(d: Path) -> None:

@@ -236,7 +236,7 @@ def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = Non
     else:
         raise DataError(f"{p}: unknown file type {suffix or '(no extension)'!r}; use one of {', '.join(FORMATS)}")
     if table.n_rows == 0:
-        shown = ", ".join(table.names[:10])
+        shown = ", ".join(n if n.isprintable() else repr(n) for n in table.names[:10])
         raise DataError(f"{p}: the file has columns ({shown}) but no data rows; add at least one row")
     return table.select(target, features)
 

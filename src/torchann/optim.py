@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
 import torch
@@ -24,10 +25,12 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """SGD, Adam or AdamW; the fused kernels where this torch has them for ``device``."""
     kind = parse(Optimizer, name, name="optimizer")
-    if not (isinstance(lr, (int, float)) and lr > 0):
+    if not _finite_number(lr) or lr <= 0:
         raise UsageError(f"learning rate must be a positive number, got {lr!r}; try 1e-3")
-    if weight_decay < 0:
-        raise UsageError(f"weight decay must be >= 0, got {weight_decay!r}")
+    if not _finite_number(weight_decay) or weight_decay < 0:
+        raise UsageError(f"weight decay must be a finite number >= 0, got {weight_decay!r}")
+    if not _finite_number(momentum) or not 0 <= momentum < 1:
+        raise UsageError(f"momentum must be a number in [0, 1), got {momentum!r}; 0.9 is common")
     params = list(params)
     # One fused kernel per step instead of a handful per parameter; same maths.
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
@@ -36,6 +39,10 @@ def make_optimizer(
     if kind is Optimizer.ADAM:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay or 0.01, **fused)
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def make_loss(name: str | Loss) -> nn.Module:

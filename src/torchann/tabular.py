@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .choices import Loss, Task
+from .choices import Loss, Task, parse
 from .data import Table
 from .errors import UsageError
 from .history import History
@@ -119,7 +119,7 @@ def fit_table(
     if val_split and val_table is not None:
         raise UsageError("give either val_split or a validation table, not both")
     table = table.select(target, features) if (target is not None or features is not None) else table
-    kind = infer_task(table) if task is None else Task(str(task))
+    kind = infer_task(table) if task is None else parse(Task, task, name="task")
     train_rows = np.arange(table.n_rows)
     val_rows = None
     if val_split:

@@ -55,6 +55,8 @@ class Checkpointing:
 class TrainingInterrupted(TrainingError):
     """Training stopped on Ctrl-C after a finished step; ``history`` holds what ran."""
 
+    exit_code = 130  # the shell's code for a run ended by SIGINT
+
 
 class _Progress:
     """What ``fit`` reports while it runs; the CLI renders it, the core never prints."""
@@ -136,9 +138,19 @@ def fit(
     precision = parse(Precision, precision, name="precision")
     task = None if metrics is None else parse(Task, metrics, name="metrics task")
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+        _check_positive_int("early_stopping patience", early_stopping)
         early_stopping = EarlyStopping(patience=early_stopping)
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise UsageError(f"clip_grad_norm must be positive, got {clip_grad_norm!r}")
+    elif early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise UsageError(f"early_stopping must be a patience in epochs or EarlyStopping(...), got {early_stopping!r}")
+    if clip_grad_norm is not None and not (_is_number(clip_grad_norm) and clip_grad_norm > 0):
+        raise UsageError(f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}")
+    if validation is not None and not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+        raise UsageError("validation must be a pair (x_val, y_val) of inputs and targets")
+    if target_std is not None:
+        try:
+            target_std = [float(v) for v in target_std]
+        except (TypeError, ValueError):
+            raise UsageError(f"target_std must be numbers, one per output, got {target_std!r}") from None
 
     dev = resolve_device(device)
     world = distributed.current_world()
@@ -185,7 +197,6 @@ def fit(
         start_epoch, start_step, partial = _restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
 
     report = (progress if world.is_main else None) or _Progress()  # only rank 0 reports
-    report.on_train_start(epochs=epochs, steps_per_epoch=len(batches), start_epoch=start_epoch)
     autocast = (
         torch.autocast(dev.type, dtype=torch.bfloat16) if precision is Precision.BF16 else contextlib.nullcontext()
     )
@@ -195,6 +206,7 @@ def fit(
     # Under torchrun, Ctrl-C reaches every rank at a different step: let torchrun stop the job
     # and resume from the last epoch checkpoint instead.
     with _InterruptFlag(active=not world.is_distributed) as interrupt:
+        report.on_train_start(epochs=epochs, steps_per_epoch=len(batches), start_epoch=start_epoch)
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             net.train()
@@ -229,7 +241,7 @@ def fit(
                 bad_steps = world.all_reduce_sum((~torch.isfinite(step_losses)).float()).nonzero()
                 bad = int(bad_steps[0]) if bad_steps.numel() else len(batches) - 1
                 value = float(step_losses[bad]) if not torch.isfinite(step_losses[bad]) else epoch_loss
-                raise _non_finite(history, epoch, bad, value, lr, checkpoint)
+                raise _non_finite(history, epoch, bad, value, opt.param_groups[0]["lr"], checkpoint)
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": epoch_loss}
             record.update(_reduce_metrics(sums, world))
             if val is not None:
@@ -321,6 +333,10 @@ class _InterruptFlag:
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -474,9 +490,8 @@ def _reduce_metrics(sums: MetricSums, world: "distributed.World") -> dict[str, f
 
 
 def _non_finite(history, epoch, step, value, lr, checkpoint) -> TrainingError:
-    where = (
-        f"; the last good checkpoint is in {checkpoint.directory}" if checkpoint is not None else ""
-    )
+    kept = checkpoint is not None and ckpt.latest_checkpoint(checkpoint.directory) is not None
+    where = f"; the last good checkpoint is in {checkpoint.directory}" if kept else ""
     err = TrainingError(
         f"loss became {value} at epoch {epoch + 1}, step {step + 1}; lower the learning rate "
         f"(now {lr:g}), scale the inputs, or clip gradients{where}"
@@ -510,7 +525,7 @@ def _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, 
         partial = {"losses": step_losses, "rows": step_rows, "metrics": sums.state()}
         _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch,
                          step, partial)
-        where = f"; checkpoint written to {checkpoint.directory}, continue with --resume"
+        where = f"; checkpoint written to {checkpoint.directory}, continue with fit(..., resume=that folder)"
     err = TrainingInterrupted(f"interrupted at epoch {epoch + 1}, step {step}{where}")
     err.history = history  # type: ignore[attr-defined]
     raise err

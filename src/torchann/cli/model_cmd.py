@@ -134,7 +134,7 @@ def run_training(args: TrainArgs, *, resume: Optional[Path], quiet: bool, as_jso
     from ..files import atomic_write_text
     from ..plots import loss_curve_png
     from ..tabular import fit_table
-    from ..train import Checkpointing, EarlyStopping
+    from ..train import Checkpointing, EarlyStopping, TrainingInterrupted
     from .progress import RichProgress
 
     console = stderr_console()
@@ -166,6 +166,10 @@ def run_training(args: TrainArgs, *, resume: Optional[Path], quiet: bool, as_jso
             history = getattr(err, "history", None)
             if main and history is not None and len(history) and out.is_dir():
                 atomic_write_text(out / "history.jsonl", history.to_jsonl())
+            if isinstance(err, TrainingInterrupted) and checkpoint is not None:
+                raise TrainingInterrupted(
+                    f"{str(err).split(';')[0]}; checkpoint written, continue with: torchann train --resume {out}"
+                ) from None
             raise
     history = trained.history
     if not main:
