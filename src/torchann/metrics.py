@@ -83,7 +83,10 @@ class MetricSums:
             sy = torch.tensor(sums["sy"], dtype=torch.float64)
             syy = torch.tensor(sums["syy"], dtype=torch.float64)
             sst = syy - sy.square() / n
-            r2 = 1.0 - sse / sst.clamp_min(1e-300)
+            # A constant target has no variance to explain: like scikit-learn's r2_score
+            # (force_finite), report 1 for a perfect fit and 0 otherwise.
+            flat = sst <= 1e-12 * syy.clamp_min(1.0)
+            r2 = torch.where(flat, (sse == 0).double(), 1.0 - sse / torch.where(flat, torch.ones_like(sst), sst))
             std = torch.ones_like(sse) if self.target_std is None else self.target_std.double().cpu().reshape(-1)
             return {
                 "mse": float((sse * std.square()).mean() / n),

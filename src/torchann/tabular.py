@@ -125,6 +125,11 @@ def fit_table(
     if val_split:
         labels = table.columns[table.targets[0]] if kind is Task.CLASSIFICATION else None
         train_rows, val_rows = split_indices(table.n_rows, val_split, seed=seed, stratify=labels)
+    if loss is not None and kind is Task.REGRESSION and parse(Loss, loss, name="loss") in (Loss.CROSS_ENTROPY, Loss.BCE):
+        raise UsageError(
+            f"loss {loss} needs class labels, but the target was taken as a regression target; "
+            f"pass task='classification' (--task classification) or a regression loss (mse, mae)"
+        )
     pre = Preprocessor.fit(table, task=kind, scale=scale, fill_missing=fill_missing, rows=train_rows)
     x, y = pre.transform_x(table), pre.transform_y(table)
     validation = None

@@ -25,7 +25,7 @@ from .batches import Batch, TensorBatches
 from .choices import Loss, Precision, Scheduler, Task, parse
 from .data_tensors import as_training_tensors, check_input_width
 from .devices import resolve_device, seed_everything
-from .errors import TrainingError, UsageError
+from .errors import ModelFileError, TrainingError, UsageError
 from .history import History
 from .metrics import MetricSums
 from .optim import SCHEDULERS_PER_STEP, make_loss, make_optimizer, make_scheduler
@@ -146,6 +146,8 @@ def fit(
         raise UsageError(f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}")
     if validation is not None and not (isinstance(validation, (tuple, list)) and len(validation) == 2):
         raise UsageError("validation must be a pair (x_val, y_val) of inputs and targets")
+    if checkpoint is not None and Path(checkpoint.directory).exists() and not Path(checkpoint.directory).is_dir():
+        raise UsageError(f"checkpoint directory {checkpoint.directory} is a file; choose a folder for checkpoints")
     if target_std is not None:
         try:
             target_std = [float(v) for v in target_std]
@@ -194,7 +196,10 @@ def fit(
     start_epoch, start_step, partial = 0, 0, None
     if state is not None:
         _check_resume_global_batch(state, history)
-        start_epoch, start_step, partial = _restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
+        try:
+            start_epoch, start_step, partial = _restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
+        except KeyError as err:
+            raise ModelFileError(f"{resume}: checkpoint state lacks {err}; it is damaged or from another program") from None
 
     report = (progress if world.is_main else None) or _Progress()  # only rank 0 reports
     autocast = (
