@@ -68,7 +68,12 @@ def _fork(ckdir: Path, result: Path, log: Path) -> int:
     return pid
 
 
+_REAPED: dict[int, int] = {}  # exit statuses of children that ended before they could be killed
+
+
 def _wait(pid: int, timeout: float = 60.0) -> int:
+    if pid in _REAPED:
+        return _REAPED.pop(pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -91,7 +96,9 @@ def _kill_when(pid: int, ckdir: Path, rng: random.Random, mode: str) -> bool:
     """Kill ``pid`` after a random delay, or as soon as a checkpoint write shows; False if it ended first."""
     deadline = time.monotonic() + (rng.uniform(0.002, 0.15) if mode == "delay" else 5.0)
     while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            _REAPED[pid] = status
             return False
         if mode == "write" and _write_in_progress(ckdir):
             time.sleep(rng.uniform(0, 0.004))

@@ -68,9 +68,16 @@ def _read_safetensors(path: Path) -> "OrderedDict[str, torch.Tensor]":
     from safetensors.torch import load
 
     try:
-        return OrderedDict(load(path.read_bytes()))
+        tensors = load(path.read_bytes())
     except (SafetensorError, ValueError, RuntimeError, OSError) as err:
         raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from None
+    # A safetensors file keeps no module order; numbered layers ("0", "2", "10") sort by
+    # number, so nn.Sequential files map in their true order.
+    return OrderedDict(sorted(tensors.items(), key=lambda item: _natural_key(item[0])))
+
+
+def _natural_key(key: str) -> tuple:
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in key.split("."))
 
 
 def _torch_load(path: Path, *, trust_pickle: bool) -> Any:
