@@ -353,7 +353,9 @@ def _ranges(rows: int, size: int) -> list[tuple[int, int]]:
 
 
 def _check_finite(a: np.ndarray, what: str, first_row: int) -> None:
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    # One sum is a quick test (a NaN or inf makes it non-finite); only then look element by element
+    # (a sum can also overflow on finite values, so the element check decides).
+    if a.dtype.kind == "f" and not np.isfinite(a.sum()) and not np.isfinite(a).all():
         row, *col = np.argwhere(~np.isfinite(a))[0].tolist()
         where = f"row {first_row + row}" + (f", column {col[0]}" if col else "")
         raise DataError(f"{what} has a non-finite value ({a[(row, *col)]}) at {where}; "
