@@ -43,13 +43,17 @@ def make_npy(path: Path, rows: int, *, seed: int = 0, block: int = 1_000_000) ->
     import torch
 
     sys.path.insert(0, str(HERE))
-    from train_throughput import regression_data
+    from train_throughput import regression_data, regression_target
 
     header = np.lib.format.open_memmap  # writes the .npy header; data is filled block by block
     out = header(path, mode="w+", dtype=np.float32, shape=(rows, FEATURES + 1))
+    stats = None
     for i, start in enumerate(range(0, rows, block)):
         n = min(block, rows - start)
-        x, y = regression_data(n, FEATURES, seed=seed * 100_003 + i)
+        x, y = regression_data(n, FEATURES, seed=seed * 100_003 + i, stats=stats)
+        if stats is None:  # every block is standardised like the first: one task over the whole file
+            raw = regression_target(x)
+            stats = (float(raw.mean()), float(raw.std()))
         out[start : start + n] = torch.cat([x, y], 1).numpy()
         out.flush()
     del out

@@ -46,14 +46,21 @@ TINY_VARIANTS = ["tutorial", "hand", "torchann", "skorch", "lightning", "sklearn
 DOC_BEGIN, DOC_END = "<!-- train_throughput:begin -->", "<!-- train_throughput:end -->"
 
 
-def regression_data(rows: int, features: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """x ~ N(0, 1); y = sin(2 x.a) + (x.b)^2 / 2 + tanh(x.c) x_0, standardised; a, b, c fixed unit vectors."""
+def regression_target(x: torch.Tensor) -> torch.Tensor:
+    """y = sin(2 x.a) + (x.b)^2 / 2 + tanh(x.c) x_0 with a, b, c fixed unit vectors (not standardised)."""
+    gen = torch.Generator().manual_seed(2024)  # the task: the same vectors for every seed and size
+    a, b, c = (v / v.norm() for v in torch.randn(3, x.shape[1], generator=gen))
+    return torch.sin(2 * (x @ a)) + 0.5 * (x @ b) ** 2 + torch.tanh(x @ c) * x[:, 0]
+
+
+def regression_data(rows: int, features: int = 32, seed: int = 0, stats: tuple[float, float] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """x ~ N(0, 1) from ``seed``; y = regression_target(x), standardised (by ``stats`` = (mean, std) if given)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(rows, features, generator=gen)
-    a, b, c = (v / v.norm() for v in torch.randn(3, features, generator=gen))
-    y = torch.sin(2 * (x @ a)) + 0.5 * (x @ b) ** 2 + torch.tanh(x @ c) * x[:, 0]
-    y = (y - y.mean()) / y.std()
-    return x.contiguous(), y[:, None].contiguous()
+    y = regression_target(x)
+    mean, std = stats if stats is not None else (float(y.mean()), float(y.std()))
+    return x.contiguous(), ((y - mean) / std)[:, None].contiguous()
 
 
 def tiny_data(rows: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
