@@ -124,6 +124,15 @@ def torchann_fit_bf16(make_model, x, y, **kwargs) -> Run:
     return torchann_fit(make_model, x, y, precision="bf16", **kwargs)
 
 
+def torchann_fit_compiled(make_model, x, y, *, batch_size, optimizer, lr, seed) -> Run:
+    """(d3) ``torchann.fit(compile=True)``: torch.compile's default backend, compile time included."""
+    model = make_model()
+    start = time.perf_counter()
+    history = torchann.fit(model, x, y, epochs=1, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                           seed=seed, device="cpu", compile=True)
+    return Run(time.perf_counter() - start, history.info["steps_per_epoch"], _eval(model))
+
+
 # -- (e) skorch -------------------------------------------------------------------------------
 
 def skorch_fit(make_model, x, y, *, batch_size, optimizer, lr, seed) -> Run:
@@ -219,6 +228,7 @@ VARIANTS: dict[str, tuple[str, Callable[..., Run]]] = {
     "hand": ("(c) hand loop: randperm + slices + fused optimiser", hand_loop),
     "torchann": ("(d) torchann.fit", torchann_fit),
     "torchann-bf16": ('(d2) torchann.fit precision="bf16"', torchann_fit_bf16),
+    "torchann-compile": ("(d3) torchann.fit compile=True (not in the default run)", torchann_fit_compiled),
     "skorch": ("(e) skorch NeuralNetRegressor", skorch_fit),
     "lightning": ("(f) Lightning Trainer", lightning_fit),
     "sklearn": ("(g) scikit-learn MLPRegressor", sklearn_fit),

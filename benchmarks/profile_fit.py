@@ -3,9 +3,9 @@
     python benchmarks/profile_fit.py --batch-size 32 --steps 300
     python benchmarks/profile_fit.py --batch-size 1024 --steps 60 --precision bf16
 
-For each way of stepping it prints the wall time per step, the time the profiler saw inside
-ATen operators per step (the rest is Python and dispatch between them), and the operators
-that take the most time. The model and data are the throughput benchmark's (32-256-256-1,
+For each way of stepping it prints a table of microseconds per step: the profiler's self time
+in groups of operators (matmuls, the optimiser kernel, elementwise kernels, views, the autograd
+engine) and the rest of the wall time (Python between the operators). The model and data are the throughput benchmark's (32-256-256-1,
 MSE, Adam lr 1e-3, 2 threads).
 """
 
@@ -28,6 +28,30 @@ from torchann.optim import make_optimizer  # noqa: E402
 from torchann.steps import AutogradStep, make_train_step  # noqa: E402
 
 
+GROUPS = {
+    "matmul (mm, addmm)": ("aten::mm", "aten::addmm"),
+    "optimiser kernel (fused Adam, step count)": ("aten::_fused_adam_", "aten::_foreach_add_", "aten::item"),
+    "elementwise (ReLU and its backward, loss, sums, casts, copies)": (
+        "aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::mse_loss", "aten::mse_loss_backward",
+        "aten::sum", "aten::add_", "aten::copy_", "aten::_to_copy", "aten::to", "aten::mean", "aten::div_",
+        "aten::sub", "aten::mul", "aten::fill_", "aten::zero_", "aten::zeros_like", "aten::ones_like",
+        "aten::pow", "aten::index_select"),
+    "tensor views and allocation (t, slice, empty, ...)": (
+        "aten::t", "aten::transpose", "aten::as_strided", "aten::slice", "aten::expand", "aten::view",
+        "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::resolve_conj", "aten::resolve_neg",
+        "aten::detach", "detach", "aten::alias", "aten::reshape", "aten::_reshape_alias", "aten::select"),
+    "autograd engine and optimiser bookkeeping": ("autograd", "Backward", "AccumulateGrad", "Optimizer."),
+    "other operators": (),
+}
+
+
+def group_of(key: str) -> str:
+    for group, names in GROUPS.items():
+        if key in names or any(key.startswith(n) or n in key for n in names if not n.startswith("aten::")):
+            return group
+    return "other operators"
+
+
 def hand_step(model, opt, loss_fn, autocast):
     def step(xb, yb):
         opt.zero_grad(set_to_none=True)
@@ -45,7 +69,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--rows", type=int, default=20, help="operators listed per variant")
+    parser.add_argument("--rows", type=int, default=0, help="also list this many operators per variant")
     args = parser.parse_args()
     torch.set_num_threads(2)
     bs, n = args.batch_size, args.steps
@@ -68,6 +92,7 @@ def main() -> int:
     mlp = make_train_step(model, model, nn.MSELoss(), opt, autocast=autocast, bf16=bf16)
     variants[f"fit's {type(mlp).__name__} (written-out backward + direct Adam)"] = lambda xb, yb: mlp(xb, yb)[0]
 
+    summary = []
     for name, fn in variants.items():
         for i in range(0, min(n, 20) * bs, bs):  # warm-up
             fn(x[i : i + bs], y[i : i + bs])
@@ -79,11 +104,20 @@ def main() -> int:
             for i in range(0, n * bs, bs):
                 fn(x[i : i + bs], y[i : i + bs])
         events = prof.key_averages()
-        # Self time of the top-level ATen operators: time in kernels and their dispatch.
-        aten = sum(e.self_cpu_time_total for e in events if e.key.startswith("aten::")) / n
-        print(f"\n== {name}: batch {bs}, {args.precision}, {wall * 1e6:.0f} us/step wall, "
-              f"{aten:.0f} us/step self time in aten operators, {len(events)} distinct operators")
-        print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
+        groups = {group: 0.0 for group in GROUPS}
+        for e in events:
+            groups[group_of(e.key)] += e.self_cpu_time_total / n
+        groups["Python and the rest (wall - profiled)"] = max(0.0, wall * 1e6 - sum(groups.values()))
+        summary.append((name, wall * 1e6, groups))
+        if args.rows:
+            print(f"\n== {name}: batch {bs}, {args.precision}, {wall * 1e6:.0f} us/step")
+            print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
+    print(f"\nus per step, batch {bs}, {args.precision} (torch.profiler self time per group; {n} steps)\n")
+    print("| group | " + " | ".join(name for name, _, _ in summary) + " |")
+    print("|---|" + "---:|" * len(summary))
+    for group in [*GROUPS, "Python and the rest (wall - profiled)"]:
+        print(f"| {group} | " + " | ".join(f"{g[group]:.0f}" for _, _, g in summary) + " |")
+    print("| **wall time per step** | " + " | ".join(f"**{w:.0f}**" for _, w, _ in summary) + " |")
     return 0
 
 
