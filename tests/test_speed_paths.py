@@ -364,3 +364,21 @@ def test_streaming_errors_name_the_place_and_the_fix(table, tmp_path):
     with pytest.raises(DataError, match=r"class index 5 at row 0 is outside \[0, 3\)"):
         torchann.fit(torchann.mlp(5, [4], 3), NpyBatches(path, tmp_path / "labels.npy"), loss="cross_entropy",
                      epochs=1)
+
+
+def test_batches_the_fast_step_cannot_take_go_through_autograd_with_the_same_result():
+    x, y = _data(rows=12)
+    torch.manual_seed(0)
+    fast = torchann.mlp(5, [8], 1)
+    plain = copy.deepcopy(fast)
+    step = make_train_step(fast, fast, nn.MSELoss(), make_optimizer("sgd", fast.parameters(), lr=0.1, device=CPU))
+    assert isinstance(step, MLPStep)
+    opt = make_optimizer("sgd", plain.parameters(), lr=0.1, device=CPU)
+    x3, y3 = x[:, None, :], y[:, None, :]  # (rows, 1, features): 3-D batches
+    loss, _ = step(x3, y3)
+    opt.zero_grad()
+    expected = nn.functional.mse_loss(plain(x3), y3)
+    expected.backward()
+    opt.step()
+    assert float(loss) == pytest.approx(expected.item(), rel=1e-6)
+    _close(fast, plain, rtol=1e-6, atol=1e-7)

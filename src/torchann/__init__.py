@@ -40,6 +40,9 @@ _EXPORTS = {
     "infer_task": "preprocess",
     "load_dataset": "datasets",
     "dataset_names": "datasets",
+    # streaming.py
+    "NpyBatches": "streaming",
+    "ParquetBatches": "streaming",
     # sklearn.py
     "MLPRegressor": "sklearn",
     "MLPClassifier": "sklearn",

@@ -152,8 +152,8 @@ class MLPStep:
             a = out
         if low is not None:
             out = out.to(self.dtype)  # autocast runs losses in float32
-        if (y.dim() != 1) if self.class_targets else (y.shape != out.shape):
-            return self.fallback(x, y, loss_scale)  # broadcasting losses: leave them to autograd
+        if (y.dim() != 1) if self.class_targets else (y.shape != out.shape or y.dtype != out.dtype):
+            return self.fallback(x, y, loss_scale)  # broadcasting or mixed dtypes: leave them to autograd
         loss, grad = self.loss(out, y, self.one)
         if low is not None:
             grad = grad.to(low)

@@ -16,7 +16,7 @@ sit in the same chunk of the file stay in the same stretch of the epoch. Shuffle
 sorted (by target, by time) once on disk, or give it smaller chunks.
 
 Example:
-    >>> batches = torchann.streaming.NpyBatches("train.npy", target=-1)   # last column is y
+    >>> batches = torchann.NpyBatches("train.npy", target=-1)   # last column is y
     >>> torchann.fit(model, batches, epochs=3, batch_size=1024, seed=0)   # fit sets these options
 """
 

@@ -101,7 +101,7 @@ def fit(
         model: any ``nn.Module``; moved to ``device`` once.
         x, y: tensors, numpy arrays or nested lists (rows x features), or ``x`` a
             ``Dataset`` / ``DataLoader`` yielding ``(x, y)`` pairs (used as given; ``y`` None),
-            or ``x`` a ``torchann.streaming`` source (``NpyBatches``, ``ParquetBatches``) for
+            or ``x`` a streaming source (``torchann.NpyBatches``, ``ParquetBatches``) for
             files larger than memory (``batch_size``, ``shuffle`` and ``seed`` apply to it).
         loss: ``mse`` | ``mae`` | ``cross_entropy`` (class indices) | ``bce`` (0/1 targets),
             or a loss module.
