@@ -23,10 +23,11 @@ from . import checkpoint as ckpt
 from . import distributed
 from .batches import Batch, TensorBatches
 from .choices import Loss, Precision, Scheduler, Task, parse
-from .data_tensors import as_training_tensors, check_input_width
+from .data_tensors import as_training_tensors
 from .devices import resolve_device, seed_everything
 from .errors import ModelFileError, TrainingError, UsageError
 from .history import History
+from .run_state import Stopper, check_resume_global_batch, restore, save_checkpoint
 from .metrics import MetricSums
 from .optim import SCHEDULERS_PER_STEP, make_loss, make_optimizer, make_scheduler
 from .steps import StepLosses, make_train_step
@@ -192,12 +193,12 @@ def fit(
         "global_batch_size": getattr(batches, "global_batch", batch_size * world.size), "precision": precision.value,
         "torch": str(torch.__version__),  # a plain str, not TorchVersion
     })
-    stopper = _Stopper(early_stopping)
+    stopper = Stopper(early_stopping)
     start_epoch, start_step, partial = 0, 0, None
     if state is not None:
-        _check_resume_global_batch(state, history)
+        check_resume_global_batch(state, history)
         try:
-            start_epoch, start_step, partial = _restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
+            start_epoch, start_step, partial = restore(state, model, opt, sched, history, stopper, batch_size, n_rows)
         except KeyError as err:
             raise ModelFileError(f"{resume}: checkpoint state lacks {err}; it is damaged or from another program") from None
 
@@ -265,7 +266,7 @@ def fit(
                     sched.step()
             stop = world.agree(stopper.update(record, model), device=dev)  # rank 0 decides for all
             if checkpoint is not None and ((epoch + 1) % checkpoint.every == 0 or stop or epoch + 1 == epochs):
-                _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows,
+                save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows,
                                  epoch + 1, 0, None)
             report.on_epoch_end(record)
             if stop:
@@ -277,44 +278,6 @@ def fit(
 
 
 # -- pieces of the loop ---------------------------------------------------------------------
-
-
-class _Stopper:
-    """Early-stopping state: best loss, its epoch and weights, epochs without improvement."""
-
-    def __init__(self, rule: EarlyStopping | None):
-        self.rule = rule
-        self.best = float("inf")
-        self.best_epoch = 0
-        self.wait = 0
-        self.best_weights: dict[str, torch.Tensor] | None = None
-
-    def update(self, record: dict[str, Any], model: nn.Module) -> bool:
-        if self.rule is None:
-            return False
-        value = record.get("val_loss", record["loss"])
-        if value < self.best - self.rule.min_delta:
-            self.best, self.best_epoch, self.wait = value, record["epoch"], 0
-            if self.rule.restore_best:
-                self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            return False
-        self.wait += 1
-        return self.wait >= self.rule.patience
-
-    def finish(self, model: nn.Module, history: History) -> None:
-        if self.rule is None:
-            return
-        history.info["best_epoch"] = self.best_epoch
-        if self.rule.restore_best and self.best_weights is not None:
-            model.load_state_dict(self.best_weights)
-
-    def state(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "weights": self.best_weights}
-
-    def load(self, state: dict[str, Any], device: torch.device) -> None:
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
-        weights = state.get("weights")
-        self.best_weights = None if weights is None else {k: v.to(device) for k, v in weights.items()}
 
 
 class _InterruptFlag:
@@ -467,17 +430,6 @@ def _check_world_batches(world, batches, n_rows, global_batch_size) -> None:
         raise UsageError(f"{n_rows} training rows cannot be shared by {world.size} processes; use fewer processes")
 
 
-def _check_resume_global_batch(state, history) -> None:
-    saved = state.get("history", {}).get("info", {}).get("global_batch_size")
-    now = history.info["global_batch_size"]
-    if saved is not None and saved != now:
-        world = state["history"]["info"].get("world_size", 1)
-        raise UsageError(
-            f"the checkpoint was written with a global batch of {saved} rows ({world} process(es)), this run has "
-            f"{now}; resume with the same global batch (--global-batch-size {saved})"
-        )
-
-
 def _reduce_metrics(sums: MetricSums, world: "distributed.World") -> dict[str, float]:
     if not sums.sums:
         return {}
@@ -505,30 +457,12 @@ def _non_finite(history, epoch, step, value, lr, checkpoint) -> TrainingError:
     return err
 
 
-def _state(model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch, step, partial) -> dict[str, Any]:
-    return {
-        "epoch": epoch, "step": step, "seed": seed, "batch_size": batch_size, "rows": n_rows,
-        "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "scheduler": None if sched is None else sched.state_dict(),
-        "stopper": stopper.state(), "history": history.to_dict(), "rng": ckpt.rng_state(),
-        "partial": partial,
-    }
-
-
-def _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch, step,
-                     partial) -> None:
-    if world.rank != 0:
-        return
-    state = _state(model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch, step, partial)
-    ckpt.save_state(Path(checkpoint.directory), f"epoch-{epoch:06d}-step-{step:06d}", state)
-
-
 def _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, batch_size, n_rows, epoch, step,
                   step_losses, step_rows, sums) -> None:
     where = ""
     if checkpoint is not None:
         partial = {"losses": step_losses, "rows": step_rows, "metrics": sums.state()}
-        _save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch,
+        save_checkpoint(checkpoint, world, model, opt, sched, stopper, history, seed, batch_size, n_rows, epoch,
                          step, partial)
         where = f"; checkpoint written to {checkpoint.directory}, continue with fit(..., resume=that folder)"
     err = TrainingInterrupted(f"interrupted at epoch {epoch + 1}, step {step}{where}")
@@ -536,37 +470,3 @@ def _on_interrupt(history, checkpoint, world, model, opt, sched, stopper, seed, 
     raise err
 
 
-def _check_same_schedule(saved: dict[str, Any], fresh: dict[str, Any]) -> None:
-    """A schedule built for another number of epochs would continue the old curve (or, for
-    one_cycle, fail past its last step): refuse it before anything changes."""
-    for key in ("T_max", "step_size", "total_steps"):
-        if key in saved and key in fresh and saved[key] != fresh[key]:
-            raise UsageError(
-                f"the checkpoint's learning-rate schedule has {key}={saved[key]} but this run's has {fresh[key]}; "
-                f"the schedule follows the total number of epochs, so resume with the same epochs (--epochs) as the "
-                f"run that wrote the checkpoint (to extend a run, train without a schedule or with plateau)"
-            )
-
-
-def _restore(state, model, opt, sched, history, stopper, batch_size, n_rows):
-    if state["batch_size"] != batch_size or state["rows"] != n_rows:
-        raise UsageError(
-            f"the checkpoint was written with batch size {state['batch_size']} on {state['rows']} rows; "
-            f"resume with the same data and batch size (got {batch_size} and {n_rows})"
-        )
-    if sched is not None and state.get("scheduler") is not None:
-        _check_same_schedule(state["scheduler"], sched.state_dict())
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    if sched is not None and state.get("scheduler") is not None:
-        sched.load_state_dict(state["scheduler"])
-    device = next(model.parameters()).device
-    stopper.load(state["stopper"], device)
-    saved = History.from_dict(state["history"])
-    history.records[:] = saved.records
-    history.info["resumed_from_epoch"] = state["epoch"]
-    ckpt.set_rng_state(state["rng"])
-    partial = state.get("partial")
-    if partial is not None:
-        partial = {k: (v if k == "metrics" else v.to(device)) for k, v in partial.items()}
-    return state["epoch"], state["step"], partial
