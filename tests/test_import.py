@@ -21,22 +21,7 @@ from torchann import modeldir
 from torchann.errors import ModelFileError, SpecError, UsageError
 from torchann.imports import import_state_dict, infer_spec, read_spec_file, read_state_dict
 from torchann.spec import ModelSpec
-
-
-class MyNeuralNet(nn.Module):
-    """The tutorial's section 2.1 network, as written there."""
-
-    def __init__(self):
-        super().__init__()
-        self.input_to_hidden_layer = nn.Linear(2, 8)
-        self.hidden_layer_activation = nn.ReLU()
-        self.hidden_to_output_layer = nn.Linear(8, 1)
-
-    def forward(self, x):
-        x = self.input_to_hidden_layer(x)
-        x = self.hidden_layer_activation(x)
-        x = self.hidden_to_output_layer(x)
-        return x
+from tutorial_code import MyNeuralNet
 
 
 class FileCreator:

@@ -20,6 +20,7 @@ from torch import nn
 
 import torchann
 from torchann.errors import UsageError
+from tutorial_code import TutorialNet
 
 GOLDEN = Path(__file__).parent / "golden"
 TUTORIAL = Path("/work/shared/seed/pytorch-ann-tutorial.md")
@@ -40,21 +41,6 @@ def check_golden(name: str, text: str) -> None:
 
 
 # -- models ----------------------------------------------------------------------------------
-
-class TutorialNet(nn.Module):
-    """The tutorial's §2.3 network, copied as written: forward returns (hidden, output)."""
-
-    def __init__(self):
-        super().__init__()
-        self.input_to_hidden_layer = nn.Linear(2, 8)
-        self.hidden_layer_activation = nn.ReLU()
-        self.hidden_to_output_layer = nn.Linear(8, 1)
-
-    def forward(self, x):
-        hidden_output = self.input_to_hidden_layer(x)
-        hidden_output = self.hidden_layer_activation(hidden_output)
-        return hidden_output, self.hidden_to_output_layer(hidden_output)
-
 
 class Block(nn.Module):
     def __init__(self, width):

@@ -18,6 +18,7 @@ from torch.optim import SGD
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from torchann.batches import epoch_permutation
+from tutorial_code import MyNeuralNet
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_SUMMARY = (ROOT / "tests" / "golden" / "summary_tutorial_2_4.txt").read_text(encoding="utf-8")
@@ -71,22 +72,6 @@ def tutorial_1_1_losses() -> tuple[list[float], list[torch.Tensor]]:
                 updated_W[i] -= lr * updated_W[i].grad
             updated_W[i].grad.zero_()
     return losses, [w.detach() for w in updated_W]
-
-
-class MyNeuralNet(nn.Module):
-    """§2.1's network."""
-
-    def __init__(self):
-        super().__init__()
-        self.input_to_hidden_layer = nn.Linear(2, 8)
-        self.hidden_layer_activation = nn.ReLU()
-        self.hidden_to_output_layer = nn.Linear(8, 1)
-
-    def forward(self, x):
-        x = self.input_to_hidden_layer(x)
-        x = self.hidden_layer_activation(x)
-        x = self.hidden_to_output_layer(x)
-        return x
 
 
 class MyNeuralNetWithHidden(MyNeuralNet):
