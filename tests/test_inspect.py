@@ -20,7 +20,7 @@ from torch import nn
 
 import torchann
 from torchann.errors import UsageError
-from tutorial_code import TutorialNet
+from tutorial_code import MyNeuralNet, TutorialNet
 
 GOLDEN = Path(__file__).parent / "golden"
 TUTORIAL = Path("/work/shared/seed/pytorch-ann-tutorial.md")
@@ -365,23 +365,8 @@ def test_summary_usage_errors(kwargs, fragment):
 
 # -- activations ----------------------------------------------------------------------------
 
-class TutorialPlainNet(nn.Module):
-    """The tutorial's §2.1 network: forward returns the output only."""
-
-    def __init__(self):
-        super().__init__()
-        self.input_to_hidden_layer = nn.Linear(2, 8)
-        self.hidden_layer_activation = nn.ReLU()
-        self.hidden_to_output_layer = nn.Linear(8, 1)
-
-    def forward(self, x):
-        x = self.input_to_hidden_layer(x)
-        x = self.hidden_layer_activation(x)
-        return self.hidden_to_output_layer(x)
-
-
 def test_activations_equal_tutorial_2_3_hidden_output():
-    plain = TutorialPlainNet()
+    plain = MyNeuralNet()
     oracle = TutorialNet()
     oracle.load_state_dict(plain.state_dict())
     x = torch.tensor([[0.1, 0.2], [0.3, 0.4], [10.0, 11.0]])
