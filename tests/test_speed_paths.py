@@ -96,6 +96,49 @@ def test_mlp_step_matches_autograd_and_optimizer_step(model_opts, loss_fn, opt_o
             torch.testing.assert_close(p[key], q[key], rtol=1e-6, atol=1e-7)
 
 
+BUFFER_MODELS = {
+    # in-place activations after linear layers, an activation that follows another, a GELU
+    # (not in place), a 1-wide layer before the output, and a network that ends in an activation
+    "relu-tanh-sigmoid": lambda: nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Tanh(), nn.Linear(16, 8),
+                                               nn.Sigmoid(), nn.Linear(8, 1), nn.Linear(1, 3)),
+    "gelu-to-sigmoid": lambda: nn.Sequential(nn.Linear(5, 16), nn.GELU(), nn.Linear(16, 1), nn.Sigmoid()),
+}
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("name", list(BUFFER_MODELS))
+def test_mlp_step_reuses_buffers_and_equals_autograd_bit_for_bit(name, bf16):
+    # MLPStep writes activations and gradients into buffers it keeps; batches of changing
+    # size (growing past the buffers, then shrinking) must give exactly autograd's numbers,
+    # and under bf16 exactly autocast's.
+    x, _ = _data(rows=40)
+    torch.manual_seed(0)
+    fast = BUFFER_MODELS[name]()
+    plain = copy.deepcopy(fast)
+    y = torch.randn(40, fast[-1].out_features if isinstance(fast[-1], nn.Linear) else 1)
+    opt_fast = make_optimizer("adam", fast.parameters(), lr=0.01, device=CPU)
+    opt_plain = make_optimizer("adam", plain.parameters(), lr=0.01, device=CPU)
+    step = make_train_step(fast, fast, nn.MSELoss(), opt_fast, bf16=bf16)
+    assert isinstance(step, MLPStep)
+    auto = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    outputs = []
+    for start, rows in [(0, 8), (8, 16), (0, 40), (24, 3), (4, 16), (0, 40)]:
+        xb, yb = x[start : start + rows], y[start : start + rows]
+        loss, out = step(xb, yb)
+        outputs.append(out)
+        opt_plain.zero_grad()
+        with auto:
+            expected_out = plain(xb)
+            expected = nn.functional.mse_loss(expected_out.float(), yb)
+        expected.backward()
+        opt_plain.step()
+        assert torch.equal(out, expected_out.float()), rows
+        assert torch.equal(loss, expected.detach()), rows
+        for p, q in zip(fast.parameters(), plain.parameters()):
+            assert torch.equal(p, q), rows
+    assert outputs[2].data_ptr() == outputs[5].data_ptr()  # the same buffer, step after step
+
+
 def test_clipped_gradients_match_clip_grad_norm():
     x, y = _data()
     torch.manual_seed(0)

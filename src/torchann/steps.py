@@ -54,16 +54,37 @@ class AutogradStep:
         return loss.detach(), out
 
 
-# Activation modules MLPStep knows: forward(input, module) and backward(grad, input, output, module),
-# with the backward kernels that autograd uses for them.
-_ACTIVATIONS: dict[type, tuple[Callable, Callable]] = {
-    nn.ReLU: (lambda a, m: torch.relu(a), lambda g, a, out, m: aten.threshold_backward(g, out, 0)),
-    nn.Tanh: (lambda a, m: torch.tanh(a), lambda g, a, out, m: aten.tanh_backward(g, out)),
-    nn.Sigmoid: (lambda a, m: torch.sigmoid(a), lambda g, a, out, m: aten.sigmoid_backward(g, out)),
-    nn.GELU: (lambda a, m: F.gelu(a, approximate=m.approximate),
-              lambda g, a, out, m: aten.gelu_backward(g, a, approximate=m.approximate)),
-    nn.LeakyReLU: (lambda a, m: F.leaky_relu(a, m.negative_slope),
-                   lambda g, a, out, m: aten.leaky_relu_backward(g, a, m.negative_slope, False)),
+class _Activation:
+    """An activation MLPStep knows: its forward and the backward kernel autograd uses for it.
+
+    ``forward_`` and ``backward_``, where given, do the same in place: ``forward_(a)``
+    overwrites the linear layer's output with the activation's, ``backward_(g, out)``
+    overwrites the incoming gradient. They are used when the activation directly follows a
+    linear layer, whose own output no backward needs.
+    """
+
+    def __init__(self, forward: Callable, backward: Callable, forward_: Callable | None = None,
+                 backward_: Callable | None = None) -> None:
+        self.forward, self.backward = forward, backward  # (a, module) and (g, a, out, module)
+        self.forward_, self.backward_ = forward_, backward_  # (a) and (g, out)
+
+
+_ACTIVATIONS: dict[type, _Activation] = {
+    nn.ReLU: _Activation(
+        lambda a, m: torch.relu(a), lambda g, a, out, m: aten.threshold_backward(g, out, 0),
+        torch.relu_, lambda g, out: aten.threshold_backward.grad_input(g, out, 0, grad_input=g)),
+    nn.Tanh: _Activation(
+        lambda a, m: torch.tanh(a), lambda g, a, out, m: aten.tanh_backward(g, out),
+        torch.tanh_, lambda g, out: aten.tanh_backward.grad_input(g, out, grad_input=g)),
+    nn.Sigmoid: _Activation(
+        lambda a, m: torch.sigmoid(a), lambda g, a, out, m: aten.sigmoid_backward(g, out),
+        torch.sigmoid_, lambda g, out: aten.sigmoid_backward.grad_input(g, out, grad_input=g)),
+    nn.GELU: _Activation(
+        lambda a, m: F.gelu(a, approximate=m.approximate),
+        lambda g, a, out, m: aten.gelu_backward(g, a, approximate=m.approximate)),
+    nn.LeakyReLU: _Activation(
+        lambda a, m: F.leaky_relu(a, m.negative_slope),
+        lambda g, a, out, m: aten.leaky_relu_backward(g, a, m.negative_slope, False)),
 }
 
 
@@ -107,6 +128,14 @@ def _loss_kernel(loss_fn: Any) -> Callable | None:
     return None
 
 
+class _Linear:
+    """One linear layer of an MLPStep plan, and the activation that runs in place on its output."""
+
+    def __init__(self, module: nn.Linear) -> None:
+        self.weight, self.bias = module.weight, module.bias
+        self.activation: _Activation | None = None  # an in-place activation that follows it
+
+
 class MLPStep:
     """The step of ``AutogradStep`` for a plain MLP, with the backward pass written out.
 
@@ -116,68 +145,135 @@ class MLPStep:
     linear layers run in bfloat16 on bfloat16 copies of the weights, the loss in float32, and
     the gradients come back to the float32 parameters. Batches it cannot take (not 2-D, or
     another dtype) go through ``fallback``.
+
+    Every activation and gradient of the size of a batch is written into a buffer that the
+    step keeps (``out=`` kernels, activations in place): a step allocates almost nothing.
+    Fresh tensors cost more than their arithmetic here: at batch 1024 a layer's output is
+    1 MB, the C allocator hands such blocks back to the system when they are freed, and the
+    next step pays a page fault for every 4 KB it touches again. The ``output`` a call
+    returns is therefore one of those buffers: use it before the next call.
     """
 
     def __init__(self, layers: list[tuple[Any, nn.Module]], loss: Callable, optimizer: torch.optim.Optimizer, *,
                  lower: torch.dtype | None, clip_grad_norm: float | None, fallback: AutogradStep) -> None:
-        self.layers = layers  # (kind, module): kind is "linear" or an entry of _ACTIVATIONS
+        self.layers = layers  # (kind, module): kind is "linear" or an _Activation
         self.loss, self.lower, self.clip, self.fallback = loss, lower, clip_grad_norm, fallback
         self.class_targets = getattr(loss, "class_targets", False)
         self.step_optimizer = fallback.step_optimizer
         self.params = fallback.params
         first = next(m for kind, m in layers if kind == "linear")
         self.dtype, self.device = first.weight.dtype, first.weight.device
+        self.compute = lower or self.dtype  # the dtype the linear layers run in
         self.one = torch.ones((), dtype=self.dtype, device=self.device)
-        # Detached views: the optimiser updates the parameters in place, the views follow.
-        self.weights = [(m.weight.detach(), None if m.bias is None else m.bias.detach())
-                        for kind, m in layers if kind == "linear"]
+        # The plan: linear layers, with an activation that directly follows one run in place.
+        self.plan: list[Any] = []
+        for kind, module in layers:
+            if kind != "linear" and kind.forward_ is not None and isinstance(self.plan[-1], _Linear) \
+                    and self.plan[-1].activation is None:
+                self.plan[-1].activation = kind
+            else:
+                self.plan.append(_Linear(module) if kind == "linear" else (kind, module))
+        self.linears = [p for p in self.plan if isinstance(p, _Linear)]
+        empty = lambda t: torch.empty_like(t, dtype=self.compute)  # noqa: E731
+        # Gradients (and under bf16, the low-precision weights) keep their buffers across steps.
+        self.detached = [p.detach() for p in self.params]  # views: the optimiser's updates show through
+        self.grads = [torch.empty_like(p) for p in self.params]  # parameter order
+        self.low_grads = [empty(p) for p in self.params] if lower is not None else self.grads
+        self.low_weights = [empty(p) for p in self.params] if lower is not None else None
+        self._rows = 0  # batch rows the buffers below hold
+        self._buffers: dict[str, list[torch.Tensor]] = {}
+        self._views: dict[int, dict[str, list[torch.Tensor]]] = {}
+
+    def _batch_buffers(self, n: int, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """Buffers of ``n`` rows: each linear layer's output and input gradient, the low-precision batch."""
+        views = self._views.get(n)
+        if views is not None:
+            return views
+        if n > self._rows:
+            def rows(cols: int, dtype: torch.dtype) -> torch.Tensor:
+                return torch.empty((n, cols), dtype=dtype, device=self.device)
+
+            self._buffers = {
+                "out": [rows(lin.weight.shape[0], self.compute) for lin in self.linears],
+                "grad_in": [rows(lin.weight.shape[1], self.compute) for lin in self.linears],
+                "x": [rows(x.shape[1], self.compute)] if self.lower is not None else [],
+                "out32": [rows(self.linears[-1].weight.shape[0], self.dtype)] if self.lower is not None else [],
+            }
+            self._rows, self._views = n, {}
+        views = self._views[n] = {k: [t[:n] for t in v] for k, v in self._buffers.items()}
+        return views
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, loss_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() != 2 or x.dtype != self.dtype or loss_scale != 1.0:
+        n = x.shape[0]
+        if x.dim() != 2 or x.dtype != self.dtype or loss_scale != 1.0 or not n:
             return self.fallback(x, y, loss_scale)
+        buffers = self._batch_buffers(n, x)
         low = self.lower
-        a = x if low is None else x.to(low)
+        if low is not None:
+            torch._foreach_copy_(self.low_weights, self.detached)  # the casts autocast would make
+            a = buffers["x"][0].copy_(x)
+            weights = iter(self.low_weights)
+        else:
+            a = x
+            weights = iter(self.detached)
         saved: list[tuple[torch.Tensor, ...]] = []
-        weights = iter(self.weights)
-        for kind, module in self.layers:
-            if kind == "linear":
-                w, b = next(weights)
-                if low is not None:
-                    w, b = w.to(low), (None if b is None else b.to(low))
-                out = torch.addmm(b, a, w.t()) if b is not None else a.mm(w.t())  # (B, in) @ (in, out)
+        outs = iter(buffers["out"])
+        for layer in self.plan:
+            if isinstance(layer, _Linear):
+                w = next(weights)
+                b = next(weights) if layer.bias is not None else None
+                out = next(outs)
+                if b is not None:
+                    torch.addmm(b, a, w.t(), out=out)  # (B, in) @ (in, out)
+                else:
+                    torch.mm(a, w.t(), out=out)
+                if layer.activation is not None:
+                    layer.activation.forward_(out)
                 saved.append((a, w))
             else:
-                out = kind[0](a, module)
+                kind, module = layer
+                out = kind.forward(a, module)
                 saved.append((a, out))
             a = out
         if low is not None:
-            out = out.to(self.dtype)  # autocast runs losses in float32
+            out = buffers["out32"][0].copy_(out)  # autocast runs losses in float32
         if (y.dim() != 1) if self.class_targets else (y.shape != out.shape or y.dtype != out.dtype):
             return self.fallback(x, y, loss_scale)  # broadcasting or mixed dtypes: leave them to autograd
         loss, grad = self.loss(out, y, self.one)
         if low is not None:
             grad = grad.to(low)
 
-        grads: list[torch.Tensor] = []
-        for i in range(len(self.layers) - 1, -1, -1):
-            kind, module = self.layers[i]
-            if kind == "linear":
-                a_in, w = saved[i]
-                if module.bias is not None:
-                    grads.append(grad.sum(0))
-                grads.append(grad.t().mm(a_in))  # (out, B) @ (B, in) -> (out, in), as autograd computes it
-                if i:  # the input needs no gradient
-                    grad = grad.mm(w)  # (B, out) @ (out, in): the gradient for the layer below
+        p = len(self.params)  # gradients are written from the last parameter backwards
+        j = len(self.linears)
+        for k in range(len(self.plan) - 1, -1, -1):
+            layer = self.plan[k]
+            if isinstance(layer, _Linear):
+                j -= 1
+                a_in, w = saved[k]
+                if layer.activation is not None:
+                    layer.activation.backward_(grad, a)  # a: this layer's output, after the activation
+                if layer.bias is not None:
+                    p -= 1
+                    torch.sum(grad, 0, out=self.low_grads[p])
+                p -= 1
+                torch.mm(grad.t(), a_in, out=self.low_grads[p])  # (out, B) @ (B, in), as autograd computes it
+                if j and w.shape[0] == 1:  # (B, 1) @ (1, in) is a broadcast product, with the same rounding
+                    grad = torch.mul(grad, w, out=buffers["grad_in"][j])
+                elif j:  # the first layer's input needs no gradient
+                    grad = torch.mm(grad, w, out=buffers["grad_in"][j])  # the gradient for the layer below
+                a = a_in
             else:
-                grad = kind[1](grad, saved[i][0], saved[i][1], module)
-        grads.reverse()  # parameter order: weight, bias of each layer, first layer first
+                kind, module = layer
+                a_in, a_out = saved[k]
+                grad = kind.backward(grad, a_in, a_out, module)
+                a = a_in
         if low is not None:
-            grads = [g.to(self.dtype) for g in grads]
-        for p, g in zip(self.params, grads):
-            p.grad = g
+            torch._foreach_copy_(self.grads, self.low_grads)
+        for param, g in zip(self.params, self.grads):
+            param.grad = g
         if self.clip is not None:
             nn.utils.clip_grad_norm_(self.params, self.clip)
-        self.step_optimizer(grads)
+        self.step_optimizer(self.grads)
         return loss, out
 
 
