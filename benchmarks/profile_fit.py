@@ -5,7 +5,8 @@
 
 For each way of stepping it prints a table of microseconds per step: the profiler's self time
 in groups of operators (matmuls, the optimiser kernel, elementwise kernels, views, the autograd
-engine) and the rest of the wall time (Python between the operators). The model and data are the throughput benchmark's (32-256-256-1,
+engine) and the rest of the wall time (Python between the operators). The wall time is the
+fastest of three unprofiled passes. The model and data are the throughput benchmark's (32-256-256-1,
 MSE, Adam lr 1e-3, 2 threads).
 """
 
@@ -32,10 +33,10 @@ GROUPS = {
     "matmul (mm, addmm)": ("aten::mm", "aten::addmm"),
     "optimiser kernel (fused Adam, step count)": ("aten::_fused_adam_", "aten::_foreach_add_", "aten::item"),
     "elementwise (ReLU and its backward, loss, sums, casts, copies)": (
-        "aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::mse_loss", "aten::mse_loss_backward",
+        "aten::relu", "aten::relu_", "aten::clamp_min", "aten::clamp_min_", "aten::threshold_backward", "aten::mse_loss", "aten::mse_loss_backward",
         "aten::sum", "aten::add_", "aten::copy_", "aten::_to_copy", "aten::to", "aten::mean", "aten::div_",
         "aten::sub", "aten::mul", "aten::fill_", "aten::zero_", "aten::zeros_like", "aten::ones_like",
-        "aten::pow", "aten::index_select"),
+        "aten::pow", "aten::index_select", "aten::_foreach_copy_"),
     "tensor views and allocation (t, slice, empty, ...)": (
         "aten::t", "aten::transpose", "aten::as_strided", "aten::slice", "aten::expand", "aten::view",
         "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::resolve_conj", "aten::resolve_neg",
@@ -96,10 +97,13 @@ def main() -> int:
     for name, fn in variants.items():
         for i in range(0, min(n, 20) * bs, bs):  # warm-up
             fn(x[i : i + bs], y[i : i + bs])
-        t0 = time.perf_counter()
-        for i in range(0, n * bs, bs):
-            fn(x[i : i + bs], y[i : i + bs])
-        wall = (time.perf_counter() - t0) / n
+        walls = []
+        for _ in range(3):  # noise on a shared machine only adds time: keep the fastest pass
+            t0 = time.perf_counter()
+            for i in range(0, n * bs, bs):
+                fn(x[i : i + bs], y[i : i + bs])
+            walls.append((time.perf_counter() - t0) / n)
+        wall = min(walls)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for i in range(0, n * bs, bs):
                 fn(x[i : i + bs], y[i : i + bs])
