@@ -154,9 +154,8 @@ class MLPStep:
     returns is therefore one of those buffers: use it before the next call.
     """
 
-    def __init__(self, layers: list[tuple[Any, nn.Module]], loss: Callable, optimizer: torch.optim.Optimizer, *,
+    def __init__(self, layers: list[tuple[Any, nn.Module]], loss: Callable, *,
                  lower: torch.dtype | None, clip_grad_norm: float | None, fallback: AutogradStep) -> None:
-        self.layers = layers  # (kind, module): kind is "linear" or an _Activation
         self.loss, self.lower, self.clip, self.fallback = loss, lower, clip_grad_norm, fallback
         self.class_targets = getattr(loss, "class_targets", False)
         self.step_optimizer = fallback.step_optimizer
@@ -166,7 +165,7 @@ class MLPStep:
         self.compute = lower or self.dtype  # the dtype the linear layers run in
         self.one = torch.ones((), dtype=self.dtype, device=self.device)
         # The plan: linear layers, with an activation that directly follows one run in place.
-        self.plan: list[Any] = []
+        self.plan: list[Any] = []  # layers is [(kind, module)]: kind is "linear" or an _Activation
         for kind, module in layers:
             if kind != "linear" and kind.forward_ is not None and isinstance(self.plan[-1], _Linear) \
                     and self.plan[-1].activation is None:
@@ -334,7 +333,7 @@ def make_train_step(net: nn.Module, model: nn.Module, loss_fn: Callable, optimiz
     if any(p is not q for p, q in zip(params, general.params)):
         return general  # the gradients are handed to the optimiser in the model's order
     lower = torch.bfloat16 if bf16 else None
-    return MLPStep(layers, loss, optimizer, lower=lower, clip_grad_norm=clip_grad_norm, fallback=general)
+    return MLPStep(layers, loss, lower=lower, clip_grad_norm=clip_grad_norm, fallback=general)
 
 
 class StepLosses:
