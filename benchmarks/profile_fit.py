@@ -33,7 +33,8 @@ GROUPS = {
     "matmul (mm, addmm)": ("aten::mm", "aten::addmm"),
     "optimiser kernel (fused Adam, step count)": ("aten::_fused_adam_", "aten::_foreach_add_", "aten::item"),
     "elementwise (ReLU and its backward, loss, sums, casts, copies)": (
-        "aten::relu", "aten::relu_", "aten::clamp_min", "aten::clamp_min_", "aten::threshold_backward", "aten::mse_loss", "aten::mse_loss_backward",
+        "aten::relu", "aten::relu_", "aten::clamp_min", "aten::clamp_min_", "aten::threshold_backward",
+        "aten::mse_loss", "aten::mse_loss_backward",
         "aten::sum", "aten::add_", "aten::copy_", "aten::_to_copy", "aten::to", "aten::mean", "aten::div_",
         "aten::sub", "aten::mul", "aten::fill_", "aten::zero_", "aten::zeros_like", "aten::ones_like",
         "aten::pow", "aten::index_select", "aten::_foreach_copy_"),
