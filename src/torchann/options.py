@@ -1,0 +1,155 @@
+"""Every training option and its default, declared once.
+
+Three groups, each a frozen dataclass whose fields carry their help text:
+
+* ``DataOptions``: how a table becomes training rows (target, features, task, held-out rows,
+  missing values, scaling).
+* ``NetworkOptions``: the network's shape (hidden widths, activation, dropout, norm).
+* ``FitOptions``: how ``fit`` trains (epochs, batch size, optimiser, schedule, early stopping,
+  seed, device, precision).
+
+``torchann.train``, the ``torchann train`` command (its help text and ``args.json``), the
+scikit-learn estimators and ``fit`` all read their defaults from here, so the same table and
+seed train the same model whichever door it comes through.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Optional
+
+from .errors import UsageError
+
+__all__ = [
+    "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
+    "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES",
+]
+
+
+def _opt(default: Any, help: str, *, flag: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How a table becomes training rows."""
+
+    target: Optional[tuple[str, ...]] = _opt(None, "Target column(s) [default: the table's own target].")
+    features: Optional[tuple[str, ...]] = _opt(None, "Feature columns [default: every other column].")
+    exclude: tuple[str, ...] = _opt((), "Columns to leave out of the features (identifiers, leaks).")
+    task: Optional[str] = _opt(None, "regression or classification [default: inferred from the target].")
+    val_split: float = _opt(
+        0.2, "Fraction of rows held out for validation and early stopping (stratified for classes); 0 for none.")
+    scale: bool = _opt(True, "Standardise numeric features and regression targets (statistics of training rows).")
+    fill_missing: Optional[str] = _opt(
+        "mean", "mean, median or zero for missing numbers (with an indicator input); none makes them an error.")
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """The network's shape."""
+
+    hidden: tuple[int, ...] = _opt((256, 256), "Hidden layer widths, e.g. 256,256.")
+    activation: str = _opt("relu", "relu, tanh, sigmoid, gelu, leaky_relu or identity.")
+    dropout: float = _opt(0.0, "Dropout after each hidden layer.")
+    norm: str = _opt("none", "none, batch or layer normalisation after each hidden layer.")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How ``fit`` trains."""
+
+    epochs: int = _opt(200, "Most passes over the training rows (early stopping usually ends sooner).")
+    batch_size: Optional[int] = _opt(
+        None, "Rows per step [default: chosen from the number of training rows, 32 to 512].")
+    lr: float = _opt(1e-3, "Learning rate.")
+    optimizer: str = _opt("adamw", "sgd, adam or adamw.")
+    loss: Optional[str] = _opt(None, "mse, mae, cross_entropy or bce [default: mse for regression, "
+                                     "cross_entropy for classification].")
+    weight_decay: float = _opt(0.0, "Weight decay (decoupled for adamw, L2 for sgd and adam).")
+    momentum: float = _opt(0.0, "Momentum for sgd.")
+    clip_grad_norm: Optional[float] = _opt(None, "Clip the gradient norm to this value.")
+    scheduler: Optional[str] = _opt(None, "none, cosine, step, plateau or one_cycle.")
+    early_stopping: Optional[int] = _opt(
+        16, "Stop after this many epochs without a better validation loss and restore the best epoch; "
+            "0 to train every epoch.")
+    seed: Optional[int] = _opt(0, "Random seed for the split, initial weights, order and dropout.")
+    device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps.")
+    precision: str = _opt("fp32", "fp32 or bf16 (autocast).")
+
+
+# One flat view for the command line, ``torchann.train(**options)`` and ``args.json``.
+GROUPS = (DataOptions, NetworkOptions, FitOptions)
+TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(f.name for g in GROUPS for f in fields(g))
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """All three groups: what ``torchann.train`` and ``torchann train`` take."""
+
+    data: DataOptions = field(default_factory=DataOptions)
+    network: NetworkOptions = field(default_factory=NetworkOptions)
+    fit: FitOptions = field(default_factory=FitOptions)
+
+    @classmethod
+    def from_flat(cls, options: dict[str, Any], *, where: str = "train") -> "TrainOptions":
+        """Build from flat keyword options; an unknown name fails with the closest valid one."""
+        groups = split_options(options, where=where)
+        return cls(DataOptions(**groups[DataOptions]), NetworkOptions(**groups[NetworkOptions]),
+                   FitOptions(**groups[FitOptions]))
+
+    def to_flat(self) -> dict[str, Any]:
+        """A flat JSON-ready dict (tuples as lists), as ``args.json`` stores it."""
+        flat: dict[str, Any] = {}
+        for part in (self.data, self.network, self.fit):
+            flat.update({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(part).items()})
+        return flat
+
+
+def split_options(options: dict[str, Any], *, where: str = "train") -> dict[type, dict[str, Any]]:
+    """Sort flat keyword options into their groups."""
+    owner = {f.name: g for g in GROUPS for f in fields(g)}
+    groups: dict[type, dict[str, Any]] = {g: {} for g in GROUPS}
+    for name, value in options.items():
+        group = owner.get(name)
+        if group is None:
+            close = difflib.get_close_matches(name, TRAIN_OPTION_NAMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid options: {', '.join(TRAIN_OPTION_NAMES)}"
+            raise UsageError(f"{where}() got an unknown option {name!r}{hint}")
+        if isinstance(value, list):
+            value = tuple(value)
+        groups[group][name] = value
+    return groups
+
+
+def _field(name: str):
+    for group in GROUPS:
+        for f in fields(group):
+            if f.name == name:
+                return f
+    raise KeyError(name)
+
+
+def option_default(name: str) -> Any:
+    """The declared default of option ``name``."""
+    f = _field(name)
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
+def option_help(name: str) -> str:
+    """Help text for option ``name`` with its default, as the command line shows it."""
+    f = _field(name)
+    text = f.metadata["help"]
+    if "[default:" in text:
+        return text
+    default = option_default(name)
+    if default is None:
+        return text
+    if isinstance(default, tuple):
+        shown = ",".join(str(v) for v in default) if default else "none"
+    elif isinstance(default, bool):
+        shown = "on" if default else "off"
+    else:
+        shown = str(default)
+    return f"{text} [default: {shown}]"
