@@ -23,7 +23,7 @@ from .errors import UsageError
 
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
-    "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES",
+    "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
 ]
 
 
@@ -153,3 +153,14 @@ def option_help(name: str) -> str:
     else:
         shown = str(default)
     return f"{text} [default: {shown}]"
+
+
+def auto_batch_size(n_rows: int) -> int:
+    """The default batch size for ``n_rows`` training rows: about 1/32 of the rows as a power
+    of two, within 32..512, so that small tables still take enough steps per epoch and large
+    ones are not slowed by tiny steps."""
+    import math
+
+    if n_rows <= 32 * 32:
+        return 32
+    return int(min(512, max(32, 2 ** round(math.log2(n_rows / 32)))))
