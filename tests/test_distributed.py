@@ -20,6 +20,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from torchann.cli.relaunch import relaunch_argv
 import torchann
 from torchann import distributed
 from torchann.errors import UsageError
@@ -276,7 +277,7 @@ def test_only_rank_zero_writes_files(job):
 
 def test_the_run_folder_loads_and_predicts(job):
     (r0, _), out = job
-    model = torchann.load(out / "shared" / "run")
+    model = torchann.load(out / "shared" / "run").network
     trained = r0["runs"]["even"]["params"]
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained[key])
@@ -413,7 +414,7 @@ def test_train_nproc_2_matches_one_process_and_only_rank_zero_writes(tmp_path, c
     for key in ("loss", "val_loss", "r2", "val_r2"):
         assert reports[0]["final"][key] == pytest.approx(expected[key], rel=1e-5), key
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
-    m1, m2 = torchann.load(tmp_path / "one"), torchann.load(tmp_path / "two")
+    m1, m2 = torchann.load(tmp_path / "one").network, torchann.load(tmp_path / "two").network
     for (k1, v1), (k2, v2) in zip(m1.state_dict().items(), m2.state_dict().items()):
         assert k1 == k2
         assert_rel_close(v2, v1, what=k1)
@@ -438,7 +439,7 @@ def test_relaunch_argv_repeats_what_was_typed(tmp_path):
         nproc: int = typer.Option(None, "--nproc"),
     ) -> None:
         seen.setdefault("params", []).append(dict(ctx.params))
-        seen.setdefault("argv", []).append(distributed.relaunch_argv(ctx))
+        seen.setdefault("argv", []).append(relaunch_argv(ctx))
 
     runner = CliRunner()
     first = ["--debug", "train", "-o", str(tmp_path), "--lr", "-0.1", "--no-shuffle", "--nproc", "2", "--", "-d.csv"]

@@ -31,7 +31,7 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 # Small, quick settings: the checks are about the estimator contract, not accuracy (the
 # defaults pass the same checks; see docs/sklearn.md).
-FAST = dict(hidden_layer_sizes=(32,), epochs=40, lr=1e-2)
+FAST = dict(hidden=(32,), epochs=40, lr=1e-2)
 
 
 @parametrize_with_checks(
@@ -51,26 +51,30 @@ def _classification(n=200, seed=0):
 
 
 def test_params_are_stored_as_given_and_clone_keeps_them():
-    est = MLPClassifier(hidden_layer_sizes=[16, 8], lr=3e-3, optimizer="sgd", random_state=4)
+    est = MLPClassifier(hidden=[16, 8], lr=3e-3, optimizer="sgd", random_state=4)
     params = est.get_params()
-    assert params["hidden_layer_sizes"] == [16, 8] and params["lr"] == 3e-3 and params["optimizer"] == "sgd"
-    assert params["epochs"] == 200 and params["early_stopping"] is True and params["scale"] is True
+    assert params["hidden"] == [16, 8] and params["lr"] == 3e-3 and params["optimizer"] == "sgd"
+    # The defaults are train()'s, declared once in torchann.options.
+    from torchann.options import option_default
+
+    for name in ("epochs", "early_stopping", "scale", "val_split", "batch_size", "weight_decay", "fill_missing"):
+        assert params[name] == option_default(name), name
     twin = clone(est)
     assert twin.get_params() == params and twin is not est
-    est.set_params(lr=0.1, hidden_layer_sizes=(4,))
-    assert est.lr == 0.1 and est.hidden_layer_sizes == (4,)
+    est.set_params(lr=0.1, hidden=(4,))
+    assert est.lr == 0.1 and est.hidden == (4,)
     with pytest.raises(ValueError, match="Invalid parameter 'learning_rate'"):
         est.set_params(learning_rate=0.1)
 
 
 def test_bad_arguments_are_value_errors_naming_the_argument():
     x, y = _classification(n=40)
-    with pytest.raises(ValueError, match="hidden_layer_sizes must hold positive integers"):
-        MLPClassifier(hidden_layer_sizes=(8, 0)).fit(x, y)
+    with pytest.raises(ValueError, match="hidden must hold positive integers"):
+        MLPClassifier(hidden=(8, 0)).fit(x, y)
     with pytest.raises(ValueError, match="Did you mean 'adam'"):
         MLPClassifier(optimizer="adamm", epochs=1).fit(x, y)
-    with pytest.raises(ValueError, match="validation_fraction must be in"):
-        MLPRegressor(validation_fraction=1.5).fit(x, y)
+    with pytest.raises(ValueError, match="val_split must be in"):
+        MLPRegressor(val_split=1.5).fit(x, y)
     with pytest.raises(ValueError, match="only one class"):
         MLPClassifier(epochs=1).fit(x, np.zeros(len(x)))
 
@@ -79,7 +83,7 @@ def test_classifier_predictions_probabilities_and_score():
     x, y = _classification()
     labels = np.array(["ant", "bee", "cat"])[y]
     xtr, xte, ytr, yte = train_test_split(x, labels, test_size=0.3, random_state=0, stratify=labels)
-    clf = MLPClassifier(hidden_layer_sizes=(32,), epochs=60, lr=1e-2, random_state=0).fit(xtr, ytr)
+    clf = MLPClassifier(hidden=(32,), epochs=60, lr=1e-2, random_state=0).fit(xtr, ytr)
     assert list(clf.classes_) == ["ant", "bee", "cat"] and clf.n_features_in_ == 6
     proba = clf.predict_proba(xte)
     assert proba.shape == (len(xte), 3)
@@ -89,69 +93,78 @@ def test_classifier_predictions_probabilities_and_score():
     assert np.array_equal(predicted, clf.classes_[proba.argmax(axis=1)])
     assert clf.score(xte, yte) == accuracy_score(yte, predicted)
     assert clf.score(xte, yte) > 0.85
-    # the fitted scaling is the training rows' mean and population std, as StandardScaler's
-    scaler = StandardScaler().fit(xtr)
-    np.testing.assert_allclose(clf.x_mean_, scaler.mean_, rtol=1e-12)
-    np.testing.assert_allclose(clf.x_scale_, scaler.scale_, rtol=1e-12)
+    # the fitted scaling is the mean and population std of the rows that trained (the held-out
+    # rows excluded), as StandardScaler's on those rows
+    from torchann.splits import split_indices
+
+    train_rows, _ = split_indices(len(xtr), 0.2, seed=0, stratify=ytr)
+    scaler = StandardScaler().fit(xtr[train_rows])
+    features = clf.model_.preprocessor.features
+    np.testing.assert_allclose([f.mean for f in features], scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose([f.std for f in features], scaler.scale_, rtol=1e-12)
 
 
 def test_regressor_predicts_in_target_units_and_scores_r2():
     x, y = make_regression(n_samples=240, n_features=5, noise=5.0, random_state=1)
     y = 5000 + 40 * y  # large units: predictions near 0 would mean the scaling was not undone
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0)
-    reg = MLPRegressor(hidden_layer_sizes=(32,), epochs=150, lr=1e-2, random_state=0).fit(xtr, ytr)
+    reg = MLPRegressor(hidden=(32,), epochs=150, lr=1e-2, random_state=0).fit(xtr, ytr)
     predicted = reg.predict(xte)
     assert predicted.shape == (len(xte),)
     assert reg.score(xte, yte) == pytest.approx(r2_score(yte, predicted), rel=1e-12)
     assert reg.score(xte, yte) > 0.95
-    assert reg.y_mean_ == pytest.approx([ytr.mean()]) and reg.y_scale_ == pytest.approx([ytr.std()])
     # The kept weights are the best epoch's; its validation metrics, in target units, are
-    # scikit-learn's on the held-out rows (the seeded split the estimator documents).
+    # scikit-learn's on the held-out rows (the seeded split train() documents; the seed is
+    # random_state itself).
     from torchann.splits import split_indices
 
-    seed = int(np.random.RandomState(0).randint(0, 2**31 - 1))
-    _, val = split_indices(len(xtr), 0.1, seed=seed)
+    train_rows, val = split_indices(len(xtr), 0.2, seed=0)
+    pre = reg.model_.preprocessor
+    assert pre.target_mean == pytest.approx([ytr[train_rows].mean()], rel=1e-12)
+    assert pre.target_std == pytest.approx([ytr[train_rows].std()], rel=1e-12)
     best = reg.history_.records[reg.best_epoch_ - 1]
     assert best["val_mse"] == pytest.approx(mean_squared_error(ytr[val], reg.predict(xtr[val])), rel=1e-4)
     assert best["val_r2"] == pytest.approx(r2_score(ytr[val], reg.predict(xtr[val])), abs=1e-4)
-    two = MLPRegressor(hidden_layer_sizes=(16,), epochs=20, random_state=0).fit(xtr, np.c_[ytr, -ytr])
+    two = MLPRegressor(hidden=(16,), epochs=20, random_state=0).fit(xtr, np.c_[ytr, -ytr])
     assert two.predict(xte).shape == (len(xte), 2) and two.n_outputs_ == 2
 
 
 def test_same_random_state_same_model_and_global_random_state_untouched():
     x, y = _classification(n=120)
     before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone())
-    a = MLPClassifier(hidden_layer_sizes=(16,), epochs=15, random_state=7).fit(x, y)
+    a = MLPClassifier(hidden=(16,), epochs=15, random_state=7).fit(x, y)
     after = (random.getstate(), np.random.get_state()[1], torch.get_rng_state())
     assert before[0] == after[0] and np.array_equal(before[1], after[1]) and torch.equal(before[2], after[2])
-    b = MLPClassifier(hidden_layer_sizes=(16,), epochs=15, random_state=7).fit(x, y)
-    c = MLPClassifier(hidden_layer_sizes=(16,), epochs=15, random_state=8).fit(x, y)
+    b = MLPClassifier(hidden=(16,), epochs=15, random_state=7).fit(x, y)
+    c = MLPClassifier(hidden=(16,), epochs=15, random_state=8).fit(x, y)
     np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x))
     assert not np.array_equal(a.predict_proba(x), c.predict_proba(x))
 
 
 def test_early_stopping_keeps_the_best_epoch():
     x, y = make_regression(n_samples=80, n_features=4, noise=30.0, random_state=0)
-    reg = MLPRegressor(hidden_layer_sizes=(128, 128), epochs=300, lr=1e-2, patience=5, random_state=0).fit(x, y)
+    reg = MLPRegressor(hidden=(128, 128), epochs=300, lr=1e-2, early_stopping=5, random_state=0).fit(x, y)
     val = reg.validation_loss_curve_
     assert reg.n_iter_ == reg.best_epoch_ + 5 < 300
     assert reg.best_epoch_ == int(np.argmin(val)) + 1
     assert len(reg.loss_curve_) == reg.n_iter_
-    off = MLPRegressor(hidden_layer_sizes=(8,), epochs=12, early_stopping=False, random_state=0).fit(x, y)
-    assert off.n_iter_ == 12 and off.validation_loss_curve_ is None
+    off = MLPRegressor(hidden=(8,), epochs=12, early_stopping=0, random_state=0).fit(x, y)
+    assert off.n_iter_ == 12 and len(off.validation_loss_curve_) == 12  # held-out rows still scored
+    none = MLPRegressor(hidden=(8,), epochs=3, early_stopping=0, val_split=0, random_state=0).fit(x, y)
+    assert none.validation_loss_curve_ is None
 
 
 def test_pickle_round_trip_predicts_the_same():
     x, y = _classification(n=100)
-    clf = MLPClassifier(hidden_layer_sizes=(8,), epochs=10, random_state=0).fit(x, y)
+    clf = MLPClassifier(hidden=(8,), epochs=10, random_state=0).fit(x, y)
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(x), clf.predict_proba(x))
-    assert again.model_ is not clf.model_ and not again.model_.training
+    assert again.model_ is not clf.model_ and not again.network_.training
 
 
 def test_pipeline_cross_val_score_and_grid_search():
     x, y = _classification(n=150)
-    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), epochs=30, lr=1e-2,
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden=(16,), epochs=30, lr=1e-2,
                                                          random_state=0))
     folds = KFold(3, shuffle=True, random_state=0)
     scores = cross_val_score(pipe, x, y, cv=folds)
@@ -159,10 +172,10 @@ def test_pipeline_cross_val_score_and_grid_search():
     np.testing.assert_array_equal(scores, by_hand)  # deterministic: the same numbers fold by fold
     assert scores.mean() > 0.8
     grid = GridSearchCV(MLPClassifier(epochs=30, random_state=0),
-                        {"hidden_layer_sizes": [(2,), (32,)], "lr": [1e-2]}, cv=folds).fit(x, y)
-    assert grid.best_params_ == {"hidden_layer_sizes": (32,), "lr": 1e-2}
+                        {"hidden": [(2,), (32,)], "lr": [1e-2]}, cv=folds).fit(x, y)
+    assert grid.best_params_ == {"hidden": (32,), "lr": 1e-2}
     assert grid.best_score_ == pytest.approx(max(grid.cv_results_["mean_test_score"]))
-    assert grid.best_estimator_.model_.linear1.out_features == 32
+    assert grid.best_estimator_.network_.linear1.out_features == 32
 
 
 # -- quality bar: scikit-learn's own MLP as the oracle ----------------------------------------------

@@ -17,7 +17,7 @@ import torchann
 from torchann.cli import app
 from torchann.data import Table
 from torchann.splits import split_indices
-from torchann.tabular import fit_table
+from torchann.tabular import train
 from torchann.train import Checkpointing
 
 runner = CliRunner()
@@ -52,8 +52,8 @@ def _class_table(n=90, seed=0):
 
 def test_regression_metrics_equal_sklearns_on_target_units():
     table = _regression_table()
-    trained = fit_table(table, hidden=(16,), val_split=0.25, seed=3, epochs=30, batch_size=16, lr=1e-2,
-                        device="cpu")
+    trained = train(table, hidden=(16,), val_split=0.25, seed=3, epochs=30, batch_size=16, lr=1e-2,
+                        device="cpu", early_stopping=0, optimizer="adam")
     _, val = split_indices(table.n_rows, 0.25, seed=3)
     y_true = table.columns["y"][val]
     y_pred = trained.predict(table.take(val)).ravel()
@@ -70,7 +70,8 @@ def test_regression_metrics_equal_sklearns_on_target_units():
 def test_training_metrics_are_those_of_the_model_that_took_the_step():
     # One epoch of one full batch: the epoch's training metrics describe the initial weights.
     table = _regression_table(n=40)
-    trained = fit_table(table, hidden=(8,), seed=1, epochs=1, batch_size=40, lr=1e-2, device="cpu")
+    trained = train(table, hidden=(8,), seed=1, epochs=1, batch_size=40, lr=1e-2, device="cpu", val_split=0,
+                    early_stopping=0, optimizer="adam")
     torch.manual_seed(1)
     initial = torchann.ModelSpec(2, (8,), 1).build()  # fit_table seeds the initial weights the same way
     pre = trained.preprocessor
@@ -84,8 +85,8 @@ def test_training_metrics_are_those_of_the_model_that_took_the_step():
 
 def test_classification_metrics_equal_sklearns():
     table = _class_table()
-    trained = fit_table(table, hidden=(16,), val_split=0.3, seed=0, epochs=15, batch_size=16, lr=1e-2,
-                        device="cpu")
+    trained = train(table, hidden=(16,), val_split=0.3, seed=0, epochs=15, batch_size=16, lr=1e-2,
+                        device="cpu", early_stopping=0, optimizer="adam")
     labels = table.columns["kind"]
     _, val = split_indices(table.n_rows, 0.3, seed=0, stratify=labels)
     proba = trained.predict_proba(table.take(val))
@@ -137,8 +138,8 @@ def test_cli_val_split_uses_the_seeded_stratified_rows(tmp_path):
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     table = _regression_table(n=60)
-    trained = fit_table(table, hidden=(64, 64), val_split=0.5, seed=0, epochs=400, batch_size=8, lr=3e-2,
-                        early_stopping=4, device="cpu")
+    trained = train(table, hidden=(64, 64), val_split=0.5, seed=0, epochs=400, batch_size=8, lr=3e-2,
+                        early_stopping=4, device="cpu", optimizer="adam")
     history = trained.history
     best = history.info["best_epoch"]
     val_losses = history["val_loss"]
@@ -147,7 +148,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     # The weights kept are the best epoch's: recompute its validation loss from the model.
     _, val = split_indices(table.n_rows, 0.5, seed=0)
     pre = trained.preprocessor
-    out = torchann.predict(trained.model, pre.transform_x(table.take(val)))
+    out = torchann.predict(trained.network, pre.transform_x(table.take(val)))
     loss = torch.nn.functional.mse_loss(out, torch.from_numpy(pre.transform_y(table.take(val)))).item()
     assert loss == pytest.approx(min(val_losses), rel=1e-5)
     assert loss < val_losses[-1]
@@ -284,14 +285,14 @@ class _StopAfter:
 def test_interrupted_and_resumed_run_with_a_schedule_is_bit_identical(tmp_path, scheduler):
     table = _class_table(n=60)
     options = dict(hidden=(8,), val_split=0.2, seed=2, epochs=7, batch_size=8, lr=1e-2, scheduler=scheduler,
-                   early_stopping=5, device="cpu")
+                   early_stopping=5, device="cpu", optimizer="adam")
     spec_options = {"dropout": 0.2}
-    full = fit_table(table, spec_options=spec_options, **options)
+    full = train(table, **spec_options, **options)
     ck = Checkpointing(tmp_path / "ck", every=1)
     with pytest.raises(KeyboardInterrupt):
-        fit_table(table, spec_options=spec_options, checkpoint=ck, progress=_StopAfter(4), **options)
-    resumed = fit_table(table, spec_options=spec_options, checkpoint=ck, resume=tmp_path / "ck", **options)
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        train(table, **spec_options, checkpoint=ck, progress=_StopAfter(4), **options)
+    resumed = train(table, **spec_options, checkpoint=ck, resume=tmp_path / "ck", **options)
+    for (name, a), b in zip(full.network.state_dict().items(), resumed.network.state_dict().values()):
         assert torch.equal(a, b), name
     assert resumed.history.records[-1]["lr"] == full.history.records[-1]["lr"]
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
@@ -367,6 +368,6 @@ def test_regression_target_scaling_uses_training_rows_and_predicts_in_target_uni
     feats = pre["features"]
     raw = np.array([[5.0, 0.0], [2.0, 4.0]])
     x = (raw - [f["mean"] for f in feats]) / [f["std"] for f in feats]
-    out_std = torchann.predict(torchann.load(out), x.astype(np.float32)).double().numpy().ravel()
+    out_std = torchann.predict(torchann.load(out).network, x.astype(np.float32)).double().numpy().ravel()
     assert values == pytest.approx(out_std * pre["target_std"][0] + pre["target_mean"][0], rel=1e-6)
     assert values == pytest.approx([1000 + 1500, 1000 + 600 - 800], abs=150)  # near the truth, in its units

@@ -21,9 +21,13 @@ _EXPORTS = {
     "EarlyStopping": "train",
     "History": "history",
     "predict": "inference",
+    # model.py / tabular.py: the trained model, and training on a table
+    "Model": "model",
+    "load": "model",
+    "train": "tabular",
+    "TrainOptions": "options",
     # modeldir.py / checkpoint.py
     "save": "modeldir",
-    "load": "modeldir",
     "read_model_dir": "modeldir",
     "ModelDir": "modeldir",
     "import_state_dict": "imports",
@@ -74,7 +78,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .errors import DataError, ModelFileError, SpecError, TorchannError, TrainingError, UsageError
     from .history import History
-    from .modeldir import ModelDir, load, read_model_dir, save
+    from .model import Model, load
+    from .modeldir import ModelDir, read_model_dir, save
+    from .options import TrainOptions
+    from .tabular import train
     from .inference import predict
     from .spec import ModelSpec, mlp
     from .train import EarlyStopping, fit

@@ -1,29 +1,28 @@
-"""scikit-learn estimators over torchann's ``fit``: ``MLPRegressor`` and ``MLPClassifier``.
+"""scikit-learn estimators over ``torchann.train``: ``MLPRegressor`` and ``MLPClassifier``.
 
 They follow scikit-learn's contract: the constructor only stores its arguments, ``fit``
 validates them and the data, fitted attributes end in ``_``, and the estimators work inside
-``Pipeline``, ``cross_val_score`` and ``GridSearchCV``. Features (and a regression target)
-are standardised with statistics of the rows ``fit`` receives, so no ``StandardScaler`` is
-needed in front; ``scale=False`` turns that off.
+``Pipeline``, ``cross_val_score`` and ``GridSearchCV``.
 
-With ``early_stopping`` (the default) a seeded ``validation_fraction`` of the rows
-(stratified for classes) is held out, training stops after ``patience`` epochs without a
-lower validation loss and the best epoch's weights are kept. With fewer rows than a split
-needs, the training loss is watched instead.
+Underneath, ``fit`` calls ``torchann.train`` on the columns ``x0, x1, ...`` and keeps the
+trained ``torchann.Model`` as ``model_``: the arguments are ``train``'s options, with the same
+names and the same defaults (declared once in ``torchann.options``), so the estimator, the
+``torchann train`` command and ``torchann.train`` make the same model from the same rows and
+seed. ``random_state`` is the seed (an int is used as it is).
 
-The same ``random_state`` and data give the same weights on CPU. ``fit`` leaves the global
-random state of torch, numpy and ``random`` as it found it.
+``fit`` leaves the global random state of torch, numpy and ``random`` as it found it.
 
 Example:
-    >>> from sklearn.pipeline import make_pipeline
-    >>> clf = torchann.MLPClassifier(hidden_layer_sizes=(32,), random_state=0).fit(X, y)
+    >>> clf = torchann.MLPClassifier(hidden=(32,), random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2])            # (2, n_classes), rows sum to 1
+    >>> clf.model_.save("runs/clf")         # a model directory, as torchann train writes
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -67,12 +66,11 @@ def _own_random_state():
             np.random.set_state(np_state)
 
 
-def _stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and population standard deviations; a constant column gets 1."""
-    mean = a.mean(axis=0)
-    std = a.std(axis=0)
-    tiny = std <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
-    return mean, np.where(tiny, 1.0, std)
+def _d(name: str) -> Any:
+    from .options import option_default
+
+    value = option_default(name)
+    return value
 
 
 class _MLPBase(BaseEstimator):
@@ -82,26 +80,28 @@ class _MLPBase(BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
+        hidden: Any = _d("hidden"),
+        activation: str = _d("activation"),
         *,
-        dropout: float = 0.0,
-        norm: str = "none",
-        epochs: int = 200,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
-        clip_grad_norm: float | None = None,
-        scheduler: str | None = None,
-        early_stopping: bool = True,
-        patience: int = 10,
-        validation_fraction: float = 0.1,
-        scale: bool = True,
+        dropout: float = _d("dropout"),
+        norm: str = _d("norm"),
+        epochs: int = _d("epochs"),
+        batch_size: int | None = _d("batch_size"),
+        lr: float = _d("lr"),
+        optimizer: str = _d("optimizer"),
+        weight_decay: float = _d("weight_decay"),
+        momentum: float = _d("momentum"),
+        clip_grad_norm: float | None = _d("clip_grad_norm"),
+        scheduler: str | None = _d("scheduler"),
+        early_stopping: int | None = _d("early_stopping"),
+        val_split: float = _d("val_split"),
+        scale: bool = _d("scale"),
+        fill_missing: str | None = _d("fill_missing"),
         random_state: Any = None,
-        device: str = "cpu",
+        device: str = _d("device"),
+        precision: str = _d("precision"),
     ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
+        self.hidden = hidden
         self.activation = activation
         self.dropout = dropout
         self.norm = norm
@@ -110,154 +110,108 @@ class _MLPBase(BaseEstimator):
         self.lr = lr
         self.optimizer = optimizer
         self.weight_decay = weight_decay
+        self.momentum = momentum
         self.clip_grad_norm = clip_grad_norm
         self.scheduler = scheduler
         self.early_stopping = early_stopping
-        self.patience = patience
-        self.validation_fraction = validation_fraction
+        self.val_split = val_split
         self.scale = scale
+        self.fill_missing = fill_missing
         self.random_state = random_state
         self.device = device
+        self.precision = precision
 
     # ------------------------------------------------------------------------------ checks
 
-    def _check_params(self) -> tuple[int, ...]:
-        """Validate the arguments that torchann's own checks would report less clearly here."""
+    def _options(self) -> dict[str, Any]:
+        """The estimator's parameters as ``torchann.train`` options, checked where scikit-learn's
+        tools expect a ``ValueError`` with the parameter's name."""
         name = type(self).__name__
-        sizes = self.hidden_layer_sizes
+        sizes = self.hidden
         sizes = (sizes,) if isinstance(sizes, Integral) else sizes
         try:
             sizes = tuple(sizes)
         except TypeError:
-            raise ValueError(f"{name}: hidden_layer_sizes must be an int or a sequence of ints, "
-                             f"got {self.hidden_layer_sizes!r}") from None
+            raise ValueError(f"{name}: hidden must be an int or a sequence of ints, got {self.hidden!r}") from None
         if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
-            raise ValueError(f"{name}: hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}")
-        for param in ("epochs", "batch_size", "patience"):
+            raise ValueError(f"{name}: hidden must hold positive integers, got {self.hidden!r}")
+        for param in ("epochs",):
             value = getattr(self, param)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{name}: {param} must be a positive integer, got {value!r}")
-        fraction = self.validation_fraction
+        fraction = self.val_split
         if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0.0 <= fraction < 1.0:
-            raise ValueError(f"{name}: validation_fraction must be in [0, 1), got {fraction!r}; 0.1 holds out "
-                             f"a tenth of the rows for early stopping")
-        return tuple(int(s) for s in sizes)
+            raise ValueError(f"{name}: val_split must be in [0, 1), got {fraction!r}; 0.2 holds out "
+                             f"a fifth of the rows for early stopping")
+        params = self.get_params()
+        params.pop("random_state")
+        params["hidden"] = tuple(int(s) for s in sizes)
+        params["epochs"] = int(self.epochs)
+        if self.batch_size is not None:
+            params["batch_size"] = int(self.batch_size)
+        return params
+
+    def _seed(self) -> int:
+        if isinstance(self.random_state, Integral) and not isinstance(self.random_state, bool):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
     # -------------------------------------------------------------------------------- fit
 
-    def _fit(self, x: np.ndarray, y: np.ndarray, out_features: int, labels: np.ndarray | None) -> None:
-        """Train on float64 ``x`` (already standardised) and prepared targets ``y``."""
-        import torch
-
+    def _train(self, x: np.ndarray, target: dict[str, np.ndarray]) -> None:
+        """Train on float ``x`` with the target column(s) ``target``."""
+        from .data import Table
         from .errors import TorchannError
-        from .spec import ModelSpec
-        from .splits import split_indices
-        from .train import EarlyStopping, fit
+        from .tabular import train
 
-        sizes = self._check_params()
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        n = x.shape[0]
-        train, val = np.arange(n), None
-        if self.early_stopping and self.validation_fraction > 0 and n >= 2:
-            train, val = split_indices(n, float(self.validation_fraction), seed=seed, stratify=labels)
-            if len(val) == 0 or len(train) == 0:
-                train, val = np.arange(n), None
-        x32 = x.astype(np.float32)
-        validation = None if val is None else (x32[val], y[val])
-        std = None if self._task == "classification" or not self.scale else self.y_scale_.tolist()
+        options = self._options()
+        columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
+        table = Table.from_columns({**columns, **target}, source="<X, y>", targets=list(target))
         try:
-            spec = ModelSpec(x.shape[1], sizes, out_features, activation=self.activation,
-                             dropout=self.dropout, norm=self.norm)
-            with _own_random_state():
-                torch.manual_seed(seed)  # the initial weights follow random_state too
-                model = spec.build()
-                history = fit(
-                    model, x32[train], y[train],
-                    epochs=int(self.epochs), batch_size=int(min(self.batch_size, len(train))), lr=self.lr,
-                    optimizer=self.optimizer,
-                    loss="cross_entropy" if self._task == "classification" else "mse",
-                    weight_decay=self.weight_decay, clip_grad_norm=self.clip_grad_norm, scheduler=self.scheduler,
-                    validation=validation, metrics=self._task, target_std=std,
-                    early_stopping=EarlyStopping(patience=int(self.patience)) if self.early_stopping else None,
-                    seed=seed, device=self.device,
-                )
+            with _own_random_state(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # e.g. early stopping without held-out rows
+                model = train(table, task=self._task, seed=self._seed(), **options)
         except TorchannError as err:  # scikit-learn's tools expect ValueError for bad arguments
             raise ValueError(f"{type(self).__name__}: {err}") from err
-        model.eval()
+        history = model.history
         self.model_ = model
+        self.network_ = model.network
         self.history_ = history
         self.n_iter_ = len(history)
         self.best_epoch_ = history.info.get("best_epoch", len(history))
         self.loss_curve_ = history.losses
-        self.validation_loss_curve_ = history["val_loss"] if val is not None else None
+        self.validation_loss_curve_ = history["val_loss"] if history.info.get("val_rows") else None
 
-    def _scale_x(self, X: Any, *, reset: bool) -> np.ndarray:
-        x = _validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
-        return (np.asarray(x, dtype=np.float64) - self.x_mean_) / self.x_scale_
+    def _check_x(self, X: Any, *, reset: bool, y: Any = None, **kwargs: Any) -> Any:
+        if reset:
+            return _validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+                                  **kwargs)
+        return _validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
 
-    def _fit_x(self, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-        X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32], **kwargs)
-        x = np.asarray(X, dtype=np.float64)
-        if self.scale:
-            self.x_mean_, self.x_scale_ = _stats(x)
-        else:
-            self.x_mean_, self.x_scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
-        return (x - self.x_mean_) / self.x_scale_, y
-
-    def _outputs(self, X: Any) -> np.ndarray:
-        """Raw network outputs (float64) for the rows of ``X``."""
-        from .inference import predict
-
+    def _outputs(self, X: Any):
         check_is_fitted(self, "model_")
-        x = self._scale_x(X, reset=False).astype(np.float32)
-        return predict(self.model_, x).double().numpy()
-
-    # The network's class is made at run time (so that importing torchann does not import
-    # torch), which pickle cannot name: pickle its spec and weights instead, and rebuild.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
-        model = state.get("model_")
-        if model is not None:
-            weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            state["model_"] = {"spec": model.spec.to_dict(), "weights": weights}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        record = state.get("model_")
-        if isinstance(record, dict) and "spec" in record:
-            from .spec import ModelSpec
-
-            model = ModelSpec.from_dict(record["spec"]).build()
-            model.load_state_dict(record["weights"])
-            state = {**state, "model_": model.eval()}
-        super().__setstate__(state)
+        x = np.asarray(self._check_x(X, reset=False), dtype=np.float64)
+        return self.model_.outputs({f"x{i}": x[:, i] for i in range(x.shape[1])})
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.fill_missing is not None
         return tags
 
 
 class MLPRegressor(RegressorMixin, _MLPBase):
-    """A multi-layer perceptron regressor trained with torchann (MSE loss, Adam by default).
+    """A multi-layer perceptron regressor trained with ``torchann.train``.
 
-    Args:
-        hidden_layer_sizes: width of each hidden layer (an int for one layer).
-        activation: ``relu``, ``tanh``, ``sigmoid``, ``gelu``, ``leaky_relu`` or ``identity``.
-        dropout, norm: dropout after each hidden layer; ``none``, ``batch`` or ``layer`` normalisation.
-        epochs: the most passes over the training rows.
-        batch_size, lr, optimizer, weight_decay, clip_grad_norm, scheduler: as in ``torchann.fit``
-            (``optimizer`` ``sgd``/``adam``/``adamw``; ``scheduler`` ``cosine``/``step``/``plateau``/``one_cycle``).
-        early_stopping, patience, validation_fraction: hold out this fraction of the rows and stop
-            after ``patience`` epochs without a lower validation loss, keeping the best weights.
-        scale: standardise the features and the target with the training rows' statistics.
-        random_state: int, ``RandomState`` or None; fixes the split, initial weights and batch order.
-        device: ``cpu``, ``cuda``, ``mps`` or ``auto``.
+    Args: ``train``'s options (``torchann train --help`` lists them with their defaults):
+        hidden (widths of the hidden layers, an int for one), activation, dropout, norm, epochs,
+        batch_size (None: chosen from the rows), lr, optimizer, weight_decay, momentum,
+        clip_grad_norm, scheduler, early_stopping (patience in epochs, 0 off), val_split (rows held
+        out for early stopping), scale, fill_missing (None: a missing value is an error),
+        device, precision; and random_state (the seed).
 
     Fitted attributes:
-        model_ (the ``nn.Module``), history_ (``torchann.History``), n_features_in_, n_outputs_,
-        n_iter_ (epochs run), best_epoch_, loss_curve_, validation_loss_curve_,
-        x_mean_, x_scale_, y_mean_, y_scale_.
+        model_ (the ``torchann.Model``), network_ (its ``nn.Module``), history_, n_features_in_,
+        n_outputs_, n_iter_ (epochs run), best_epoch_, loss_curve_, validation_loss_curve_.
 
     Predictions are in the target's own units; a single target gives shape ``(n,)``.
     """
@@ -265,20 +219,18 @@ class MLPRegressor(RegressorMixin, _MLPBase):
     _task = "regression"
 
     def fit(self, X: Any, y: Any) -> "MLPRegressor":
-        x, y = self._fit_x(X, y, multi_output=True, y_numeric=True)
-        y = np.asarray(y, dtype=np.float64)
-        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        X, y = self._check_x(X, reset=True, y=y, multi_output=True, y_numeric=True)
+        y2 = np.asarray(y, dtype=np.float64)
+        y2 = y2.reshape(-1, 1) if y2.ndim == 1 else y2
         self.n_outputs_ = y2.shape[1]
-        if self.scale:
-            self.y_mean_, self.y_scale_ = _stats(y2)
-        else:
-            self.y_mean_, self.y_scale_ = np.zeros(self.n_outputs_), np.ones(self.n_outputs_)
-        target = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
-        self._fit(x, target, self.n_outputs_, None)
+        names = ["y"] if self.n_outputs_ == 1 else [f"y{k}" for k in range(self.n_outputs_)]
+        self._train(np.asarray(X, dtype=np.float64), {n: y2[:, k] for k, n in enumerate(names)})
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        out = self._outputs(X) * self.y_scale_ + self.y_mean_
+        raw = self._outputs(X)
+        out = self.model_.preprocessor.inverse_y(raw)
+        out = out.reshape(len(out), -1)
         return out.ravel() if self.n_outputs_ == 1 else out
 
     def __sklearn_tags__(self):
@@ -287,25 +239,25 @@ class MLPRegressor(RegressorMixin, _MLPBase):
         return tags
 
     def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
-        return {"multioutput": True, "allow_nan": False}
+        return {"multioutput": True, "allow_nan": self.fill_missing is not None}
 
 
 class MLPClassifier(ClassifierMixin, _MLPBase):
-    """A multi-layer perceptron classifier trained with torchann (cross-entropy, Adam by default).
+    """A multi-layer perceptron classifier trained with ``torchann.train``.
 
-    Takes the same arguments as :class:`MLPRegressor`; ``scale`` standardises the features.
-    Any labels work (numbers, strings, booleans); ``classes_`` holds them sorted, and
-    ``predict_proba`` has one column per class in that order (softmax of the outputs).
+    Takes the same arguments as :class:`MLPRegressor`. Any labels work (numbers, strings,
+    booleans); ``classes_`` holds them sorted, and ``predict_proba`` has one column per class in
+    that order. Held-out rows for early stopping are stratified by class.
 
     Fitted attributes:
-        model_, history_, classes_, n_features_in_, n_iter_, best_epoch_, loss_curve_,
-        validation_loss_curve_, x_mean_, x_scale_.
+        model_, network_, history_, classes_, n_features_in_, n_iter_, best_epoch_, loss_curve_,
+        validation_loss_curve_.
     """
 
     _task = "classification"
 
     def fit(self, X: Any, y: Any) -> "MLPClassifier":
-        x, y = self._fit_x(X, y)
+        X, y = self._check_x(X, reset=True, y=y)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -313,23 +265,20 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
                 f"{type(self).__name__}: y holds only one class ({self.classes_[0]!r}); "
                 f"classification needs at least two classes"
             )
-        codes = codes.reshape(-1).astype(np.int64)
-        self._fit(x, codes, len(self.classes_), codes)
+        # Class codes in the order of classes_: the model's classes are 0, 1, ... in that order.
+        self._train(np.asarray(X, dtype=np.float64), {"y": codes.reshape(-1).astype(np.float64)})
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        z = self._outputs(X)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        raw = self._outputs(X)
+        return self.model_.preprocessor.proba(raw)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        z = self._outputs(X)
-        z = z - z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return self.classes_[self._outputs(X).argmax(axis=1)]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -337,4 +286,4 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         return tags
 
     def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
-        return {"allow_nan": False}
+        return {"allow_nan": self.fill_missing is not None}

@@ -1,150 +1,168 @@
-"""Training on tables: the path from raw columns to a model that answers in the target's units.
+"""``train()``: a table in, a trained ``Model`` out; the Python twin of ``torchann train``.
 
-``fit_table`` splits the rows, fits the ``Preprocessor`` on the training rows only, builds
-the network from a ``ModelSpec``, and calls ``fit``. ``TabularModel`` keeps the three
-together (module, preprocessor, history) and is what a model directory holds for a table.
+The steps: read the table, choose target and features, infer the task, hold out validation
+rows (stratified for classes), fit the ``Preprocessor`` on the training rows only, build the
+network from a ``ModelSpec``, and ``fit`` it with early stopping on the held-out rows.
+Every option and its default is declared once in ``options.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from .choices import Loss, Task, parse
 from .data import Table
 from .errors import UsageError
-from .history import History
-from .modeldir import read_model_dir, save
-from .inference import predict
+from .model import Model
+from .options import TrainOptions, auto_batch_size
 from .preprocess import Preprocessor, infer_task
 from .spec import ModelSpec
 from .splits import split_indices
-from .train import fit
+from .table_input import as_table
+from .train import EarlyStopping, fit
 
-__all__ = ["TabularModel", "fit_table", "default_loss"]
+__all__ = ["train", "default_loss", "MIN_ROWS_TO_HOLD_OUT"]
+
+MIN_ROWS_TO_HOLD_OUT = 10  # below this, every row trains and early stopping watches the training loss
 
 
-def default_loss(task: Task, n_outputs: int) -> Loss:
+def default_loss(task: Task) -> Loss:
     """Mean squared error for regression, cross-entropy for classification."""
     return Loss.CROSS_ENTROPY if task is Task.CLASSIFICATION else Loss.MSE
 
 
-@dataclass
-class TabularModel:
-    """A network with the preprocessing that feeds it and the history that trained it."""
-
-    model: nn.Module
-    preprocessor: Preprocessor
-    history: History = field(default_factory=History)
-
-    @property
-    def spec(self) -> ModelSpec:
-        return self.model.spec  # type: ignore[return-value]
-
-    @property
-    def task(self) -> Task:
-        return self.preprocessor.task
-
-    def predict(self, table: Table, *, batch_size: int | None = 65536) -> np.ndarray:
-        """Raw rows in, answers out: target units for regression, class labels otherwise."""
-        out = predict(self.model, self.preprocessor.transform_x(table), batch_size=batch_size)
-        return self.preprocessor.inverse_y(out)
-
-    def predict_proba(self, table: Table, *, batch_size: int | None = 65536) -> np.ndarray:
-        out = predict(self.model, self.preprocessor.transform_x(table), batch_size=batch_size)
-        return self.preprocessor.proba(out)
-
-    def extra(self) -> dict[str, Any]:
-        pre = self.preprocessor
-        return {
-            "task": pre.task.value,
-            "features": pre.feature_names,
-            "targets": pre.target_names,
-            "classes": pre.classes,
-            "preprocessor": pre.to_dict(),
-        }
-
-    def save(self, path: str | Path, *, files: dict[str, bytes | str] | None = None) -> Path:
-        return save(self.model, path, extra=self.extra(), files=files)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> "TabularModel":
-        loaded = read_model_dir(path, device=device)
-        record = loaded.extra.get("preprocessor")
-        if record is None:
-            raise UsageError(
-                f"{path}: this model was not trained on a table (no preprocessor in spec.json); "
-                f"use torchann.load and torchann.predict with numeric inputs"
-            )
-        return cls(model=loaded.model, preprocessor=Preprocessor.from_dict(record))
-
-
-def fit_table(
-    table: Table,
+def train(
+    data: Any,
+    target: Any = None,
     *,
-    target: str | Sequence[str] | None = None,
-    features: Sequence[str] | None = None,
-    hidden: Sequence[int] = (64, 64),
-    task: str | Task | None = None,
-    scale: bool = True,
-    fill_missing: str | None = None,
-    val_split: float = 0.0,
-    val_table: Table | None = None,
-    loss: str | None = None,
-    seed: int = 0,
-    spec_options: dict[str, Any] | None = None,
-    **fit_options: Any,
-) -> TabularModel:
-    """Train a network on ``table`` and return it with its preprocessing and history.
+    val: Any = None,
+    progress: Any = None,
+    checkpoint: Any = None,
+    resume: Any = None,
+    global_batch_size: int | None = None,
+    **options: Any,
+) -> Model:
+    """Train a network on a table and return the ``Model``.
 
     Args:
-        target, features: column names (defaults: the table's own target, every other column).
-        hidden: hidden layer widths.
-        task: ``regression`` / ``classification``; inferred from the target when None.
-        scale: standardise features and a regression target (statistics from training rows).
-        fill_missing: ``mean`` / ``median`` / ``zero``; None makes a missing value an error.
-        val_split: fraction of rows held out for validation (stratified for classes), or
-            ``val_table`` with rows of the same columns.
-        spec_options: ``ModelSpec`` fields such as ``activation``, ``dropout``, ``norm``.
-        fit_options: passed to ``fit`` (``epochs``, ``batch_size``, ``lr``, ``optimizer``,
-            ``early_stopping``, ``scheduler``, ``checkpoint``, ``device``, ``progress`` ...).
+        data: a CSV/TSV/Parquet/.npy/.npz path or built-in dataset name, a ``Table``, a pandas or
+            pyarrow frame, a dict of columns, or a 2-D array of feature rows (then ``target`` is
+            the array of answers).
+        target: the target column name(s), or the answers when ``data`` is an array.
+        val: a validation table with the same columns (instead of ``val_split``).
+        progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``.
+        checkpoint, resume: ``Checkpointing(dir, every)`` and a checkpoint folder to continue from.
+        global_batch_size: under torchrun, rows per step over all processes.
+        options: any of ``torchann.options`` (the ``torchann train`` flags, same names and
+            defaults): ``hidden``, ``epochs``, ``batch_size``, ``lr``, ``val_split``, ``seed``, ...
+
+    Returns:
+        the trained ``Model``; ``model.history`` holds the per-epoch records.
+
+    Example:
+        >>> model = torchann.train("sklearn:diabetes", target="target", hidden=[64, 64])
+        >>> model.evaluate("test.csv")
     """
-    if not 0.0 <= val_split < 1.0:
-        raise UsageError(f"val_split must be in [0, 1), got {val_split!r}; 0.2 holds out a fifth of the rows")
-    if val_split and val_table is not None:
-        raise UsageError("give either val_split or a validation table, not both")
-    table = table.select(target, features) if (target is not None or features is not None) else table
-    kind = infer_task(table) if task is None else parse(Task, task, name="task")
-    train_rows = np.arange(table.n_rows)
-    val_rows = None
-    if val_split:
-        labels = table.columns[table.targets[0]] if kind is Task.CLASSIFICATION else None
-        train_rows, val_rows = split_indices(table.n_rows, val_split, seed=seed, stratify=labels)
-    if loss is not None and kind is Task.REGRESSION and parse(Loss, loss, name="loss") in (Loss.CROSS_ENTROPY, Loss.BCE):
+    opts = TrainOptions.from_flat(options)
+    d, n, f = opts.data, opts.network, opts.fit
+    if not isinstance(d.val_split, (int, float)) or isinstance(d.val_split, bool) or not 0 <= d.val_split < 1:
+        raise UsageError(f"val_split must be in [0, 1), got {d.val_split!r}; 0.2 holds out a fifth of the rows")
+    if d.val_split and val is not None:
+        raise UsageError("give either val_split or a validation table (val=...), not both; set val_split=0")
+    table = _training_table(data, target, d.target)
+    table = table.select(None, _features(table, d.features, d.exclude))
+    task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
+    loss = None if f.loss is None else parse(Loss, f.loss, name="loss")
+    if loss in (Loss.CROSS_ENTROPY, Loss.BCE) and task is Task.REGRESSION:
         raise UsageError(
             f"loss {loss} needs class labels, but the target was taken as a regression target; "
             f"pass task='classification' (--task classification) or a regression loss (mse, mae)"
         )
-    pre = Preprocessor.fit(table, task=kind, scale=scale, fill_missing=fill_missing, rows=train_rows)
+    seed = f.seed if f.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
+
+    train_rows, val_rows = np.arange(table.n_rows), None
+    if d.val_split and val is None and table.n_rows >= MIN_ROWS_TO_HOLD_OUT:
+        labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
+        train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
+    pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows)
     x, y = pre.transform_x(table), pre.transform_y(table)
     validation = None
     if val_rows is not None:
         validation = (x[val_rows], y[val_rows])
-    elif val_table is not None:
+    elif val is not None:
+        val_table = as_table(val, names=pre.feature_names)
         validation = (pre.transform_x(val_table), pre.transform_y(val_table))
-    spec = ModelSpec(pre.in_features, tuple(hidden), pre.out_features, **(spec_options or {}))
+    patience = f.early_stopping or None
+    if patience and validation is None:
+        warnings.warn(f"early stopping (patience {patience}) watches the training loss: there are no "
+                      f"validation rows; set val_split or pass val=", stacklevel=2)
+    spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
+                     dropout=n.dropout, norm=n.norm)
     torch.manual_seed(seed)  # the initial weights follow the seed too
-    model = spec.build()
-    std = pre.target_std if (kind is Task.REGRESSION and pre.scale) else None
+    network = spec.build()
+    std = pre.target_std if (task is Task.REGRESSION and pre.scale) else None
+    batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
     history = fit(
-        model, x[train_rows], y[train_rows], loss=loss or default_loss(kind, pre.out_features).value,
-        validation=validation, metrics=kind, target_std=std, seed=seed, **fit_options,
+        network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,
+        loss=(loss or default_loss(task)).value, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
+        optimizer=f.optimizer, weight_decay=f.weight_decay, momentum=f.momentum, clip_grad_norm=f.clip_grad_norm,
+        scheduler=f.scheduler, early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
+        seed=seed, device=f.device, precision=f.precision, checkpoint=checkpoint, resume=resume,
+        global_batch_size=global_batch_size, progress=progress,
     )
-    history.info.update({"task": kind.value, "train_rows": int(len(train_rows)),
-                         "val_rows": 0 if validation is None else int(len(validation[0]))})
-    return TabularModel(model=model, preprocessor=pre, history=history)
+    history.info.update({
+        "task": task.value, "train_rows": int(len(train_rows)),
+        "val_rows": 0 if validation is None else int(len(validation[0])),
+        "source": table.source, "options": opts.to_flat() | {"seed": seed},
+    })
+    network.eval()
+    return Model(network, pre, history)
+
+
+def _training_table(data: Any, target: Any, option_target: Sequence[str] | None) -> Table:
+    """The table to train on, with its target chosen."""
+    if target is not None and option_target is not None:
+        raise UsageError("give the target once: as train(data, target) or as target=..., not both")
+    target = target if target is not None else option_target
+    if target is not None and _is_rows(data):  # arrays: data are the feature rows, target the answers
+        x = np.asarray(data.detach().cpu().numpy() if hasattr(data, "detach") else data)
+        y = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
+        if x.ndim != 2:
+            raise UsageError(f"with an array of answers as target, data must be rows x features (2-D), "
+                             f"got shape {x.shape}")
+        y = y.reshape(len(y), -1) if y.ndim > 1 else y.reshape(-1, 1)
+        if len(y) != len(x):
+            raise UsageError(f"data has {len(x)} rows but target has {len(y)} answers; give one answer per row")
+        columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
+        names = ["y"] if y.shape[1] == 1 else [f"y{i}" for i in range(y.shape[1])]
+        columns.update({name: y[:, i] for i, name in enumerate(names)})
+        return Table.from_columns(columns, source="<arrays>", targets=names)
+    table = as_table(data)
+    if target is None:
+        if not table.targets:
+            raise UsageError(f"{table.source}: no target column given; name one with target= (--target); "
+                             f"columns are: {', '.join(table.names[:20])}")
+        return table
+    return table.select(list(target) if not isinstance(target, str) else target)
+
+
+def _is_rows(data: Any) -> bool:
+    """Rows of numbers (array, tensor, nested list) rather than a table, frame, path or dict."""
+    if isinstance(data, (str, os.PathLike, Table, dict)):
+        return False
+    module = type(data).__module__
+    return not (module.startswith("pandas") or module.startswith("pyarrow"))
+
+
+def _features(table: Table, features: Sequence[str] | None, exclude: Sequence[str]) -> list[str] | None:
+    if features is None and not exclude:
+        return None
+    chosen = list(features) if features is not None else table.feature_names
+    for name in exclude:
+        table.column_name(name, role="excluded")  # an unknown name fails with the valid ones
+    return [c for c in chosen if c not in set(exclude)]

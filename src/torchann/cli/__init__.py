@@ -11,7 +11,8 @@ from ._app import app, main
 
 # Importing these registers their commands on `app`.
 from . import demo_cmd as _demo  # noqa: F401,E402
-from . import model_cmd as _model  # noqa: F401,E402
+from . import train_cmd as _train  # noqa: F401,E402
+from . import predict_cmd as _predict  # noqa: F401,E402
 
 for _name in ("inspect_cmd", "bench_cmd", "import_cmd"):
     # Command groups that other modules add; a missing one is simply not offered.

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ._app import app, parse_floats, parse_ints, stderr_console
+from ._app import app, parse_ints, stderr_console
 
 _MODEL_ARG = typer.Argument(help="A model directory (spec.json + weights.safetensors).", show_default=False)
 
@@ -49,11 +49,11 @@ def summary_cmd(
 @app.command("activations")
 def activations_cmd(
     model_dir: Annotated[Path, _MODEL_ARG],
-    out: Annotated[Path, typer.Option(
-        "--out", help="Where to write: .npz (one array per layer) or .csv (columns LAYER:INDEX).",
-        show_default=False)],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Where to write: .npz (one array per layer) or .csv (columns LAYER:INDEX). Required.",
+        show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option(
-        "--data", help="CSV file of input rows (the model's feature columns, or all numeric columns).")] = None,
+        "--data", help="A table of input rows (the model's feature columns are picked by name).")] = None,
     rows: Annotated[Optional[list[str]], typer.Option(
         "--input", help="One input row such as 10,11; repeat for more rows.")] = None,
     layers: Annotated[Optional[list[str]], typer.Option(
@@ -63,28 +63,24 @@ def activations_cmd(
     """Record each layer's output for some inputs (forward hooks; the model is not changed)."""
     from ..errors import UsageError
 
+    if out is None:
+        raise UsageError("activations needs --out FILE.npz (one array per layer) or --out FILE.csv")
     suffix = out.suffix.lower()
     if suffix not in (".npz", ".csv"):
         raise UsageError(f"--out {out}: unknown file type {suffix or '(none)'!r}; use a name ending in .npz or .csv")
     if (data is None) == (not rows):
         raise UsageError("give exactly one of --data FILE.csv or --input '10,11' (repeat --input for more rows)")
 
-    import numpy as np
     import torch
 
     from ..inspect import activations
-    from ..modeldir import read_model_dir
+    from ..model import load
 
-    loaded = read_model_dir(model_dir)
-    pre = _preprocessor(loaded.extra)
-    if pre is not None:  # a model trained on a table: inputs are raw feature values, encoded as in training
-        x = _preprocessed_inputs(pre, data, rows)
-    elif data is not None:
-        x = _read_csv_inputs(data, _feature_names(loaded.extra), loaded.spec.in_features)
-    else:
-        x = np.asarray(_input_rows(rows or [], loaded.spec.in_features), dtype=np.float32)
-    dtype = next(loaded.model.parameters()).dtype
-    acts = activations(loaded.model, torch.as_tensor(x, dtype=dtype), layers=layers or None)
+    model = load(model_dir)
+    source = data if data is not None else [[v.strip() for v in r.split(",")] for r in rows or []]
+    x = model.preprocessor.transform_x(model.table(source))  # raw rows, encoded as in training
+    dtype = next(model.network.parameters()).dtype
+    acts = activations(model.network, torch.as_tensor(x, dtype=dtype), layers=layers or None)
     arrays = {}
     for name, value in acts.items():
         if not isinstance(value, torch.Tensor):
@@ -101,23 +97,50 @@ def activations_cmd(
 @app.command("inspect")
 def inspect_cmd(
     model_dir: Annotated[Path, _MODEL_ARG],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the spec and every parameter as JSON on stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON on stdout.")] = False,
 ) -> None:
-    """The network in words and a table of its parameters (shape, count, mean, std, min, max)."""
-    from ..inspect import describe_spec, parameters_table
-    from ..modeldir import read_model_dir
+    """What the model reads and how (features, kinds, encodings), what it predicts, how training
+    went (best epoch, final metrics), the network in words and a table of its parameters."""
+    from ..inspect import parameters_table
+    from ..model import load
 
-    loaded = read_model_dir(model_dir)
-    table = parameters_table(loaded.model)
-    words = describe_spec(loaded.spec)
+    model = load(model_dir)
+    facts = model.describe()
+    table = parameters_table(model.network)
     if as_json:
-        typer.echo(json.dumps(
-            {"path": str(model_dir), "description": words, "spec": loaded.spec.to_dict(), **table.to_dict()},
-            indent=2,
-        ))
-    else:
-        typer.echo(words)
-        typer.echo(str(table), nl=False)
+        typer.echo(json.dumps({**facts, **table.to_dict()}, indent=2, default=str))
+        return
+    typer.echo(render_facts(facts))
+    typer.echo(str(table), nl=False)
+
+
+def render_facts(facts: dict[str, Any]) -> str:
+    """``Model.describe()`` as lines of text for the terminal."""
+    lines = [f"model      {facts['path'] or '(in memory)'}",
+             f"task       {facts['task']}: predicts {', '.join(map(str, facts['targets']))}"]
+    if facts["classes"] is not None:
+        shown = ", ".join(map(str, facts["classes"][:20]))
+        lines.append(f"classes    {len(facts['classes'])}: {shown}")
+    feats = facts["features"]
+    lines.append(f"features   {len(feats)} column(s) -> {facts['inputs']} network input(s)")
+    width = max((len(str(f["name"])) for f in feats), default=4)
+    for f in feats:
+        fill = "" if f["fill"] is None else f", missing -> {f['fill']:.6g}"
+        lines.append(f"  {str(f['name']):<{width}}  {f['kind']:<11} {f['inputs']:>3} input(s)  {f['encoding']}{fill}")
+    lines.append(f"network    {facts['network']}")
+    t = facts["training"]
+    if t["epochs"]:
+        final = ", ".join(f"{k} {v:.4g}" for k, v in t["final"].items() if isinstance(v, float) and k != "lr")
+        lines.append(f"training   {t['epochs']} epoch(s), {t['seconds']:.1f} s; last epoch: {final}")
+        if t.get("best_epoch"):
+            how = "stopped early" if t["stopped_early"] else "ran every epoch"
+            best = t.get("best", {})
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items() if isinstance(v, float) and k != "lr")
+            lines.append(f"           {how}; weights of the best epoch {t['best_epoch']} kept: {shown}")
+        rows = [f"{k} {t[k]}" for k in ("train_rows", "val_rows", "batch_size", "seed", "device") if k in t]
+        if rows:
+            lines.append(f"           {', '.join(rows)}")
+    return "\n".join(lines)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -126,12 +149,12 @@ def _model_and_spec(path: Path) -> tuple[Any, Any]:
     """A model directory loads with its weights; a JSON file builds a fresh net from its spec
     (parameter counts and shapes do not depend on the weights)."""
     from ..errors import ModelFileError
-    from ..modeldir import read_model_dir
+    from ..model import load
     from ..spec import ModelSpec
 
     if path.is_dir():
-        loaded = read_model_dir(path)
-        return loaded.model, loaded.spec
+        model = load(path)
+        return model.network, model.spec
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model directory or spec.json file")
     try:
@@ -147,98 +170,6 @@ def _model_and_spec(path: Path) -> tuple[Any, Any]:
     else:
         spec = ModelSpec.from_json(text, source=str(path))  # a bare ModelSpec
     return spec.build(), spec
-
-
-def _input_rows(rows: list[str], width: int) -> list[list[float]]:
-    from ..errors import UsageError
-
-    table = [parse_floats(r, option="--input") for r in rows]
-    for i, r in enumerate(table, start=1):
-        if len(r) != width:
-            raise UsageError(
-                f"--input number {i} has {len(r)} value(s) ({rows[i - 1]!r}) but the model takes "
-                f"{width}; give {width} comma-separated numbers"
-            )
-    return table
-
-
-def _preprocessor(extra: dict[str, Any]):
-    """The fitted encoding/scaling stored beside the model, if the data layer stored one."""
-    from ..preprocess import FORMAT, Preprocessor
-
-    for value in extra.values():
-        if isinstance(value, dict) and value.get("format") == FORMAT:
-            return Preprocessor.from_dict(value)
-    return None
-
-
-def _preprocessed_inputs(pre, data: Path | None, rows: list[str] | None):
-    from ..data import Table, load_table
-    from ..errors import UsageError
-
-    if data is not None:
-        return pre.transform_x(load_table(data))
-    if any(f.kind != "numeric" for f in pre.features):
-        raise UsageError(
-            f"the model has categorical features ({', '.join(f.name for f in pre.features if f.kind != 'numeric')}); "
-            "give the rows as a file with --data"
-        )
-    values = _input_rows(rows or [], len(pre.features))
-    columns = {f.name: [r[j] for r in values] for j, f in enumerate(pre.features)}
-    return pre.transform_x(Table.from_columns(columns, source="--input"))
-
-
-def _feature_names(extra: dict[str, Any]) -> list[str] | None:
-    """Feature names recorded by the data layer, wherever it keeps them."""
-    for holder in (extra, extra.get("data"), extra.get("schema")):
-        if isinstance(holder, dict):
-            for key in ("features", "feature_names"):
-                names = holder.get(key)
-                if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-                    return names
-    return None
-
-
-def _read_csv_inputs(path: Path, features: list[str] | None, width: int):
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from pyarrow import csv as pacsv
-
-    from ..errors import DataError
-
-    try:
-        table = pacsv.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"--data {path}: no such file") from None
-    except (pa.ArrowInvalid, OSError) as err:
-        raise DataError(f"--data {path}: not a readable CSV file ({str(err).splitlines()[0]})") from None
-    numeric = [
-        name for name, col in zip(table.column_names, table.columns)
-        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
-    ]
-    if features and all(f in table.column_names for f in features):
-        names = features
-        bad = [f for f in features if f not in numeric]
-        if bad:
-            raise DataError(f"--data {path}: feature column(s) {', '.join(bad)} are not numeric; fix the file")
-    else:
-        names = numeric
-    if len(names) != width:
-        given = ", ".join(names) or "none"
-        expect = f" ({', '.join(features)})" if features else ""
-        raise DataError(
-            f"--data {path}: the model expects {width} input column(s){expect}, the file has "
-            f"{len(names)} numeric column(s) ({given}); give a CSV with exactly the model's input columns"
-        )
-    for name in names:
-        nulls = table.column(name).null_count
-        if nulls:
-            first = int(pc.index(pc.is_null(table.column(name)), True).as_py()) + 1
-            raise DataError(f"--data {path}: column {name!r} has {nulls} missing value(s), first at row {first}; "
-                            "fill or drop them")
-    columns = [table.column(n).to_numpy().astype(np.float64) for n in names]
-    return np.stack(columns, axis=1) if columns else np.zeros((table.num_rows, 0))
 
 
 def _write_arrays(out: Path, arrays: dict) -> None:

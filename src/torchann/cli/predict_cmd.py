@@ -1,0 +1,92 @@
+"""``torchann predict`` and ``torchann evaluate``: a saved model answers, or is scored."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ._app import app, stderr_console
+
+_RUN = typer.Argument(help="A model directory written by train, demo or save.", show_default=False)
+
+
+@app.command("predict")
+def predict_cmd(
+    model_dir: Annotated[Path, _RUN],
+    rows: Annotated[Optional[list[str]], typer.Option(
+        "--input", "-i", help="One input row such as 10,11 (features in training order); repeat for more rows.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="A table; the model's feature columns are picked by name, others ignored.")] = None,
+    keep: Annotated[Optional[str], typer.Option(
+        "--keep", help="Columns of --data to copy into the output first (identifiers), comma-separated.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the CSV here instead of stdout.")] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class "
+                                                        "(classification).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON instead of CSV.")] = False,
+) -> None:
+    """Predict with a saved model; CSV with one column named after each target, on stdout or --out."""
+    from ..errors import UsageError
+    from ..model import load
+
+    if (rows is None) == (data is None):
+        raise UsageError("give either --input ROW (repeatable) or --data FILE")
+    keep_names = [k.strip() for k in keep.split(",") if k.strip()] if keep else []
+    if keep_names and data is None:
+        raise UsageError("--keep copies columns of --data; it needs --data FILE")
+    model = load(model_dir)
+    source = data if data is not None else [[v.strip() for v in r.split(",")] for r in rows or []]
+    columns = model.predictions(source, proba=proba, keep=keep_names)
+    if as_json:
+        text = json.dumps({k: [_plain(v) for v in col] for k, col in columns.items()}) + "\n"
+    else:
+        text = _csv(columns)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        from ..files import atomic_write_text
+
+        atomic_write_text(out, text)
+        stderr_console().print(f"wrote {len(next(iter(columns.values())))} predictions to {out}", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_dir: Annotated[Path, _RUN],
+    data: Annotated[Path, typer.Option("--data", help="A labelled table: the feature columns and the target.",
+                                       show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+) -> None:
+    """Score a saved model on a labelled table: r2, mse, mae, or accuracy, log loss, auc."""
+    from ..model import load
+
+    model = load(model_dir)
+    scores = model.evaluate(data)
+    if as_json:
+        typer.echo(json.dumps({"model": str(model_dir), "data": str(data), "task": model.task, **scores}, indent=2))
+        return
+    typer.echo(f"{model.task} on {scores['rows']} rows of {data}")
+    for name, value in scores.items():
+        if name != "rows":
+            typer.echo(f"  {name:<18} {value:.6g}")
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _csv(columns: dict[str, Any]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in zip(*columns.values()):
+        writer.writerow(["" if v is None else repr(float(v)) if isinstance(v, float) else _plain(v) for v in row])
+    return buf.getvalue()
