@@ -73,8 +73,8 @@ def main(out: str | os.PathLike | None = None, *, seed: int = 0) -> dict:
 
     # 2. Save as a model directory and load it back: JSON + safetensors, nothing unpickled.
     model_dir = torchann.save(imported, out / "section_2_5_model")
-    loaded = torchann.load(model_dir)
-    from_dir = torchann.predict(loaded, VAL)
+    loaded = torchann.load(model_dir)  # a torchann.Model; .network is the nn.Module
+    from_dir = torchann.predict(loaded.network, VAL)
     print(f"reloaded from {model_dir}:", from_dir)
 
     # 3. The whole pickled model is refused, unless we say we trust the file (we wrote it).

@@ -184,7 +184,7 @@ def test_activations_apply_the_stored_scaling(tmp_path):
 @pytest.mark.parametrize(
     "args,fragment",
     [
-        (["--input", "1,2,3"], "--input number 1 has 3 value(s) ('1,2,3') but the model takes 2"),
+        (["--input", "1,2,3"], "--input rows need 2 values (x0, x1), got 3"),
         ([], "give exactly one of --data FILE.csv or --input"),
         (["--input", "1,2", "--layer", "act9"], "unknown layer name(s) 'act9'; valid names: linear1, act1, output"),
         (["--input", "1,x"], "--input expects comma-separated numbers"),
@@ -205,11 +205,11 @@ def test_activations_file_errors(add_dir, tmp_path):
     wide.write_text("a,b,c\n1,2,3\n")
     result = invoke("activations", path, "--data", wide, "--out", tmp_path / "o.npz")
     assert result.exit_code == 2
-    assert "the model expects 2 input column(s), the file has 3 numeric column(s) (a, b, c)" in result.stderr
+    assert "the model takes 2 numeric input column(s), the table has 3 (a, b, c)" in result.stderr
     holes = tmp_path / "holes.csv"
     holes.write_text("a,b\n1,2\n3,\n")
     result = invoke("activations", path, "--data", holes, "--out", tmp_path / "o.npz")
-    assert result.exit_code == 2 and "column 'b' has 1 missing value(s), first at row 2" in result.stderr
+    assert result.exit_code == 2 and "column 'b' has a missing value in row 2" in result.stderr
     result = invoke("activations", path, "--input", "1,2", "--out", tmp_path / "o.parquet")
     assert result.exit_code == 2 and "use a name ending in .npz or .csv" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["add", "holes.csv", "wide.csv"]
@@ -222,16 +222,19 @@ def test_inspect_words_and_table(add_dir):
     result = invoke("inspect", path)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "2 inputs -> 8 (relu) -> 1 output, 33 parameters"
-    assert lines[1].split()[:3] == ["name", "shape", "count"]
-    assert [line.split()[0] for line in lines[3:7]] == ["linear1.weight", "linear1.bias", "output.weight", "output.bias"]
+    assert "network    2 inputs -> 8 (relu) -> 1 output, 33 parameters" in lines
+    assert "features   2 column(s) -> 2 network input(s)" in lines
+    head = next(i for i, line in enumerate(lines) if line.split()[:3] == ["name", "shape", "count"])
+    assert [line.split()[0] for line in lines[head + 2:head + 6]] == [
+        "linear1.weight", "linear1.bias", "output.weight", "output.bias"]
     assert lines[-1] == "33 parameters, 33 trainable"
 
 
 def test_inspect_json_statistics(add_dir):
     path, model = add_dir
     data = json.loads(invoke("inspect", path, "--json").stdout)
-    assert data["description"] == "2 inputs -> 8 (relu) -> 1 output, 33 parameters"
+    assert data["network"] == "2 inputs -> 8 (relu) -> 1 output, 33 parameters"
+    assert [f["name"] for f in data["features"]] == ["x0", "x1"] and data["task"] == "regression"
     assert data["spec"]["hidden"] == [8] and data["total"] == 33
     for row, (name, p) in zip(data["parameters"], model.named_parameters()):
         arr = p.detach().numpy().astype(np.float64)

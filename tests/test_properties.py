@@ -131,7 +131,7 @@ csv_texts = st.one_of(
 @given(text=csv_texts)
 def test_small_tables_load_and_train_or_raise_data_errors(tmp_path, text):
     from torchann.data import load_table
-    from torchann.tabular import fit_table
+    from torchann.tabular import train
 
     path = tmp_path / "t.csv"
     path.write_text(text)
@@ -143,8 +143,8 @@ def test_small_tables_load_and_train_or_raise_data_errors(tmp_path, text):
     lines = [line for line in text.split("\n")[1:] if line.strip()]
     assert 1 <= table.n_rows <= len(lines) + text.count('"')  # quoted fields may hold newlines
     try:
-        trained = fit_table(table, target=table.names[-1], hidden=[3], epochs=1, batch_size=4, device="cpu",
-                            task="regression" if table.kind(table.names[-1]) == "numeric" else None)
+        trained = train(table, target=table.names[-1], hidden=[3], epochs=1, batch_size=4, device="cpu",
+                        task="regression" if table.kind(table.names[-1]) == "numeric" else None)
     except TorchannError as err:
         _one_line(err)
         return

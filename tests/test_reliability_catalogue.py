@@ -77,8 +77,8 @@ CASES = [
         train("ragged.csv", *OK)),
     Bad("data", "target column misspelt", "ok.csv: no target column 'yy' (--target); columns are: a, b, y. "
         "Did you mean 'y'?", train("ok.csv", "--target", "yy")),
-    Bad("data", "empty cell", "missing.csv: column 'b' has a missing value in row 2", train("missing.csv", *OK)),
-    Bad("data", "'nan' in a numeric column", "nan.csv: column 'a' has a missing value in row 2", train("nan.csv", *OK)),
+    Bad("data", "empty cell", "missing.csv: column 'b' has a missing value in row 2", train("missing.csv", "--fill-missing", "none", *OK)),
+    Bad("data", "'nan' in a numeric column", "nan.csv: column 'a' has a missing value in row 2", train("nan.csv", "--fill-missing", "none", *OK)),
     Bad("data", "'inf' in a numeric column", "inf.csv: column 'a' row 2 is inf; replace infinite values",
         train("inf.csv", *OK)),
     Bad("data", "text in a numeric column", "textnum.csv: column 'b' holds numbers, but row 2 holds 'x'",
@@ -92,7 +92,7 @@ CASES = [
     Bad("data", "a folder given as data", "adir is a folder; give a data file", train("adir", *OK)),
     Bad("data", "Parquet file that is not Parquet", "bad.parquet: cannot read as Parquet", train("bad.parquet", *OK)),
     Bad("data", "Parquet with a null number", "null.parquet: column 'a' has a missing value in row 2",
-        train("null.parquet", *OK)),
+        train("null.parquet", "--fill-missing", "none", *OK)),
     Bad("data", "3-D .npy array", "cube.npy: the array has shape (2, 2, 2); a .npy table must be 2-D",
         train("cube.npy", "--target", "0")),
     Bad("data", ".npy holding a pickle payload", "evil.npy: the array holds Python objects; save numbers or "

@@ -160,8 +160,10 @@ def test_task_inferred_and_overridden(tmp_path):
 def test_no_scale_stores_identity_statistics(tmp_path):
     x, y = _numbers()
     (tmp_path / "d.csv").write_text(_csv_text({"a": x[:, 0] * 100 + 50, "y": y}))
-    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", *QUIET, "--out", tmp_path / "s")
-    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--no-scale", *QUIET, "--out", tmp_path / "n")
+    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", *QUIET,
+        "--out", tmp_path / "s")
+    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", "--no-scale", *QUIET,
+        "--out", tmp_path / "n")
     scaled = _spec(tmp_path / "s")["extra"]["preprocessor"]
     raw = _spec(tmp_path / "n")["extra"]["preprocessor"]
     assert scaled["features"][0]["mean"] == pytest.approx(np.mean(x[:, 0] * 100 + 50))
@@ -173,14 +175,15 @@ def test_no_scale_stores_identity_statistics(tmp_path):
 def test_fill_missing(tmp_path):
     (tmp_path / "d.csv").write_text("a,b,y\n1,2,3\n2,,5\n3,4,7\n4,8,9\n5,6,11\n")
     before = _listing(tmp_path)
-    result = _invoke("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", *QUIET, "--out", tmp_path / "r")
+    result = _invoke("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--fill-missing", "none",
+                     *QUIET, "--out", tmp_path / "r")
     assert result.exit_code == 2
     assert "column 'b' has a missing value in row 2" in result.output and "--fill-missing" in result.output
     assert _listing(tmp_path) == before
     for how, value in [("mean", 5.0), ("median", 5.0), ("zero", 0.0)]:
         out = tmp_path / how
-        _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--fill-missing", how, *QUIET,
-            "--out", out)
+        _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--fill-missing", how, "--val-split", "0",
+            *QUIET, "--out", out)
         assert _spec(out)["extra"]["preprocessor"]["features"][1]["fill"] == value  # of 2, 4, 8, 6
 
 
@@ -189,7 +192,7 @@ def test_quiet_json_history_and_loss_curve(tmp_path):
 
     loud = _ok("train", "moons", "--hidden", "8", "--epochs", "4", "--val-split", "0.25", "--seed", "0", "--json",
                "--out", tmp_path / "loud")
-    quiet = _ok("train", "moons", "--hidden", "8", "--epochs", "4", *QUIET, "--out", tmp_path / "q")
+    quiet = _ok("train", "moons", "--hidden", "8", "--epochs", "4", "--val-split", "0", *QUIET, "--out", tmp_path / "q")
     bar = next(line for line in loud.stderr.splitlines() if line.startswith("epochs"))  # progress on stderr
     assert "━" in bar and "4/4" in bar and "loss " in bar and "val_loss " in bar and len(bar) <= 80
     assert "━" not in quiet.stderr and quiet.stdout == ""

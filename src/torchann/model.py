@@ -122,29 +122,31 @@ class Model:
     # ------------------------------------------------------------------------- answers
 
     def table(self, data: Any) -> Table:
-        """``data`` as a ``Table``; rows of numbers are read as the features in order.
+        """``data`` as a ``Table``; rows of numbers are read as the features in order."""
+        return as_table(data, names=self.feature_names)
+
+    def encode(self, data: Any) -> np.ndarray:
+        """Network inputs, float32 ``(n, in_features)``, for raw ``data`` (the stored preprocessing).
 
         A bare network (saved without a table) has no column names to match: a table without
         its ``x0, x1, ...`` columns gives its numeric columns, in order, as the inputs.
         """
-        table = as_table(data, names=self.feature_names)
+        table = self.table(data)
         names = self.feature_names
         if not self.bare or all(n in table.columns for n in names):
-            return table
+            return self.preprocessor.transform_x(table)
         numeric = [n for n in table.names if table.columns[n].dtype == np.float64 and n not in self.target_names]
         if len(numeric) != len(names):
             raise DataError(
                 f"{table.source}: the model takes {len(names)} numeric input column(s), the table has "
                 f"{len(numeric)} ({', '.join(numeric[:20]) or 'none'}); give a table with exactly the model's inputs"
             )
-        columns = {name: table.columns[col] for name, col in zip(names, numeric)}
-        columns.update({t: table.columns[t] for t in self.target_names if t in table.columns})
-        return Table(columns, table.source, row_numbers=table.row_numbers)
+        positional = identity_preprocessor(len(names), self.spec.out_features, feature_names=numeric)
+        return positional.transform_x(table)
 
     def outputs(self, data: Any) -> torch.Tensor:
         """The network's raw outputs (scaled units or logits) for raw ``data``."""
-        x = self.preprocessor.transform_x(self.table(data))
-        return network_outputs(self.network, x, batch_size=PREDICT_BATCH)
+        return network_outputs(self.network, self.encode(data), batch_size=PREDICT_BATCH)
 
     def predict(self, data: Any) -> np.ndarray:
         """Answers for the rows of ``data``: target units for regression (``(n,)`` for one target,

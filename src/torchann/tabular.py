@@ -54,7 +54,8 @@ def train(
             pyarrow frame, a dict of columns, or a 2-D array of feature rows (then ``target`` is
             the array of answers).
         target: the target column name(s), or the answers when ``data`` is an array.
-        val: a validation table with the same columns (instead of ``val_split``).
+        val: a validation table with the same columns; given, no rows are held out (``val_split``
+            is not used).
         progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``.
         checkpoint, resume: ``Checkpointing(dir, every)`` and a checkpoint folder to continue from.
         global_batch_size: under torchrun, rows per step over all processes.
@@ -72,8 +73,6 @@ def train(
     d, n, f = opts.data, opts.network, opts.fit
     if not isinstance(d.val_split, (int, float)) or isinstance(d.val_split, bool) or not 0 <= d.val_split < 1:
         raise UsageError(f"val_split must be in [0, 1), got {d.val_split!r}; 0.2 holds out a fifth of the rows")
-    if d.val_split and val is not None:
-        raise UsageError("give either val_split or a validation table (val=...), not both; set val_split=0")
     table = _training_table(data, target, d.target)
     table = table.select(None, _features(table, d.features, d.exclude))
     task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
@@ -86,7 +85,7 @@ def train(
     seed = f.seed if f.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
 
     train_rows, val_rows = np.arange(table.n_rows), None
-    if d.val_split and val is None and table.n_rows >= MIN_ROWS_TO_HOLD_OUT:
+    if d.val_split and val is None and table.n_rows >= MIN_ROWS_TO_HOLD_OUT:  # a val table replaces the split
         labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows)

@@ -12,7 +12,7 @@ bench_app = typer.Typer(
     help="Measure this machine: matmul on numpy, torch CPU, CUDA and MPS.",
     no_args_is_help=True,
 )
-app.add_typer(bench_app, name="bench")
+app.add_typer(bench_app, name="bench", short_help="Time matmul on numpy, torch CPU, CUDA, MPS.")
 
 
 def _ms(seconds: Optional[float]) -> str:

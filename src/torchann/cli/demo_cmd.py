@@ -11,7 +11,7 @@ import typer
 from ._app import app, stderr_console
 
 
-@app.command("demo")
+@app.command("demo", short_help="Train the tutorial's add-two-numbers network and try it.")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/demo"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed; every seed gives a working model.")] = 0,

@@ -15,7 +15,7 @@ import typer
 from ._app import app, parse_ints, stderr_console
 
 
-@app.command("import")
+@app.command("import", short_help="Turn a PyTorch .pth state dict into a model directory.")
 def import_cmd(
     weights: Annotated[Path, typer.Argument(
         help="A file written by torch.save(model.state_dict(), PATH) (.pth/.pt), or a .safetensors file.",

@@ -16,7 +16,7 @@ from ._app import app, parse_ints, stderr_console
 _MODEL_ARG = typer.Argument(help="A model directory (spec.json + weights.safetensors).", show_default=False)
 
 
-@app.command("summary")
+@app.command("summary", short_help="Layer table: output shapes, parameters, sizes in MB.")
 def summary_cmd(
     model: Annotated[Path, typer.Argument(
         help="A model directory, its spec.json, or a bare ModelSpec JSON file.", show_default=False)],
@@ -46,7 +46,7 @@ def summary_cmd(
         typer.echo(str(result), nl=False)
 
 
-@app.command("activations")
+@app.command("activations", short_help="Record each layer's output for some inputs.")
 def activations_cmd(
     model_dir: Annotated[Path, _MODEL_ARG],
     out: Annotated[Optional[Path], typer.Option(
@@ -75,10 +75,11 @@ def activations_cmd(
 
     from ..inspect import activations
     from ..model import load
+    from .predict_cmd import input_table
 
     model = load(model_dir)
-    source = data if data is not None else [[v.strip() for v in r.split(",")] for r in rows or []]
-    x = model.preprocessor.transform_x(model.table(source))  # raw rows, encoded as in training
+    source = data if data is not None else input_table(model, rows or [])
+    x = model.encode(source)  # raw rows, encoded as in training
     dtype = next(model.network.parameters()).dtype
     acts = activations(model.network, torch.as_tensor(x, dtype=dtype), layers=layers or None)
     arrays = {}
@@ -94,7 +95,7 @@ def activations_cmd(
         stderr_console().print(f"wrote {len(x)} row(s) x {len(arrays)} layer(s) to {out}", highlight=False)
 
 
-@app.command("inspect")
+@app.command("inspect", short_help="Features, encodings, task, training and parameters.")
 def inspect_cmd(
     model_dir: Annotated[Path, _MODEL_ARG],
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON on stdout.")] = False,

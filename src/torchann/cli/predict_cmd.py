@@ -14,7 +14,7 @@ from ._app import app, stderr_console
 _RUN = typer.Argument(help="A model directory written by train, demo or save.", show_default=False)
 
 
-@app.command("predict")
+@app.command("predict", short_help="Answers of a saved model for new rows.")
 def predict_cmd(
     model_dir: Annotated[Path, _RUN],
     rows: Annotated[Optional[list[str]], typer.Option(
@@ -38,7 +38,10 @@ def predict_cmd(
     if keep_names and data is None:
         raise UsageError("--keep copies columns of --data; it needs --data FILE")
     model = load(model_dir)
-    source = data if data is not None else [[v.strip() for v in r.split(",")] for r in rows or []]
+    if proba and model.task != "classification":
+        raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(model.target_names)} as "
+                         f"numbers (regression); leave out --proba")
+    source = data if data is not None else input_table(model, rows or [])
     columns = model.predictions(source, proba=proba, keep=keep_names)
     if as_json:
         text = json.dumps({k: [_plain(v) for v in col] for k, col in columns.items()}) + "\n"
@@ -53,7 +56,7 @@ def predict_cmd(
         stderr_console().print(f"wrote {len(next(iter(columns.values())))} predictions to {out}", highlight=False)
 
 
-@app.command("evaluate")
+@app.command("evaluate", short_help="Score a saved model on a labelled table.")
 def evaluate_cmd(
     model_dir: Annotated[Path, _RUN],
     data: Annotated[Path, typer.Option("--data", help="A labelled table: the feature columns and the target.",
@@ -72,6 +75,25 @@ def evaluate_cmd(
     for name, value in scores.items():
         if name != "rows":
             typer.echo(f"  {name:<18} {value:.6g}")
+
+
+def input_table(model: Any, rows: list[str]) -> Any:
+    """``--input 10,11`` rows as a table with the model's feature names, checked for width."""
+    from ..errors import UsageError
+    from ..table_input import as_table
+
+    names = model.feature_names
+    values = [[v.strip() for v in r.split(",")] for r in rows]
+    bad = next((r for r in values if len(r) != len(names)), None)
+    if bad is not None:
+        raise UsageError(f"--input rows need {len(names)} values ({', '.join(names)}), got {len(bad)}")
+    if model.bare:  # a network without a table: every input is a number
+        for text, row in zip(rows, values):
+            try:
+                [float(v) for v in row]
+            except ValueError:
+                raise UsageError(f"--input expects comma-separated numbers such as '10,11', got {text!r}") from None
+    return as_table(values, names=names, source="--input")
 
 
 def _plain(value: Any) -> Any:

@@ -26,7 +26,7 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
-@app.command("train")
+@app.command("train", short_help="Train a network on a table; write a run folder.")
 def train_cmd(
     ctx: typer.Context,
     data: Annotated[Optional[str], typer.Argument(
@@ -89,6 +89,10 @@ def train_cmd(
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"
+    if val is not None and val_split is not None:
+        from ..errors import UsageError
+
+        raise UsageError("give either --val FILE or --val-split FRACTION, not both")
     args = _merge_args(given, resume)
     from .. import distributed
     from .relaunch import relaunch_argv
@@ -159,7 +163,8 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
                 atomic_write_text(out / "history.jsonl", history.to_jsonl())
             if isinstance(err, TrainingInterrupted) and checkpoint is not None:
                 raise TrainingInterrupted(
-                    f"interrupted; checkpoint written, continue with: torchann train --resume {out}") from None
+                    f"{str(err).split(';')[0]}; checkpoint written, continue with: torchann train --resume {out}"
+                ) from None
             raise
     if not main:
         return
