@@ -134,6 +134,7 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
     """Train and write the run folder; ``main`` False (ranks other than 0) trains and writes nothing."""
     from ..errors import TrainingError
     from ..files import atomic_write_text
+    from ..options import TrainOptions
     from ..tabular import train
     from ..train import Checkpointing, TrainingInterrupted
     from .progress import RichProgress
@@ -147,8 +148,9 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
     class _Progress(RichProgress):
         def on_train_start(self, **kw: Any) -> None:
             # Reached only after every input check passed: the first moment a file may appear.
-            if checkpoint is not None:
-                stored = {**args, "out": str(out)}
+            if checkpoint is not None:  # every option, defaults resolved: a resume trains the same way
+                stored = {**TrainOptions.from_flat(options).to_flat(), **{k: args.get(k) for k in RUN_KEYS},
+                          "out": str(out)}
                 atomic_write_text(Path(checkpoint.directory) / ARGS_FILE, json.dumps(stored, indent=2))
             super().on_train_start(**kw)
 
