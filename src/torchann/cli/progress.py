@@ -74,3 +74,121 @@ class RichProgress:
         used = len("epochs") + BAR_WIDTH + (2 * digits + 1) + len("-:--:--") + 5  # columns and their gaps
         room = max(12, self.console.width - used)
         return text if len(text) <= room else text[: room - 1] + "…"
+
+
+class PlainProgress:
+    """One plain, flushed line per epoch on a stream that is not a terminal (``2> train.log``,
+    a batch job), and a line every ``every_s`` seconds inside a long epoch, so a long job is
+    never silent until it ends."""
+
+    def __init__(self, stream: Any, *, enabled: bool = True, every_s: float = 10.0, label: str = "epoch") -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.every_s = every_s
+        self.label = label
+        self._epochs = 0
+        self._steps = 0
+        self._last = 0.0
+        self._clock = time.monotonic
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def _line(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def on_train_start(self, *, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
+        self._epochs, self._steps, self._last = epochs, steps_per_epoch, self._clock()
+        where = f", resuming after epoch {start_epoch}" if start_epoch else ""
+        self._line(f"training: {epochs} epochs of {steps_per_epoch} steps{where}")
+
+    def on_step(self, *, epoch: int, step: int) -> None:
+        now = self._clock()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self._line(f"{self.label} {epoch + 1}/{self._epochs}: step {step}/{self._steps}")
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        self._last = self._clock()
+        numbers = {k: v for k, v in record.items() if k not in ("epoch", "seconds") and isinstance(v, float)}
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in numbers.items())
+        self._line(f"{self.label} {record['epoch']}/{self._epochs}: {shown}  ({record.get('seconds', 0.0):.2f} s)")
+
+
+class HistoryLog:
+    """Appends each epoch's record to ``RUN/history.jsonl`` as training runs (one flushed JSON
+    line per epoch); the run folder is created when training starts. The final save rewrites
+    the file whole."""
+
+    def __init__(self, run_dir: Any, file_name: str = "history.jsonl") -> None:
+        from pathlib import Path
+
+        self.path = Path(run_dir) / file_name
+
+    def on_train_start(self, *, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if start_epoch and self.path.is_file():  # a resumed run keeps the epochs it already ran
+            kept = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:start_epoch]
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+
+    def on_step(self, *, epoch: int, step: int) -> None:
+        return None
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        import json
+
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+
+class TrainProgress:
+    """What ``torchann train`` passes to ``train``: the display (a rich bar on a terminal, plain
+    lines otherwise) plus listeners (the per-epoch history log, TensorBoard)."""
+
+    def __init__(self, console: Any, *, enabled: bool = True, run_dir: Any = None, tensorboard: bool = False) -> None:
+        if console.is_terminal:
+            self.display: Any = RichProgress(console, enabled=enabled)
+        else:
+            self.display = PlainProgress(console.file, enabled=enabled)
+        self.listeners: list[Any] = []
+        if run_dir is not None:
+            self.listeners.append(HistoryLog(run_dir))
+        if tensorboard:
+            from ..tensorboard_log import TensorBoardLog
+
+            self.listeners.append(TensorBoardLog(run_dir))
+
+    def __enter__(self) -> "TrainProgress":
+        self.display.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.display.__exit__(*exc)
+        for listener in self.listeners:
+            getattr(listener, "close", lambda: None)()
+
+    def watch(self, network: Any) -> None:
+        """The network being trained (TensorBoard draws its weights)."""
+        for listener in self.listeners:
+            getattr(listener, "watch", lambda _: None)(network)
+
+    def on_train_start(self, **kw: Any) -> None:
+        for listener in self.listeners:
+            listener.on_train_start(**kw)
+        self.display.on_train_start(**kw)
+
+    def on_step(self, **kw: Any) -> None:
+        self.display.on_step(**kw)
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener.on_epoch_end(record)
+        self.display.on_epoch_end(record)
