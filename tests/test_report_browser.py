@@ -102,11 +102,13 @@ def _hover_and_toggle(driver) -> None:
 
 
 def _screenshot(driver, tmp_path: Path, name: str) -> Path:
+    driver.execute_script("window.scrollTo(0, 0)")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(int(height) + 40, 8000))
     shot = tmp_path / f"{name}.png"
     driver.save_screenshot(str(shot))
     driver.set_window_size(1280, 900)
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(tmp_path / f"{name}-top.png"))
     target = os.environ.get("TORCHANN_SCREENSHOTS")
     if target:

@@ -31,6 +31,7 @@ __all__ = ["report_html", "write_report", "run_rows", "RunRows", "REPORT_FILE", 
            "model_html"]
 
 REPORT_FILE = "report.html"
+DATASET_PREFIX = "dataset "  # how a built-in dataset names its source ("dataset sklearn:iris")
 
 
 def report_html(model: "Model", data: Any = None) -> str:
@@ -73,6 +74,8 @@ def run_rows(model: "Model", data: Any = None) -> RunRows | None:
     source = data if data is not None else info.get("source")
     if source is None or (isinstance(source, str) and source.startswith("<")):
         return None
+    if isinstance(source, str) and source.startswith(DATASET_PREFIX):  # a built-in dataset's source name
+        source = source[len(DATASET_PREFIX):]
     try:
         table = as_table(source, names=model.feature_names)
         table = table.select(model.target_names, features=model.feature_names)

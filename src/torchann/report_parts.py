@@ -32,10 +32,10 @@ nav a{color:#eceff1;margin-right:16px;text-decoration:none;font:600 14px system-
 .torchann .scroll{overflow-x:auto;max-width:100%}
 .torchann dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}
 .torchann dt{font-weight:600;color:#455a64}.torchann dd{margin:0;overflow-wrap:anywhere}
-.torchann .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.torchann .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}
 .torchann .chartbox{background:#fff;border:1px solid #dde3e6;border-radius:6px;padding:8px}
 .torchann .chartbox h4{margin:0 0 4px;font-size:14px}
-.torchann svg.chart{width:100%;height:auto;display:block;font:11px system-ui,sans-serif}
+.torchann svg.chart{width:100%;height:auto;display:block;font:12px system-ui,sans-serif}
 .torchann svg .frame{fill:none;stroke:#90a4ae}
 .torchann svg .grid{stroke:#eceff1}
 .torchann svg .series{fill:none;stroke-width:2}

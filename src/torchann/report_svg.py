@@ -14,8 +14,8 @@ from typing import Sequence
 
 __all__ = ["line_chart", "histogram", "scatter", "nice_ticks", "COLOURS"]
 
-W, H = 640, 300  # the viewBox; the page scales it
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 40
+W, H = 420, 250  # the viewBox; the page scales it
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 38
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -65,9 +65,9 @@ def _axes(xs: _Scale, ys: _Scale, xticks: Sequence[float], yticks: Sequence[floa
     for t in xticks:
         x = xs(t)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{H - BOTTOM}" class="grid"/>'
-                     f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">{_fmt(t)}</text>')
+                     f'<text x="{x:.1f}" y="{H - BOTTOM + 15}" text-anchor="middle">{_fmt(t)}</text>')
     parts.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 6}" text-anchor="middle">{escape(xlabel)}</text>')
-    parts.append(f'<text transform="translate(14 {(TOP + H - BOTTOM) / 2}) rotate(-90)" '
+    parts.append(f'<text transform="translate(12 {(TOP + H - BOTTOM) / 2}) rotate(-90)" '
                  f'text-anchor="middle">{escape(ylabel)}</text>')
     return parts
 
@@ -96,7 +96,7 @@ def line_chart(epochs: Sequence[float], series: dict[str, Sequence[float | None]
     is log10 (non-positive values are left out)."""
     values = [v for s in series.values() for v in s if v is not None and (v > 0 or not log)]
     if not epochs or not values:
-        return '<svg viewBox="0 0 640 60" class="chart"><text x="10" y="30">no values recorded</text></svg>'
+        return '<svg viewBox="0 0 420 40" class="chart"><text x="10" y="30">no values recorded</text></svg>'
     lo, hi = min(values), max(values)
     if not log:
         pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
@@ -107,10 +107,12 @@ def line_chart(epochs: Sequence[float], series: dict[str, Sequence[float | None]
     yticks = _log_ticks(lo, hi) if log else nice_ticks(lo, hi)
     xticks = [t for t in nice_ticks(x0, x1 if x1 > x0 else x0 + 1, 6) if x0 <= t <= max(x1, x0 + 1)]
     parts = _axes(xs, ys, xticks, [t for t in yticks if (t >= lo and t <= hi)], "epoch", ylabel)
-    for epoch, text in marks:
+    for k, (epoch, text) in enumerate(marks):
         x = xs(epoch)
+        right = x > (LEFT + W - RIGHT) / 2  # label on the side with room
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{H - BOTTOM}" class="mark"/>'
-                     f'<text x="{x + 4:.1f}" y="{TOP + 12}" class="marktext">{escape(text)}</text>')
+                     f'<text x="{x - 4 if right else x + 4:.1f}" y="{TOP - 6 + 16 * k}" class="marktext" '
+                     f'text-anchor="{"end" if right else "start"}">{escape(text)}</text>')
     for i, (name, ys_) in enumerate(series.items()):
         points = [None if v is None or (log and v <= 0) else (xs(e), ys(v)) for e, v in zip(epochs, ys_)]
         parts.append(f'<path d="{_path(points)}" class="series" data-series="{escape(name)}" '
@@ -137,7 +139,7 @@ def scatter(x: Sequence[float], y: Sequence[float], *, xlabel: str, ylabel: str,
             zero_line: bool = False) -> str:
     """Points ``(x, y)``; ``diagonal`` draws y = x, ``zero_line`` draws y = 0."""
     if not x:
-        return '<svg viewBox="0 0 640 60" class="chart"><text x="10" y="30">no rows</text></svg>'
+        return '<svg viewBox="0 0 420 40" class="chart"><text x="10" y="30">no rows</text></svg>'
     xlo, xhi, ylo, yhi = min(x), max(x), min(y), max(y)
     if diagonal:
         xlo = ylo = min(xlo, ylo)

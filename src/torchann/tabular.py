@@ -105,6 +105,8 @@ def train(
                      dropout=n.dropout, norm=n.norm)
     torch.manual_seed(seed)  # the initial weights follow the seed too
     network = spec.build()
+    if hasattr(progress, "watch"):  # e.g. TensorBoard draws the weights each epoch
+        progress.watch(network)
     std = pre.target_std if (task is Task.REGRESSION and pre.scale) else None
     batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
     history = fit(
