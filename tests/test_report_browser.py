@@ -48,6 +48,8 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER if os.path.exists(CHROMEDRIVER)
                                               else shutil.which("chromedriver")), options=options)
+    # selenium waits 120 s per command; a full-page screenshot on a busy shared machine can take longer
+    driver.command_executor._client_config.timeout = 600
     yield driver
     driver.quit()
 
@@ -99,6 +101,10 @@ def _hover_and_toggle(driver) -> None:
     assert not path.is_displayed()
     button.click()
     assert path.is_displayed()
+    log_path = box.find_element("css selector", '.log-view path[data-series="training"]')
+    assert not log_path.is_displayed()
+    box.find_element("css selector", "input.logscale").click()  # the log-scale copy replaces the linear one
+    assert log_path.is_displayed() and not svg.is_displayed() and log_path.get_attribute("d").count("L") >= 3
 
 
 def _screenshot(driver, tmp_path: Path, name: str) -> Path:

@@ -113,7 +113,7 @@ def chart_box(title: str, epochs: Sequence[float], series: dict[str, Sequence[fl
         return f'<div class="chartbox"><h4>{escape(title)}</h4>{linear}</div>'
     switch = '<label><input type="checkbox" class="logscale"> log scale</label>' if log else ""
     values = escape(json.dumps({"epochs": list(epochs), "series": series}, allow_nan=False))
-    hint = "hover the chart for values"
+    hint = "point at the chart for values; click a name to hide it"
     return (f'<div class="chartbox" data-values="{values}"><h4>{escape(title)}</h4>'
             f'<div class="legend">{legend}{switch}</div><div class="lin-view">{linear}</div>'
             f'<div class="log-view">{log}</div><div class="tip" data-hint="{hint}">{hint}</div></div>')

@@ -146,6 +146,8 @@ def scatter(x: Sequence[float], y: Sequence[float], *, xlabel: str, ylabel: str,
         xhi = yhi = max(xhi, yhi)
     if zero_line:
         ylo, yhi = min(ylo, 0.0), max(yhi, 0.0)
+    xpad, ypad = 0.04 * (xhi - xlo), 0.04 * (yhi - ylo)  # room for the dots at the edges
+    xlo, xhi, ylo, yhi = xlo - xpad, xhi + xpad, ylo - ypad, yhi + ypad
     xs = _Scale(xlo, xhi, LEFT, W - RIGHT)
     ys = _Scale(ylo, yhi, H - BOTTOM, TOP)
     xticks = [t for t in nice_ticks(xs.lo, xs.hi, 6) if xs.lo <= t <= xs.hi]
