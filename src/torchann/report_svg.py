@@ -15,7 +15,7 @@ from typing import Sequence
 __all__ = ["line_chart", "histogram", "scatter", "nice_ticks", "COLOURS"]
 
 W, H = 420, 250  # the viewBox; the page scales it
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 38
+LEFT, RIGHT, TOP, BOTTOM = 64, 12, 22, 38
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
