@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 import torchann
+from torchann.tabular import train
 from torchann.cli import app
 from torchann.report import report_html, run_rows
 from torchann.report_data import gather
@@ -21,7 +22,7 @@ from torchann.report_data import gather
 
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory):
-    model = torchann.train("sklearn:iris", epochs=15, seed=0)
+    model = train("sklearn:iris", epochs=15, seed=0)
     return model, model.save(tmp_path_factory.mktemp("iris") / "run")
 
 
@@ -37,7 +38,7 @@ def houses(tmp_path_factory):
     data = folder / "houses.csv"
     data.write_text("x1,x2,noise,colour,price\n" + "".join(
         f"{'' if np.isnan(a) else a},{b},{c},{d},{e}\n" for a, b, c, d, e in zip(x1, x2, noise, colour, price)))
-    model = torchann.train(str(data), target="price", epochs=10, seed=0, fill_missing="median", hidden=[8])
+    model = train(str(data), target="price", epochs=10, seed=0, fill_missing="median", hidden=[8])
     return model, data
 
 
@@ -135,7 +136,7 @@ def test_report_command_rewrites_the_page_and_says_what_it_lacks(iris, tmp_path,
         assert result.exit_code == 0 and "was not available" in page and 'class="summary"' in page
         result = CliRunner().invoke(app, ["report", str(folder), "--data", str(tmp_path / "moved.csv")])
         page = (folder / "report.html").read_text(encoding="utf-8")
-        assert result.exit_code == 0 and 'class="importance"' in page
+        assert result.exit_code == 0 and 'class="importance"' in page and "on the given rows" in page
     finally:
         os.replace(tmp_path / "moved.csv", data)
 

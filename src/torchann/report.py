@@ -84,7 +84,7 @@ def run_rows(model: "Model", data: Any = None) -> RunRows | None:
             raise
         return None  # the training file moved or changed: show what the model directory knows
     if data is not None:
-        return RunRows(table, np.arange(0), val_table=table)
+        return RunRows(table, np.arange(0), val_table=table, held_out="given")
     options = info.get("options") or {}
     split, seed = options.get("val_split"), options.get("seed")
     if split and seed is not None and info.get("val_rows") and table.n_rows == info.get("train_rows", 0) + \

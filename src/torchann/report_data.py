@@ -43,6 +43,7 @@ class RunRows:
     train: np.ndarray
     val: np.ndarray | None = None
     val_table: "Table | None" = None
+    held_out: str = "validation"  # what the page calls the held-out rows ("given" for another table)
 
     def split(self, name: str) -> "Table | None":
         if name == "training":
@@ -190,7 +191,7 @@ def _activation_stats(model: "Model", rows: RunRows) -> dict[str, Any] | None:
         layers.append({"layer": name, "units": int(a.shape[1]), "mean": float(a.mean()), "std": float(a.std()),
                        "dead_fraction": float(dead.mean()), "dead_units": int(dead.sum()),
                        "unit_means": a.mean(axis=0).tolist()})
-    return {"rows": int(len(sample)), "split": "validation" if rows.split("validation") is not None else "training",
+    return {"rows": int(len(sample)), "split": rows.held_out if rows.split("validation") is not None else "training",
             "activation": str(model.spec.activation), "layers": layers}
 
 
@@ -231,8 +232,9 @@ def _result(model: "Model", rows: RunRows) -> dict[str, Any]:
             entry = {"rows": full, "scores": scores, "truth": truth[pick, 0].tolist(),
                      "pred": pred[pick, 0].tolist()}
         entry["scored"] = int(len(sample))
-        out["splits"][name] = entry
-        held = (name, table, x)
+        shown = rows.held_out if name == "validation" else name
+        out["splits"][shown] = entry
+        held = (shown, table, x)
     if held is not None:
         out["importance"] = _importance(model, *held)
     return out

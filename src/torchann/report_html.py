@@ -95,7 +95,7 @@ def _header(data: dict[str, Any]) -> str:
     result = data.get("result") or {}
     splits = result.get("splits") or {}
     headline = ""
-    key = "validation" if "validation" in splits else ("training" if "training" in splits else None)
+    key = next((n for n in splits if n != "training"), "training" if "training" in splits else None)
     if key:
         scores = splits[key]["scores"]
         main = "accuracy" if "accuracy" in scores else "r2"

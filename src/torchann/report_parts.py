@@ -198,7 +198,7 @@ def result_section(result: dict[str, Any] | None, run: dict[str, Any]) -> str:
     capped = [n for n in names if splits[n].get("scored", splits[n]["rows"]) < splits[n]["rows"]]
     if capped:
         parts.append(f'<p class="note">Scored on a sample of {splits[capped[0]]["scored"]:,} rows per split.</p>')
-    key = "validation" if "validation" in splits else "training"
+    key = next((n for n in names if n != "training"), "training")  # the held-out rows when there are some
     split = splits[key]
     if "confusion" in split:
         parts.append(_confusion_html(split, result["classes"] or [], key))

@@ -142,12 +142,19 @@ class HistoryLog:
         self.path = Path(run_dir) / file_name
 
     def on_train_start(self, *, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from ..errors import UsageError
+        from ..files import atomic_write_text
+
+        run = self.path.parent
+        if run.exists() and not run.is_dir():
+            raise UsageError(f"{run} exists and is not a folder; choose another place to write to")
+        blocker = next((p for p in run.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise UsageError(f"cannot write {run}: {blocker} is a file, not a folder; choose another place")
         kept = []
         if start_epoch and self.path.is_file():  # a resumed run keeps the epochs it already ran
             kept = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:start_epoch]
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.writelines(kept)
+        atomic_write_text(self.path, "".join(kept))  # creates the run folder
 
     def on_step(self, *, epoch: int, step: int) -> None:
         return None
