@@ -89,7 +89,7 @@ def facts_list(facts: Sequence[tuple[str, Any]]) -> str:
 
 
 def features_table(features: Sequence[dict[str, Any]]) -> str:
-    rows = [[f["name"], f["kind"], f["inputs"], f["encoding"], "error" if f.get("fill") is None and f["kind"] ==
+    rows = [[f["name"], f["kind"], f["inputs"], f["encoding"], "not allowed" if f.get("fill") is None and f["kind"] ==
              "numeric" else (f"{f['fill']:.6g}" if isinstance(f.get("fill"), float) else "-")] for f in features]
     return table(["column", "kind", "inputs", "encoding", "missing filled with"], rows, cls="features",
                  text_columns=(0, 1, 3, 4))
