@@ -23,7 +23,7 @@ def test_demo_in_a_subprocess_writes_the_four_files(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["history.jsonl", "loss.png", "spec.json", "weights.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["history.jsonl", "loss.png", "report.html", "spec.json", "weights.safetensors"]
     result = json.loads(proc.stdout)
     first = result["predictions"][0]
     assert first["a"] == 10 and abs(first["predicted"] - 21) < 0.5

@@ -57,6 +57,11 @@ class History:
     def from_jsonl(cls, text: str) -> "History":
         return cls(records=[json.loads(line) for line in text.splitlines() if line.strip()])
 
+    def _repr_html_(self) -> str:
+        from .report import history_html
+
+        return history_html(self)
+
     def __repr__(self) -> str:
         last = self.records[-1] if self.records else {}
         shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float))

@@ -119,6 +119,11 @@ class Model:
         return (f"Model({self.task}, {len(self.feature_names)} features -> {', '.join(self.target_names)}, "
                 f"network {shape}, epochs={len(self.history)}{where})")
 
+    def _repr_html_(self) -> str:
+        from .report import model_html
+
+        return model_html(self)
+
     # ------------------------------------------------------------------------- answers
 
     def table(self, data: Any) -> Table:
@@ -228,9 +233,10 @@ class Model:
     # ----------------------------------------------------------------------------- files
 
     def save(self, path: str | Path, *, files: dict[str, bytes | str] | None = None) -> Path:
-        """Write the model directory: ``spec.json``, ``weights.safetensors``, ``history.jsonl``
-        and ``loss.png`` (when there is a history), plus ``files``."""
+        """Write the model directory: ``spec.json``, ``weights.safetensors``, ``history.jsonl``,
+        ``loss.png`` and ``report.html`` (when there is a history), plus ``files``."""
         from .plots import loss_curve_png
+        from .report import REPORT_FILE, report_html
 
         pre = self.preprocessor
         extra = {
@@ -241,6 +247,7 @@ class Model:
         if len(self.history):
             written[HISTORY_FILE] = self.history.to_jsonl()
             written[LOSS_CURVE_FILE] = loss_curve_png(self.history)
+            written[REPORT_FILE] = report_html(self)
         written.update(files or {})
         self.path = save_model_dir(self.network, path, extra=extra, files=written)
         return self.path

@@ -151,6 +151,11 @@ class Summary:
         ]
         return "\n".join(lines) + "\n"
 
+    def _repr_html_(self) -> str:
+        from .report import summary_html
+
+        return summary_html(self)
+
     def __repr__(self) -> str:
         return f"Summary(rows={len(self.rows)}, total_params={self.total_params}, trainable_params={self.trainable_params})"
 

@@ -21,6 +21,7 @@ from .errors import UsageError
 from .model import Model
 from .options import TrainOptions, auto_batch_size
 from .preprocess import Preprocessor, infer_task
+from .report_data import RunRows
 from .spec import ModelSpec
 from .splits import split_indices
 from .table_input import as_table
@@ -90,7 +91,7 @@ def train(
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows)
     x, y = pre.transform_x(table), pre.transform_y(table)
-    validation = None
+    validation, val_table = None, None
     if val_rows is not None:
         validation = (x[val_rows], y[val_rows])
     elif val is not None:
@@ -104,6 +105,8 @@ def train(
                      dropout=n.dropout, norm=n.norm)
     torch.manual_seed(seed)  # the initial weights follow the seed too
     network = spec.build()
+    if hasattr(progress, "watch"):  # e.g. TensorBoard draws the weights each epoch
+        progress.watch(network)
     std = pre.target_std if (task is Task.REGRESSION and pre.scale) else None
     batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
     history = fit(
@@ -120,7 +123,9 @@ def train(
         "source": table.source, "options": opts.to_flat() | {"seed": seed},
     })
     network.eval()
-    return Model(network, pre, history)
+    model = Model(network, pre, history)
+    model._run_rows = RunRows(table, train_rows, val_rows, None if val is None else val_table)  # for the report
+    return model
 
 
 def _training_table(data: Any, target: Any, option_target: Sequence[str] | None) -> Table:

@@ -22,7 +22,7 @@ def demo_cmd(
     from ..demo import DEMO_QUERIES, DEMO_STARTS, train_demo
     from ..inspect import summary
     from ..spec import ModelSpec
-    from .progress import RichProgress
+    from .progress import StartsProgress, display_for
 
     console = stderr_console()
     if not quiet:
@@ -31,7 +31,7 @@ def demo_cmd(
             f"(1,2)->3 ... (7,8)->15, {DEMO_STARTS} starts, keeping the best, then asking it sums it never saw."
         )
         console.print(str(summary(ModelSpec(2, (8,), 1).build(), input_size=(1, 2))), end="")
-    with RichProgress(console, enabled=not quiet) as bar:
+    with StartsProgress(display_for(console, enabled=not quiet, min_interval_s=1.0), DEMO_STARTS) as bar:
         model = train_demo(seed, progress=bar)
     history = model.history
     finals = history.info["starts_final_loss"]
@@ -54,5 +54,5 @@ def demo_cmd(
     from rich.console import Console
 
     Console().print(table)
-    console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png); "
+    console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html); "
                   f"try: torchann predict {out} --input 10,11")

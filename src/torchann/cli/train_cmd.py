@@ -71,11 +71,13 @@ def train_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"Run folder to write. "
                                                                     f"[default: {DEFAULT_OUT}]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write scalars and weight histograms to "
+                                                                    "OUT/tensorboard/ (extra [tensorboard]).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON on stdout.")] = False,
     nproc: Annotated[Optional[int], typer.Option("--nproc", min=1, help="Data-parallel over N processes on this "
                                                  "machine (one per GPU); leave out under torchrun.")] = None,
 ) -> None:
-    """Train a network on a table and write a run folder (model, history.jsonl, loss.png)."""
+    """Train a network on a table and write a run folder (model, history.jsonl, loss.png, report.html)."""
     given = {
         "data": data, "val": val, "out": None if out is None else str(out),
         "checkpoint_every": checkpoint_every, "global_batch_size": global_batch_size,
@@ -100,7 +102,8 @@ def train_cmd(
     if distributed.should_launch(nproc):  # start N workers that run this same command line
         raise typer.Exit(distributed.launch_local(nproc, relaunch_argv(ctx)))
     with distributed.session(device=args.get("device") or "auto") as world:  # joins a torchrun job, if any
-        run_training(args, resume=resume, quiet=quiet or not world.is_main, as_json=as_json, main=world.is_main)
+        run_training(args, resume=resume, quiet=quiet or not world.is_main, as_json=as_json, main=world.is_main,
+                     tensorboard=tensorboard)
 
 
 def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]:
@@ -130,14 +133,14 @@ def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]
 
 
 def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, as_json: bool,
-                 main: bool = True) -> None:
+                 main: bool = True, tensorboard: bool = False) -> None:
     """Train and write the run folder; ``main`` False (ranks other than 0) trains and writes nothing."""
     from ..errors import TrainingError
     from ..files import atomic_write_text
     from ..options import TrainOptions
     from ..tabular import train
     from ..train import Checkpointing, TrainingInterrupted
-    from .progress import RichProgress
+    from .progress import TrainProgress
 
     console = stderr_console()
     out = Path(args.get("out") or DEFAULT_OUT)
@@ -145,7 +148,7 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
     every = args.get("checkpoint_every")
     checkpoint = Checkpointing(out / "checkpoint", every) if every else None
 
-    class _Progress(RichProgress):
+    class _Progress(TrainProgress):
         def on_train_start(self, **kw: Any) -> None:
             # Reached only after every input check passed: the first moment a file may appear.
             if checkpoint is not None:  # every option, defaults resolved: a resume trains the same way
@@ -154,7 +157,8 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
                 atomic_write_text(Path(checkpoint.directory) / ARGS_FILE, json.dumps(stored, indent=2))
             super().on_train_start(**kw)
 
-    with _Progress(console, enabled=not quiet) as bar, _warnings_to(console):
+    with _Progress(console, enabled=not quiet, run_dir=out if main else None,
+                   tensorboard=tensorboard and main) as bar, _warnings_to(console):
         try:
             model = train(args["data"], val=args.get("val"), progress=bar, checkpoint=checkpoint,
                           resume=(out / "checkpoint") if resume is not None else None,
@@ -182,7 +186,8 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
     console.print(f"epoch {final['epoch']}: {shown}", highlight=False)
     if stop:
         console.print(stop, highlight=False)
-    console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png)", highlight=False)
+    console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)",
+                  highlight=False)
 
 
 def stopping_line(history: Any) -> str | None:
