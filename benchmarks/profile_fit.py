@@ -87,11 +87,12 @@ def main() -> int:
     variants["hand loop (autograd + Adam.step)"] = hand_step(model, opt, nn.MSELoss(), autocast)
     model = make()
     opt = make_optimizer("adam", model.parameters(), lr=1e-3, device=cpu)
-    step = AutogradStep(model, nn.MSELoss(), opt, autocast=autocast)
+    compute_dtype = torch.bfloat16 if bf16 else torch.float32
+    step = AutogradStep(model, nn.MSELoss(), opt, compute_dtype=compute_dtype)
     variants["fit's general step (autograd + direct Adam)"] = lambda xb, yb: step(xb, yb)[0]
     model = make()
     opt = make_optimizer("adam", model.parameters(), lr=1e-3, device=cpu)
-    mlp = make_train_step(model, model, nn.MSELoss(), opt, autocast=autocast, bf16=bf16)
+    mlp = make_train_step(model, model, nn.MSELoss(), opt, compute_dtype=compute_dtype)
     variants[f"fit's {type(mlp).__name__} (written-out backward + direct Adam)"] = lambda xb, yb: mlp(xb, yb)[0]
 
     summary = []

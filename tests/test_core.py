@@ -83,7 +83,7 @@ def test_fit_equals_the_plain_dataloader_loop_with_the_same_order(add_data):
     fast = torchann.mlp(2, [8], 1)
     slow = torchann.mlp(2, [8], 1)
     slow.load_state_dict(fast.state_dict())
-    torchann.fit(fast, x, y, epochs=4, batch_size=5, lr=0.01, optimizer="sgd", seed=11, device="cpu")
+    torchann.fit(fast, x, y, epochs=4, batch_size=5, lr=0.01, optimizer="sgd", seed=11, device="cpu", early_stopping=None)
 
     class Order(torch.utils.data.Sampler):
         def __init__(self):
@@ -112,7 +112,7 @@ def test_epoch_loss_is_the_row_weighted_mean_of_step_losses(add_data):
     x, y = add_data
     model = torchann.mlp(2, [8], 1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    history = torchann.fit(model, x, y, epochs=1, batch_size=3, lr=1e-9, optimizer="sgd", shuffle=False)
+    history = torchann.fit(model, x, y, epochs=1, batch_size=3, lr=1e-9, optimizer="sgd", shuffle=False, early_stopping=None)
     # lr ~ 0: both steps see the initial weights; batches are rows 0-2 and row 3.
     ref = torchann.mlp(2, [8], 1)
     ref.load_state_dict(before)
@@ -128,7 +128,7 @@ def test_same_seed_same_weights_different_seed_different(add_data):
     for seed in (7, 7, 8):
         torch.manual_seed(0)
         model = torchann.mlp(2, [8], 1, dropout=0.2)
-        torchann.fit(model, x, y, epochs=5, batch_size=2, seed=seed)
+        torchann.fit(model, x, y, epochs=5, batch_size=2, seed=seed, optimizer="adam", early_stopping=None)
         runs.append(torch.cat([p.flatten() for p in model.parameters()]))
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
@@ -137,7 +137,8 @@ def test_same_seed_same_weights_different_seed_different(add_data):
 def test_fit_accepts_numpy_dataset_and_dataloader(add_data):
     x, y = add_data
     for data in (dict(x=x.numpy(), y=y.numpy()), dict(x=TensorDataset(x, y)), dict(x=DataLoader(TensorDataset(x, y), batch_size=2))):
-        history = torchann.fit(torchann.mlp(2, [8], 1), epochs=3, lr=1e-3, **data)
+        history = torchann.fit(torchann.mlp(2, [8], 1), epochs=3, lr=1e-3, batch_size=32, optimizer="adam",
+                               early_stopping=None, **data)
         assert len(history) == 3 and all(np.isfinite(history.losses))
 
 
@@ -154,7 +155,7 @@ def test_fit_trains_any_module_and_records_history(add_data):
         def forward(self, v):
             return self.hidden_to_output_layer(self.hidden_layer_activation(self.input_to_hidden_layer(v)))
 
-    history = torchann.fit(Net(), x, y, epochs=50, batch_size=2, lr=1e-2, optimizer="adam", seed=0)
+    history = torchann.fit(Net(), x, y, epochs=50, batch_size=2, lr=1e-2, optimizer="adam", seed=0, early_stopping=None)
     assert history.losses[-1] < history.losses[0]
     assert history.info["device"] == "cpu" and history.info["seed"] == 0
     lines = [json.loads(line) for line in history.to_jsonl().splitlines()]
@@ -166,22 +167,22 @@ def test_wrong_input_width_names_expected_and_given(add_data):
     with pytest.raises(DataError, match="3 feature column\\(s\\) but the model expects 2"):
         torchann.predict(model, [[1.0, 2.0, 3.0]])
     with pytest.raises(DataError, match="but the model expects 2"):
-        torchann.fit(model, torch.ones(4, 3), torch.ones(4, 1), epochs=1)
+        torchann.fit(model, torch.ones(4, 3), torch.ones(4, 1), epochs=1, batch_size=32, optimizer="adam", early_stopping=None)
 
 
 def test_nan_in_data_names_row_and_column():
     x = torch.ones(5, 2)
     x[3, 1] = float("nan")
     with pytest.raises(DataError, match="row 3, column 1"):
-        torchann.fit(torchann.mlp(2, [4], 1), x, torch.ones(5, 1), epochs=1)
+        torchann.fit(torchann.mlp(2, [4], 1), x, torch.ones(5, 1), epochs=1, batch_size=32, optimizer="adam", early_stopping=None)
 
 
 def test_bad_option_values_are_usage_errors(add_data):
     x, y = add_data
     with pytest.raises(UsageError, match="choose one of: sgd, adam, adamw"):
-        torchann.fit(torchann.mlp(2, [8], 1), x, y, optimizer="adamm")
+        torchann.fit(torchann.mlp(2, [8], 1), x, y, optimizer="adamm", epochs=10, batch_size=32, early_stopping=None)
     with pytest.raises(UsageError, match="epochs must be a positive integer, got 0"):
-        torchann.fit(torchann.mlp(2, [8], 1), x, y, epochs=0)
+        torchann.fit(torchann.mlp(2, [8], 1), x, y, epochs=0, batch_size=32, optimizer="adam", early_stopping=None)
 
 
 def test_early_stopping_restores_the_best_epoch():
@@ -191,7 +192,7 @@ def test_early_stopping_restores_the_best_epoch():
     vx, vy = torch.randn(32, 3, generator=g), torch.randn(32, 1, generator=g)  # noise: val loss won't improve long
     model = torchann.mlp(3, [32], 1)
     history = torchann.fit(model, x, y, epochs=200, batch_size=16, lr=1e-2, validation=(vx, vy),
-                           early_stopping=torchann.EarlyStopping(patience=3), seed=0)
+                           early_stopping=torchann.EarlyStopping(patience=3), seed=0, optimizer="adam")
     best = history.info["best_epoch"]
     assert len(history) == best + 3 < 200
     with torch.no_grad():
@@ -202,7 +203,7 @@ def test_early_stopping_restores_the_best_epoch():
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(40, 3, generator=g), torch.randn(40, 1, generator=g)
-    options = dict(epochs=6, batch_size=8, lr=1e-2, seed=5, device="cpu")
+    options = dict(epochs=6, batch_size=8, lr=1e-2, seed=5, device="cpu", optimizer="adam", early_stopping=None)
     torch.manual_seed(0)
     full = torchann.mlp(3, [16], 1, dropout=0.1)
     start = {k: v.clone() for k, v in full.state_dict().items()}
@@ -224,7 +225,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
 def test_save_load_round_trip_predicts_identically_without_pickle(tmp_path, add_data, monkeypatch):
     x, y = add_data
     model = torchann.mlp(2, [8], 1)
-    torchann.fit(model, x, y, epochs=20, lr=1e-2)
+    torchann.fit(model, x, y, epochs=20, lr=1e-2, batch_size=32, optimizer="adam", early_stopping=None)
     path = torchann.save(model, tmp_path / "m")
     assert sorted(p.name for p in path.iterdir()) == ["spec.json", "weights.safetensors"]
 

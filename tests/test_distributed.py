@@ -65,17 +65,18 @@ WORKER = textwrap.dedent(
             history = torchann.fit(
                 model, x, y, epochs=12, batch_size=batch, optimizer="sgd", lr=0.01, momentum=0.9, seed=3,
                 validation=data(20, 1), metrics="regression",
-                checkpoint=Checkpointing(os.path.join(shared, "ckpt-even")),
+                checkpoint=Checkpointing(os.path.join(shared, "ckpt-even")), early_stopping=None,
             )
             if world.is_main:
                 torchann.save(model, os.path.join(shared, "run"), files={"history.jsonl": history.to_jsonl()})
         elif name == "uneven":  # 53 rows: the last global batch has 5 rows, split 3 + 2
             x, y = data(53, 2)
-            history = torchann.fit(model, x, y, epochs=8, batch_size=batch, lr=1e-2, seed=5, metrics="regression")
+            history = torchann.fit(model, x, y, epochs=8, batch_size=batch, lr=1e-2, seed=5, metrics="regression",
+                                   optimizer="adam", early_stopping=None)
         elif name == "global":  # global batch 13 given outright: 7 + 6 rows in every step
             x, y = data(50, 3)
             history = torchann.fit(model, x, y, epochs=5, batch_size=4, global_batch_size=13, optimizer="sgd",
-                                   lr=0.05, seed=6)
+                                   lr=0.05, seed=6, early_stopping=None)
         elif name == "stop":  # nothing counts as better after epoch 1: stop after epoch 3
             x, y = data(48, 4)
             rule = EarlyStopping(patience=2, min_delta=1e9, restore_best=False)
@@ -83,10 +84,11 @@ WORKER = textwrap.dedent(
                                    validation=data(9, 5), early_stopping=rule)
         elif name == "seedless":  # seed None: rank 0 draws it, every rank uses it
             x, y = data(32, 6)
-            history = torchann.fit(model, x, y, epochs=2, batch_size=batch, lr=1e-2, seed=None)
+            history = torchann.fit(model, x, y, epochs=2, batch_size=batch, lr=1e-2, seed=None, optimizer="adam",
+                                   early_stopping=None)
         elif name == "resume":  # 3 epochs, then a new fit resumes from the checkpoint to 6
             x, y = data(40, 7)
-            options = dict(batch_size=batch, optimizer="sgd", lr=0.01, momentum=0.9, seed=8)
+            options = dict(batch_size=batch, optimizer="sgd", lr=0.01, momentum=0.9, seed=8, early_stopping=None)
             if procs == 1:
                 history = torchann.fit(model, x, y, epochs=6, **options)
             else:
@@ -98,7 +100,7 @@ WORKER = textwrap.dedent(
         elif name == "dataset":  # a Dataset: fit shards it with a DistributedSampler
             x, y = data(30, 9)
             history = torchann.fit(model, torch.utils.data.TensorDataset(x, y), epochs=3, batch_size=batch,
-                                   optimizer="sgd", lr=0.05, seed=9)
+                                   optimizer="sgd", lr=0.05, seed=9, early_stopping=None)
         else:
             raise ValueError(name)
         return model, history

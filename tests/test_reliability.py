@@ -229,11 +229,11 @@ def test_loading_a_model_directory_never_unpickles(good_dir, monkeypatch):
 def test_resuming_from_a_checkpoint_never_unpickles(tmp_path, monkeypatch):
     x, y = torch.randn(16, 2), torch.randn(16, 1)
     fit(torchann.mlp(2, [4], 1), x, y, epochs=2, batch_size=4, seed=1, device="cpu",
-        checkpoint=Checkpointing(tmp_path / "ck"))
+        checkpoint=Checkpointing(tmp_path / "ck"), optimizer="adam", early_stopping=None)
     _no_unpickling(monkeypatch)
     state = ckpt.load_state(tmp_path / "ck")
     assert state["epoch"] == 2
-    history = fit(torchann.mlp(2, [4], 1), x, y, epochs=3, batch_size=4, device="cpu", resume=tmp_path / "ck")
+    history = fit(torchann.mlp(2, [4], 1), x, y, epochs=3, batch_size=4, device="cpu", resume=tmp_path / "ck", optimizer="adam", early_stopping=None)
     assert len(history) == 3
 
 
@@ -258,7 +258,7 @@ def test_a_pickle_renamed_to_a_model_file_is_not_run(good_dir, tmp_path):
 
 def _checkpoint(tmp_path) -> Path:
     fit(torchann.mlp(2, [4], 1), torch.randn(8, 2), torch.randn(8, 1), epochs=1, batch_size=4, seed=0,
-        device="cpu", checkpoint=Checkpointing(tmp_path / "ck"))
+        device="cpu", checkpoint=Checkpointing(tmp_path / "ck"), optimizer="adam", early_stopping=None)
     return tmp_path / "ck"
 
 
@@ -288,7 +288,7 @@ def test_checkpoints_leave_other_folders_alone(tmp_path):
     (tmp_path / "ck" / "my-notes" / "keep.txt").write_text("mine")
     for epochs in (1, 2):
         fit(torchann.mlp(2, [4], 1), torch.randn(8, 2), torch.randn(8, 1), epochs=epochs, batch_size=4, seed=0,
-            device="cpu", checkpoint=Checkpointing(tmp_path / "ck"))
+            device="cpu", checkpoint=Checkpointing(tmp_path / "ck"), optimizer="adam", early_stopping=None)
     assert (tmp_path / "ck" / "my-notes" / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000002-step-000000", "latest.json",
                                                                    "my-notes"]
@@ -315,7 +315,7 @@ def test_exploding_loss_stops_with_epoch_step_and_keeps_last_good_checkpoint(tmp
     grow = lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=10.0)  # noqa: E731
     with pytest.raises(TrainingError) as err:
         fit(model, x, y, epochs=30, batch_size=8, lr=1e-3, optimizer="sgd", scheduler=grow, seed=0, device="cpu",
-            checkpoint=Checkpointing(tmp_path / "ck"))
+            checkpoint=Checkpointing(tmp_path / "ck"), early_stopping=None)
     message = str(err.value)
     found = re.fullmatch(r"loss became (inf|nan) at epoch (\d+), step (\d+); lower the learning rate .*", message)
     assert found, message
@@ -352,7 +352,7 @@ _SIGINT_CHILD = textwrap.dedent("""
     torch.manual_seed(123)
     model = torchann.mlp(3, [16], 1, dropout=0.2)
     try:
-        fit(model, x, y, epochs=12, batch_size=8, lr=1e-2, seed=5, device="cpu",
+        fit(model, x, y, epochs=12, batch_size=8, lr=1e-2, seed=5, device="cpu", optimizer="adam", early_stopping=None,
             checkpoint=Checkpointing(sys.argv[1], every=100), progress=Progress())
     except TrainingInterrupted as err:
         print(err, file=sys.stderr)
@@ -367,8 +367,8 @@ def _sigint_run(ck: Path, **kw):
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(48, 3, generator=gen)
     y = x.sum(1, keepdim=True)
-    history = fit(model, x, y, epochs=12, batch_size=8, lr=1e-2, seed=5, device="cpu",
-                  checkpoint=Checkpointing(ck, every=100), **kw)
+    history = fit(model, x, y, epochs=12, batch_size=8, lr=1e-2, seed=5, device="cpu", optimizer="adam",
+                  early_stopping=None, checkpoint=Checkpointing(ck, every=100), **kw)
     return model, history
 
 

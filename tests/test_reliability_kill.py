@@ -63,7 +63,7 @@ def _train(ckdir: Path, result: Path) -> None:
     model = torchann.mlp(4, [64, 64], 1, dropout=0.1)
     resume = ckdir if (ckdir / "latest.json").exists() else None
     history = fit(model, x, y, epochs=EPOCHS, batch_size=8, lr=1e-3, seed=SEED, device="cpu",
-                  checkpoint=Checkpointing(ckdir, every=1), resume=resume, progress=_Paced())
+                  checkpoint=Checkpointing(ckdir, every=1), resume=resume, progress=_Paced(), optimizer="adam", early_stopping=None)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(result))
     (result.with_suffix(".json")).write_text(json.dumps(history.losses))
 

@@ -118,7 +118,8 @@ def test_mlp_step_reuses_buffers_and_equals_autograd_bit_for_bit(name, bf16):
     y = torch.randn(40, fast[-1].out_features if isinstance(fast[-1], nn.Linear) else 1)
     opt_fast = make_optimizer("adam", fast.parameters(), lr=0.01, device=CPU)
     opt_plain = make_optimizer("adam", plain.parameters(), lr=0.01, device=CPU)
-    step = make_train_step(fast, fast, nn.MSELoss(), opt_fast, bf16=bf16)
+    step = make_train_step(fast, fast, nn.MSELoss(), opt_fast,
+                           compute_dtype=torch.bfloat16 if bf16 else torch.float32)
     assert isinstance(step, MLPStep)
     auto = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     outputs = []
@@ -164,7 +165,7 @@ def test_bf16_mlp_step_is_autocast_and_close_to_float32():
     fast = torchann.mlp(5, [32, 32], 1)
     plain, fp32 = copy.deepcopy(fast), copy.deepcopy(fast)
     opts = [make_optimizer("adam", m.parameters(), lr=0.01, device=CPU) for m in (fast, plain, fp32)]
-    step = make_train_step(fast, fast, nn.MSELoss(), opts[0], bf16=True)
+    step = make_train_step(fast, fast, nn.MSELoss(), opts[0], compute_dtype=torch.bfloat16)
     assert isinstance(step, MLPStep) and step.lower is torch.bfloat16
     fast_losses = [float(step(x[s : s + 16], y[s : s + 16])[0]) for _ in range(5) for s in range(0, 64, 16)]
     auto = torch.autocast("cpu", dtype=torch.bfloat16)
@@ -257,7 +258,7 @@ def test_fit_with_adam_equals_the_dataloader_loop_in_the_same_order():
     torch.manual_seed(3)
     fast = torchann.mlp(5, [16, 16], 1)
     plain = copy.deepcopy(fast)
-    torchann.fit(fast, x, y, epochs=3, batch_size=8, lr=0.01, optimizer="adam", seed=5, device="cpu")
+    torchann.fit(fast, x, y, epochs=3, batch_size=8, lr=0.01, optimizer="adam", seed=5, device="cpu", early_stopping=None)
     _dataloader_fit(plain, x, y, lambda e: epoch_permutation(50, seed=5, epoch=e), epochs=3, batch_size=8, lr=0.01)
     _close(fast, plain, rtol=1e-5, atol=1e-6)
 
@@ -269,7 +270,7 @@ def test_epoch_loss_over_many_blocks_of_steps_is_the_mean_loss():
     model = torchann.mlp(5, [8], 1)
     with torch.no_grad():
         expected = float(((model(x) - y) ** 2).mean())
-    history = torchann.fit(model, x, y, epochs=1, batch_size=1, lr=1e-30, optimizer="sgd", seed=0)
+    history = torchann.fit(model, x, y, epochs=1, batch_size=1, lr=1e-30, optimizer="sgd", seed=0, early_stopping=None)
     assert history.losses[0] == pytest.approx(expected, rel=1e-5)
 
 
@@ -279,7 +280,7 @@ def test_bf16_fit_loss_within_five_percent_of_float32():
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         model = torchann.mlp(8, [64, 64], 1)
-        runs[precision] = torchann.fit(model, x, y, epochs=8, batch_size=64, lr=1e-2, seed=0, precision=precision)
+        runs[precision] = torchann.fit(model, x, y, epochs=8, batch_size=64, lr=1e-2, seed=0, precision=precision, optimizer="adam", early_stopping=None)
     first = runs["fp32"].losses[0]
     assert runs["fp32"].final_loss < 0.5 * first  # both really learned
     assert runs["bf16"].final_loss == pytest.approx(runs["fp32"].final_loss, rel=0.05)
@@ -299,7 +300,7 @@ def test_compiled_fit_matches_eager_within_float32_rounding(monkeypatch):
     for compile_ in (False, True):
         torch.manual_seed(0)
         model = torchann.mlp(5, [16], 1)
-        history = torchann.fit(model, x, y, epochs=3, batch_size=16, lr=0.01, seed=0, compile=compile_)
+        history = torchann.fit(model, x, y, epochs=3, batch_size=16, lr=0.01, seed=0, compile=compile_, optimizer="adam", early_stopping=None)
         runs.append((history.losses, model))
     assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-5)
     _close(runs[1][1], runs[0][1], rtol=1e-5, atol=1e-6)
@@ -324,8 +325,8 @@ def test_streaming_unshuffled_equals_in_memory_fit_bit_for_bit(table):
     a = torchann.mlp(4, [16], 1)
     b = copy.deepcopy(a)
     # chunks of 96 rows and batches of 40: batches straddle chunk boundaries
-    ha = torchann.fit(a, NpyBatches(path, target=-1, chunk_rows=96), epochs=2, batch_size=40, shuffle=False, seed=0)
-    hb = torchann.fit(b, x, y, epochs=2, batch_size=40, shuffle=False, seed=0)
+    ha = torchann.fit(a, NpyBatches(path, target=-1, chunk_rows=96), epochs=2, batch_size=40, shuffle=False, seed=0, optimizer="adam", early_stopping=None)
+    hb = torchann.fit(b, x, y, epochs=2, batch_size=40, shuffle=False, seed=0, optimizer="adam", early_stopping=None)
     assert ha.losses == hb.losses
     _close(a, b, rtol=0, atol=0)
 
@@ -336,7 +337,7 @@ def test_streaming_shuffled_fit_equals_the_dataloader_loop_in_its_order(table):
     torch.manual_seed(0)
     a = torchann.mlp(4, [16], 1)
     b = copy.deepcopy(a)
-    torchann.fit(a, source, epochs=2, batch_size=32, lr=0.01, seed=9)
+    torchann.fit(a, source, epochs=2, batch_size=32, lr=0.01, seed=9, optimizer="adam", early_stopping=None)
     order = source.configured(seed=9).order
     _dataloader_fit(b, x, y, order, epochs=2, batch_size=32, lr=0.01)
     _close(a, b, rtol=1e-5, atol=1e-6)
@@ -384,7 +385,7 @@ def test_streaming_separate_target_file_and_class_indices(tmp_path):
     torch.manual_seed(0)
     model = torchann.mlp(3, [16], 3)
     history = torchann.fit(model, NpyBatches(tmp_path / "x.npy", tmp_path / "y.npy"), loss="cross_entropy",
-                           epochs=8, batch_size=32, lr=0.02, seed=0)
+                           epochs=8, batch_size=32, lr=0.02, seed=0, optimizer="adam", early_stopping=None)
     assert history.final_loss < 0.6 * history.losses[0]
     pred = model(torch.from_numpy(x).float()).argmax(1).numpy()
     assert (pred == labels).mean() > 0.85
@@ -393,7 +394,7 @@ def test_streaming_separate_target_file_and_class_indices(tmp_path):
 def test_streaming_errors_name_the_place_and_the_fix(table, tmp_path):
     path, x, y = table
     with pytest.raises(DataError, match=r"4 feature column\(s\) but the model expects 3"):
-        torchann.fit(torchann.mlp(3, [4], 1), NpyBatches(path, target=-1), epochs=1)
+        torchann.fit(torchann.mlp(3, [4], 1), NpyBatches(path, target=-1), epochs=1, batch_size=32, optimizer="adam", early_stopping=None)
     with pytest.raises(UsageError, match="target 7 is not a column index"):
         NpyBatches(path, target=7)
     with pytest.raises(UsageError, match="either as a second .npy file"):
@@ -402,11 +403,11 @@ def test_streaming_errors_name_the_place_and_the_fix(table, tmp_path):
     bad[613, 2] = np.nan
     np.save(tmp_path / "nan.npy", bad)
     with pytest.raises(DataError, match="non-finite value .* at row 613, column 2"):
-        torchann.fit(torchann.mlp(4, [4], 1), NpyBatches(tmp_path / "nan.npy", target=-1, chunk_rows=100), epochs=1)
+        torchann.fit(torchann.mlp(4, [4], 1), NpyBatches(tmp_path / "nan.npy", target=-1, chunk_rows=100), epochs=1, batch_size=32, optimizer="adam", early_stopping=None)
     np.save(tmp_path / "labels.npy", np.full(1000, 5))
     with pytest.raises(DataError, match=r"class index 5 at row 0 is outside \[0, 3\)"):
         torchann.fit(torchann.mlp(5, [4], 3), NpyBatches(path, tmp_path / "labels.npy"), loss="cross_entropy",
-                     epochs=1)
+                     epochs=1, batch_size=32, optimizer="adam", early_stopping=None)
 
 
 def test_batches_the_fast_step_cannot_take_go_through_autograd_with_the_same_result():

@@ -193,7 +193,7 @@ def test_schedules_follow_torchs_schedulers(kind):
     # threshold, so the lr must be halved after 5 epochs (and not so small that its eps ignores it)
     lr = 1e-6 if kind == "plateau" else 1e-2
     history = torchann.fit(torchann.mlp(3, [8], 1), x, y, epochs=15, batch_size=10, lr=lr, scheduler=kind,
-                           validation=(vx, vy), seed=0, device="cpu")
+                           validation=(vx, vy), seed=0, device="cpu", optimizer="adam", early_stopping=None)
     expected = _oracle_lrs(kind, lr=lr, epochs=15, steps=4, val_losses=history["val_loss"])
     assert history["lr"] == pytest.approx(expected, rel=1e-12)
     assert len(set(history["lr"])) > 1  # the schedule changed the lr
@@ -205,7 +205,7 @@ def test_the_scheduled_lr_is_the_one_the_optimiser_used():
     model = torchann.mlp(2, [], 1)
     w0 = [p.detach().clone() for p in model.parameters()]
     history = torchann.fit(model, x, y, epochs=3, batch_size=2, lr=0.01, optimizer="sgd", scheduler="step",
-                           seed=0, device="cpu", shuffle=False)
+                           seed=0, device="cpu", shuffle=False, early_stopping=None)
     assert history["lr"] == pytest.approx([0.01, 0.001, 0.0001])
     hand = torch.nn.Linear(2, 1)
     with torch.no_grad():
@@ -231,7 +231,7 @@ def _one_sgd_step(*, lr, weight_decay=0.0, clip=None):
     model = torchann.mlp(3, [4], 1)
     start = [p.detach().clone() for p in model.parameters()]
     torchann.fit(model, x, y, epochs=1, batch_size=16, lr=lr, optimizer="sgd", weight_decay=weight_decay,
-                 clip_grad_norm=clip, seed=0, device="cpu")
+                 clip_grad_norm=clip, seed=0, device="cpu", early_stopping=None)
     # by hand: gradient of the mean squared error at the start weights
     params = [p.clone().requires_grad_(True) for p in start]
     h = torch.relu(x @ params[0].T + params[1])

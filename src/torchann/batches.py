@@ -11,7 +11,6 @@ job draws the same global permutation and takes its own shard of each global bat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -59,6 +58,7 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
         global_batch_size: int | None = None,
+        min_rows: int = 1,
     ) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
@@ -67,9 +67,16 @@ class TensorBatches:
         self.global_batch = global_batch_size or batch_size * world_size
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world_size = rank, world_size
+        # (start, stop) of each global batch. A last batch with fewer than ``min_rows`` rows per
+        # rank joins the one before it: BatchNorm cannot train on a single row (33 rows in
+        # batches of 32 make one step of 33 rows, not 32 + 1).
+        starts = list(range(0, self.n, self.global_batch))
+        if len(starts) > 1 and self.n - starts[-1] < min_rows * world_size:
+            starts.pop()
+        self.bounds = list(zip(starts, starts[1:] + [self.n]))
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.global_batch)
+        return len(self.bounds)
 
     def epoch(self, epoch: int, *, start_step: int = 0) -> Iterator[Batch]:
         """Yield this rank's batches of ``epoch``, skipping the first ``start_step``."""
@@ -86,17 +93,16 @@ class TensorBatches:
             # One gather per epoch; (N, F) -> (N, F) in the new order, then views per batch.
             order = order.to(self.x.device)
             x, y = self.x.index_select(0, order), self.y.index_select(0, order)
-        b = self.global_batch
-        for start in range(start_step * b, self.n, b):
-            yield Batch(x[start : start + b], y[start : start + b])
+        for start, stop in self.bounds[start_step:]:
+            yield Batch(x[start:stop], y[start:stop])
 
     def _sharded(self, order: torch.Tensor | None, start_step: int) -> Iterator[Batch]:
         if order is None:
             order = torch.arange(self.n)
-        g, w, r = self.global_batch, self.world_size, self.rank
+        w, r = self.world_size, self.rank
         pieces, sizes, totals = [], [], []
-        for start in range(0, self.n, g):
-            chunk = order[start : start + g]
+        for start, stop in self.bounds:
+            chunk = order[start:stop]
             share = torch.tensor_split(chunk, w)[r]  # sizes differ by at most one row
             pieces.append(share)
             sizes.append(share.numel())

@@ -41,6 +41,10 @@ def output_width(model: nn.Module) -> int | None:
 
 def _to_tensor(value: Any, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
+        if value.is_meta:
+            raise DataError(f"{what} is a meta tensor, which has a shape but no values; pass a tensor with data")
+        if value.is_complex():
+            raise DataError(f"{what} is complex ({value.dtype}); pass real numbers, e.g. x.real or x.abs()")
         return value.detach()
     try:
         array = np.asarray(value)
@@ -48,7 +52,31 @@ def _to_tensor(value: Any, what: str) -> torch.Tensor:
         raise DataError(f"{what} could not be read as a numeric array ({err}); pass equal-length rows of numbers") from None
     if array.dtype == object or array.dtype.kind in "USV":
         raise DataError(f"{what} holds non-numeric values (dtype {array.dtype}); pass numbers only, or use load_table for text columns")
+    if array.dtype.kind == "c":
+        raise DataError(f"{what} is complex ({array.dtype}); pass real numbers, e.g. x.real or abs(x)")
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:  # longdouble: torch has no such dtype
+        array = array.astype(np.float64)
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _to_float32(t: torch.Tensor, what: str) -> torch.Tensor:
+    """``t`` as float32, refusing finite values float32 cannot hold (they would become inf)."""
+    if t.dtype == torch.float32:
+        return t
+    if t.is_floating_point() and t.dtype.itemsize > 4:
+        _check_finite(t, what)
+        too_big = t.abs() > _FLOAT32_MAX
+        if bool(too_big.any()):
+            bad = too_big.nonzero()[0].tolist()
+            where = f"row {bad[0]}" + (f", column {bad[1]}" if len(bad) > 1 else "")
+            raise DataError(
+                f"{what} holds {t[tuple(bad)].item():g} at {where}, beyond float32's range (±3.4e38); "
+                f"rescale it first (e.g. divide by a power of ten, or standardise it)"
+            )
+    return t.float()
 
 
 def _check_finite(t: torch.Tensor, what: str) -> None:
@@ -71,8 +99,7 @@ def as_feature_tensor(model: nn.Module | None, x: Any, *, what: str = "input") -
         raise DataError(f"{what} must be 2-D (rows x features), got shape {tuple(t.shape)}")
     if t.shape[0] == 0:
         raise DataError(f"{what} has no rows")
-    if t.dtype != torch.float32:
-        t = t.float()
+    t = _to_float32(t, what)
     _check_finite(t, what)
     if model is not None:
         check_input_width(model, t.shape[1], what=what)
@@ -113,7 +140,12 @@ def as_training_tensors(model: nn.Module, x: Any, y: Any, loss: Loss | None, *, 
                 f"found {int(yt.min())}..{int(yt.max())}"
             )
         return xt, yt
-    yt = yt.float()
+    if yt.dim() > 2:  # (n, 1, 1) against an (n, 1) output would broadcast to (n, n, 1)
+        raise DataError(
+            f"{what}: y has shape {tuple(yt.shape)}; pass one row of targets per input row, shape (n,) or "
+            f"(n, outputs), e.g. y.reshape(len(y), -1)"
+        )
+    yt = _to_float32(yt, f"{what} y")
     if yt.dim() == 1:
         yt = yt[:, None]
     _check_finite(yt, f"{what} y")

@@ -97,11 +97,11 @@ class DirectStep:
     goes through ``step()``.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, *, direct: bool = True) -> None:
         self.opt = optimizer
         self.params: list[torch.Tensor] = list(optimizer.param_groups[0]["params"])
         self._state: tuple[list[torch.Tensor], ...] | None = None
-        self._kernel = _direct_kernel(optimizer)
+        self._kernel = _direct_kernel(optimizer) if direct else None  # None: always step()
 
     def __call__(self, grads: list[torch.Tensor] | None = None) -> None:
         """One step from ``grads`` (in parameter order; default: each parameter's ``.grad``)."""

@@ -12,6 +12,10 @@ graph and then replays it, and the optimiser rebuilds its lists on each call.
 fused optimiser kernel directly. A model that ``MLPStep`` does not recognise takes
 ``AutogradStep``, which is the plain loop. Both return ``(loss, output)``. The loss is a
 0-dim tensor on the device: the loop keeps it there, so no step waits for the device.
+
+One switch, ``make_train_step(fast=...)``, turns both shortcuts on or off together; off, every
+step is the plain autograd loop with ``optimizer.step()``. One value, ``compute_dtype``
+(``torch.float32``, or ``torch.bfloat16`` for autocast), says what the step computes in.
 """
 
 from __future__ import annotations
@@ -25,20 +29,37 @@ from torch.nn import functional as F
 
 from .optim import DirectStep
 
-__all__ = ["AutogradStep", "MLPStep", "make_train_step", "StepLosses"]
+__all__ = ["AutogradStep", "MLPStep", "make_train_step", "StepLosses", "autocast"]
 
 aten = torch.ops.aten
 
 
+def autocast(device: torch.device, compute_dtype: torch.dtype) -> Any:
+    """The context a forward pass runs in: autocast to ``compute_dtype``, or nothing for float32."""
+    if compute_dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=compute_dtype)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 class AutogradStep:
-    """forward, loss, backward, (clip), optimiser step: the loop every tutorial writes."""
+    """forward, loss, backward, (clip), optimiser step: the loop every tutorial writes.
+
+    ``direct`` calls the fused optimiser kernel without ``Optimizer.step``'s bookkeeping
+    (``optim.DirectStep``); the numbers are the same either way.
+    """
 
     def __init__(self, net: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer, *,
-                 autocast: Any = None, clip_grad_norm: float | None = None) -> None:
+                 compute_dtype: torch.dtype = torch.float32, clip_grad_norm: float | None = None,
+                 direct: bool = True) -> None:
         self.net, self.loss_fn = net, loss_fn
-        self.autocast = autocast if autocast is not None else contextlib.nullcontext()
+        self.autocast = autocast(_device_of(net), compute_dtype)
         self.clip = clip_grad_norm
-        self.step_optimizer = DirectStep(optimizer)
+        self.step_optimizer = DirectStep(optimizer, direct=direct)
         self.params = self.step_optimizer.params
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, loss_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,10 +340,16 @@ def _global_hooks() -> bool:
 
 
 def make_train_step(net: nn.Module, model: nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer, *,
-                    autocast: Any = None, bf16: bool = False, clip_grad_norm: float | None = None,
+                    compute_dtype: torch.dtype = torch.float32, clip_grad_norm: float | None = None,
                     fast: bool = True) -> AutogradStep | MLPStep:
-    """``MLPStep`` where it applies (``net`` is ``model`` itself, a plain MLP, a known loss), else ``AutogradStep``."""
-    general = AutogradStep(net, loss_fn, optimizer, autocast=autocast, clip_grad_norm=clip_grad_norm)
+    """The step ``fit`` takes for ``net`` (``model``, or it wrapped by DDP or ``torch.compile``).
+
+    With ``fast`` (the default): ``MLPStep`` where it applies (``net`` is ``model`` itself, a
+    plain MLP, a known loss), else ``AutogradStep``, both calling the optimiser kernel
+    directly. Without: ``AutogradStep`` with ``optimizer.step()``, the reference loop.
+    """
+    general = AutogradStep(net, loss_fn, optimizer, compute_dtype=compute_dtype, clip_grad_norm=clip_grad_norm,
+                           direct=fast)
     if not fast or net is not model:  # wrapped (DistributedDataParallel) or compiled
         return general
     layers = plain_mlp_layers(model)
@@ -332,7 +359,7 @@ def make_train_step(net: nn.Module, model: nn.Module, loss_fn: Callable, optimiz
         return general
     if any(p is not q for p, q in zip(params, general.params)):
         return general  # the gradients are handed to the optimiser in the model's order
-    lower = torch.bfloat16 if bf16 else None
+    lower = None if compute_dtype == torch.float32 else compute_dtype
     return MLPStep(layers, loss, lower=lower, clip_grad_norm=clip_grad_norm, fallback=general)
 
 
