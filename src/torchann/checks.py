@@ -48,7 +48,7 @@ def check_non_negative_int(name: str, value: Any, *, error: type[Exception] = Us
 def check_positive_number(name: str, value: Any, *, hint: str = "", error: type[Exception] = UsageError) -> float:
     number = _real(value)
     if number is None or not math.isfinite(number) or number <= 0:
-        raise error(f"{name} must be a finite positive number, got {value!r}{hint}")
+        raise error(f"{name} must be a positive number, got {value!r}{hint}")
     return number
 
 
