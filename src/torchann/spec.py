@@ -11,10 +11,12 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence
 
+from torch import nn
+
 from .choices import Activation, Norm, parse
 from .errors import SpecError
 
-__all__ = ["ModelSpec", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS"]
+__all__ = ["ModelSpec", "MLP", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS"]
 
 # A spec asking for more parameters than this is refused before anything is allocated:
 # 2**31 float32 parameters is 8 GiB, past what a feed-forward net on tabular data needs,
@@ -81,7 +83,7 @@ class ModelSpec:
 
     def build(self) -> "MLP":
         """A freshly initialised ``nn.Sequential`` with readable layer names."""
-        return _mlp_class()(self)
+        return MLP(self)
 
     # -- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -142,9 +144,7 @@ def mlp(
 
 # -- the module ----------------------------------------------------------------------------
 
-def _activation_module(kind: Activation):
-    from torch import nn
-
+def _activation_module(kind: Activation) -> nn.Module:
     return {
         Activation.RELU: nn.ReLU,
         Activation.TANH: nn.Tanh,
@@ -155,51 +155,33 @@ def _activation_module(kind: Activation):
     }[kind]()
 
 
-def _make_mlp_class():
-    from torch import nn
+class MLP(nn.Sequential):
+    """``nn.Sequential`` built from a ``ModelSpec``; the spec travels with the module.
 
-    class MLP(nn.Sequential):
-        """``nn.Sequential`` built from a ``ModelSpec``; the spec travels with the module.
+    Layers are named ``linear1, norm1, act1, dropout1, ..., output``, so that
+    ``activations(model, x, layers=["act1"])`` and state-dict keys read well. The class
+    lives at module level, so a model pickles by reference like any torch module.
+    """
 
-        Layers are named ``linear1, norm1, act1, dropout1, ..., output``, so that
-        ``activations(model, x, layers=["act1"])`` and state-dict keys read well.
-        """
+    def __init__(self, spec: ModelSpec) -> None:
+        layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+        for i, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.hidden), start=1):
+            layers[f"linear{i}"] = nn.Linear(n_in, n_out, bias=spec.bias)
+            if spec.norm is Norm.BATCH:
+                layers[f"norm{i}"] = nn.BatchNorm1d(n_out)
+            elif spec.norm is Norm.LAYER:
+                layers[f"norm{i}"] = nn.LayerNorm(n_out)
+            layers[f"act{i}"] = _activation_module(spec.activation)
+            if spec.dropout > 0:
+                layers[f"dropout{i}"] = nn.Dropout(spec.dropout)
+        layers["output"] = nn.Linear(spec.sizes[-2], spec.out_features, bias=spec.bias)
+        if spec.output_activation is not Activation.IDENTITY:
+            layers["output_act"] = _activation_module(spec.output_activation)
+        super().__init__(layers)
+        self.spec = spec
 
-        def __init__(self, spec: ModelSpec) -> None:
-            layers: "OrderedDict[str, nn.Module]" = OrderedDict()
-            for i, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.hidden), start=1):
-                layers[f"linear{i}"] = nn.Linear(n_in, n_out, bias=spec.bias)
-                if spec.norm is Norm.BATCH:
-                    layers[f"norm{i}"] = nn.BatchNorm1d(n_out)
-                elif spec.norm is Norm.LAYER:
-                    layers[f"norm{i}"] = nn.LayerNorm(n_out)
-                layers[f"act{i}"] = _activation_module(spec.activation)
-                if spec.dropout > 0:
-                    layers[f"dropout{i}"] = nn.Dropout(spec.dropout)
-            layers["output"] = nn.Linear(spec.sizes[-2], spec.out_features, bias=spec.bias)
-            if spec.output_activation is not Activation.IDENTITY:
-                layers["output_act"] = _activation_module(spec.output_activation)
-            super().__init__(layers)
-            self.spec = spec
-
-        def extra_repr(self) -> str:
-            return "sizes=" + "-".join(map(str, self.spec.sizes)) + f", activation={self.spec.activation.value}"
-
-    return MLP
-
-
-def _mlp_class():
-    # MLP subclasses torch.nn.Sequential; it is made on first use so that importing this
-    # module (and `torchann --help`) does not import torch.
-    if "MLP" not in globals():
-        globals()["MLP"] = _make_mlp_class()
-    return globals()["MLP"]
-
-
-def __getattr__(name: str):
-    if name == "MLP":
-        return _mlp_class()
-    raise AttributeError(name)
+    def extra_repr(self) -> str:
+        return "sizes=" + "-".join(map(str, self.spec.sizes)) + f", activation={self.spec.activation.value}"
 
 
 def _check_size(name: str, value: Any) -> None:
