@@ -31,13 +31,14 @@ WORKER = textwrap.dedent(
     '''
     import json
     import os
+    import signal
     import sys
 
     import torch
 
     import torchann
     from torchann import distributed
-    from torchann.errors import TrainingError
+    from torchann.errors import TrainingError, TrainingInterrupted
     from torchann.train import Checkpointing, EarlyStopping
 
     GLOBAL_BATCH = 16
@@ -97,6 +98,23 @@ WORKER = textwrap.dedent(
                 world.barrier()  # rank 0 has written the checkpoint the others read
                 model = new_model(seed=99)  # other weights: the checkpoint must replace them
                 history = torchann.fit(model, x, y, epochs=6, resume=folder, **options)
+        elif name == "signal":  # rank 1 alone gets SIGTERM in epoch 2, step 2: both stop after epoch 2
+            x, y = data(48, 10)
+            options = dict(batch_size=batch, optimizer="sgd", lr=0.01, seed=10, early_stopping=None)
+            if procs == 1:
+                history = torchann.fit(model, x, y, epochs=4, **options)
+            else:
+                folder = os.path.join(shared, "ckpt-signal")
+                try:
+                    torchann.fit(model, x, y, epochs=4, loss=SignalLoss(world.rank == 1, 5),
+                                 checkpoint=Checkpointing(folder, every=100), **options)
+                    stopped = None
+                except TrainingInterrupted as err:
+                    stopped = [err.epoch, err.step, err.signal, err.exit_code, len(err.history)]
+                world.barrier()  # rank 0 has written the checkpoint the others read
+                model = new_model(seed=99)
+                history = torchann.fit(model, x, y, epochs=4, resume=folder, **options)
+                history.info["stopped"] = stopped
         elif name == "dataset":  # a Dataset: fit shards it with a DistributedSampler
             x, y = data(30, 9)
             history = torchann.fit(model, torch.utils.data.TensorDataset(x, y), epochs=3, batch_size=batch,
@@ -106,7 +124,21 @@ WORKER = textwrap.dedent(
         return model, history
 
 
-    SCENARIOS = ["even", "uneven", "global", "stop", "seedless", "resume", "dataset"]
+    SCENARIOS = ["even", "uneven", "global", "stop", "seedless", "resume", "dataset", "signal"]
+
+
+    class SignalLoss(torch.nn.MSELoss):
+        """MSE that sends this process SIGTERM at its ``at``-th call, on one rank only."""
+
+        def __init__(self, send, at):
+            super().__init__()
+            self.send, self.at, self.calls = send, at, 0
+
+        def forward(self, out, y):
+            self.calls += 1
+            if self.send and self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().forward(out, y)
 
 
     def main():
@@ -201,7 +233,7 @@ def test_ranks_know_their_place(job):
     assert r0["world"] == [0, 2, 0] and r1["world"] == [1, 2, 1]
 
 
-@pytest.mark.parametrize("name", ["even", "uneven", "global", "stop", "seedless", "resume", "dataset"])
+@pytest.mark.parametrize("name", ["even", "uneven", "global", "stop", "seedless", "resume", "dataset", "signal"])
 def test_both_ranks_end_with_identical_parameters(job, name):
     (r0, r1), _ = job
     p0, p1 = r0["runs"][name]["params"], r1["runs"][name]["params"]
@@ -215,7 +247,7 @@ def test_both_ranks_end_with_identical_parameters(job, name):
     assert numbers(r0) == numbers(r1)  # the ranks report the same all-reduced numbers
 
 
-@pytest.mark.parametrize("name", ["even", "uneven", "global", "stop", "resume"])
+@pytest.mark.parametrize("name", ["even", "uneven", "global", "stop", "resume", "signal"])
 def test_two_processes_match_one_process_with_the_same_global_batch(job, reference, name):
     (r0, _), _ = job
     ran, ref = r0["runs"][name], reference[name]
@@ -254,6 +286,16 @@ def test_early_stopping_is_agreed_by_both_ranks(job, reference):
     assert len(reference["stop"]["records"]) == 3
 
 
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_epoch(job):
+    (r0, r1), _ = job
+    # 48 rows in global batches of 16: 3 steps per epoch. Rank 1 alone was signalled in epoch 2;
+    # the ranks agree at the epoch's end, so both stop after its last step, checkpoint, and resume.
+    for rank in (r0, r1):
+        assert rank["runs"]["signal"]["info"]["stopped"] == [2, 3, 15, 143, 2]
+        assert [r["epoch"] for r in rank["runs"]["signal"]["records"]] == [1, 2, 3, 4]
+        assert rank["runs"]["signal"]["info"]["resumed_from_epoch"] == 2
+
+
 def test_a_seed_drawn_at_random_is_rank_zeros(job):
     (r0, r1), _ = job
     seed = r0["runs"]["seedless"]["info"]["seed"]
@@ -271,10 +313,10 @@ def test_only_rank_zero_writes_files(job):
     (r0, r1), out = job
     assert r1["events"] == []
     written = "\n".join(r0["events"])
-    for part in ("ckpt-even", "ckpt-resume", "/run"):
+    for part in ("ckpt-even", "ckpt-resume", "ckpt-signal", "/run"):
         assert part in written, f"rank 0 wrote nothing under {part}"
     shared = out / "shared"
-    assert sorted(p.name for p in shared.iterdir()) == ["ckpt-even", "ckpt-resume", "run"]
+    assert sorted(p.name for p in shared.iterdir()) == ["ckpt-even", "ckpt-resume", "ckpt-signal", "run"]
 
 
 def test_the_run_folder_loads_and_predicts(job):

@@ -56,6 +56,7 @@ BAD_OPTIONS = [
     ({"device": "tpu"}, "unknown device 'tpu'"),
     ({"precision": "fp8"}, "unknown precision 'fp8'"),
     ({"compile": 1}, "compile must be True or False, got 1"),
+    ({"fast": None}, "fast must be True or False, got None"),
     ({"global_batch_size": 0}, "global_batch_size must be a positive integer, got 0"),
     ({"progress": object()}, "progress must have the methods on_train_start, on_step, on_epoch_end"),
     ({"checkpoint": "ck"}, "checkpoint must be Checkpointing(directory, every=N)"),
@@ -97,6 +98,22 @@ def test_a_good_run_after_those_checks_trains():
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     history = fit(model, x, y, epochs=2, device="cpu")
     assert len(history) == 2 and not torch.equal(before, torch.cat([p.detach().flatten() for p in model.parameters()]))
+
+
+@pytest.mark.parametrize("optimizer,precision", [("adam", "fp32"), ("sgd", "fp32"), ("adamw", "bf16")])
+def test_the_fast_switch_changes_the_speed_not_the_numbers(optimizer, precision):
+    x, y = _data(rows=50)
+    runs = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = torchann.mlp(3, [8, 8], 1)
+        history = fit(model, x, y, epochs=3, batch_size=8, lr=1e-2, optimizer=optimizer, momentum=0.0,
+                      precision=precision, device="cpu", fast=fast)
+        runs.append((history.losses, torch.cat([p.detach().flatten() for p in model.parameters()])))
+    if precision == "fp32":  # the written-out backward is autograd's own kernels, in its order
+        assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
+    else:  # bf16: the same casts as autocast; float32 sums may round differently
+        torch.testing.assert_close(runs[0][1], runs[1][1], rtol=1e-2, atol=1e-3)
 
 
 # -- misuse of the API ---------------------------------------------------------------------------
@@ -273,7 +290,7 @@ def test_a_signal_stops_after_the_step_checkpoints_and_resumes_bit_identically(t
     epoch, step, where, signum, finished = done.stdout.split()
     assert (int(epoch), int(step), where, int(signum), int(finished)) == (2, 4, str(folder), int(sig), 1)
     assert done.stderr.strip() == (
-        f"interrupted by {sig.name} at epoch 2, step 4; checkpoint written to {folder}, "
+        f"interrupted at epoch 2, step 4 by {sig.name}; checkpoint written to {folder}, "
         f"continue with fit(..., resume={str(folder)!r})")
     state = ckpt.load_state(folder)
     assert (state["epoch"], state["step"]) == (1, 4) and state["partial"] is not None

@@ -101,20 +101,22 @@ class TrainingInterrupted(_StoppedTraining):
     ``signal`` is the signal's number; ``exit_code`` the shell's code for a process it ended
     (128 + the number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). With checkpointing
     on, the state after that step is in ``checkpoint``: ``fit(..., resume=checkpoint)``
-    continues bit-identically.
+    continues bit-identically. ``message`` replaces the default text (which names
+    ``fit(..., resume=...)``) for a caller that words the way back for its own users.
     """
 
-    def __init__(self, *, history: Any, epoch: int, step: int, checkpoint: str | os.PathLike | None,
-                 signal: int = _signal.SIGINT) -> None:
-        name = _signal.Signals(signal).name
-        if checkpoint is not None:
-            then = f"checkpoint written to {os.fspath(checkpoint)}, continue with fit(..., resume={os.fspath(checkpoint)!r})"
-        else:
-            then = "nothing was saved; train with checkpoint=Checkpointing(folder) to be able to resume"
-        super().__init__(f"interrupted by {name} at epoch {epoch}, step {step}; {then}",
-                         history=history, epoch=epoch, step=step, checkpoint=checkpoint)
+    def __init__(self, message: str | None = None, *, history: Any = None, epoch: int = 0, step: int = 0,
+                 checkpoint: str | os.PathLike | None = None, signal: int = _signal.SIGINT) -> None:
+        if message is None:  # the default text; a caller may word it for its own users (the CLI)
+            where = f"interrupted at epoch {epoch}, step {step} by {_signal.Signals(signal).name}"
+            if checkpoint is not None:
+                path = os.fspath(checkpoint)
+                message = f"{where}; checkpoint written to {path}, continue with fit(..., resume={path!r})"
+            else:
+                message = f"{where}; nothing was saved: train with checkpoint=Checkpointing(folder) to resume later"
+        super().__init__(message, history=history, epoch=epoch, step=step, checkpoint=checkpoint)
         self.signal = int(signal)
         self.exit_code = 128 + int(signal)
 
     def _fields(self) -> dict[str, Any]:
-        return {**super()._fields(), "signal": self.signal}
+        return {**super()._fields(), "signal": self.signal, "message": str(self)}

@@ -115,7 +115,7 @@ def check_fit_arguments(a: dict[str, Any]) -> tuple[StepOptions, LoopOptions, Wa
         scheduler=scheduler,
         precision=parse(Precision, a["precision"], name="precision"),
         compile=_flag("compile", a["compile"]),
-        fast=_flag("fast", a.get("fast", True)),
+        fast=_flag("fast", a["fast"]),
     )
     seed = a["seed"]
     if seed is not None:

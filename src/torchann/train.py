@@ -69,6 +69,7 @@ def fit(
     init_weights: Mapping[str, Any] | Sequence[Any] | None = None,
     precision: str = _DEFAULT.precision,
     compile: bool = False,
+    fast: bool = True,
     checkpoint: Checkpointing | None = None,
     resume: str | os.PathLike | None = None,
     global_batch_size: int | None = None,
@@ -100,6 +101,9 @@ def fit(
             the model before training.
         precision: ``fp32`` or ``bf16`` (autocast of forward and loss).
         compile: ``torch.compile`` the model first.
+        fast: the written-out MLP backward and the direct optimiser kernels (``steps.py``);
+            False takes the plain autograd step with ``optimizer.step()``, the same numbers
+            more slowly: a reference when something looks wrong.
         checkpoint, resume: write resumable state every N epochs; continue from a
             checkpoint directory (bit-identical on CPU to a run that never stopped).
         global_batch_size: under ``torchrun``, the batch summed over all ranks
@@ -126,7 +130,7 @@ def fit(
         "weight_decay": weight_decay, "momentum": momentum, "clip_grad_norm": clip_grad_norm,
         "scheduler": scheduler, "validation": validation, "metrics": metrics, "target_std": target_std,
         "early_stopping": early_stopping, "shuffle": shuffle, "seed": seed, "device": device,
-        "precision": precision, "compile": compile, "checkpoint": checkpoint, "resume": resume,
+        "precision": precision, "compile": compile, "fast": fast, "checkpoint": checkpoint, "resume": resume,
         "global_batch_size": global_batch_size, "progress": progress,
     })
     run = _check_run(model, x, y, init_weights, step, loop, watch)
@@ -170,7 +174,7 @@ def _check_run(model: nn.Module, x: Any, y: Any, init_weights: Any, step: StepOp
         vx, vy = as_training_tensors(model, *watch.validation, step.loss_kind, what="validation data")
         val = vx.to(dev), vy.to(dev)
     init = None if init_weights is None else _checked_init_weights(model, init_weights)
-    batch_size = loop.batch_size or auto_batch_size(data.rows)
+    batch_size = data.loader_batch or loop.batch_size or auto_batch_size(data.rows)
     batches = data.batches(model, step.loss_kind, dev, batch_size=batch_size, shuffle=loop.shuffle, seed=seed,
                            world=world, global_batch_size=loop.global_batch_size)
     _check_world_batches(world, batches, data.rows)

@@ -86,6 +86,7 @@ class TrainingData:
 
     source: Any  # (x, y) tensors, a Dataset, a DataLoader or a StreamingBatches
     rows: int
+    loader_batch: int | None = None  # a DataLoader's own batch size, which fit's batch_size cannot change
 
     def batches(self, model: nn.Module, loss: Loss | None, device: torch.device, *, batch_size: int,
                 shuffle: bool, seed: int, world: Any, global_batch_size: int | None) -> Any:
@@ -121,7 +122,7 @@ def check_training_data(model: nn.Module, x: Any, y: Any, loss: Loss | None, *, 
     from torch.utils.data import DataLoader, Dataset
 
     if isinstance(x, DataLoader):
-        return TrainingData(x, len(x.dataset))  # type: ignore[arg-type]
+        return TrainingData(x, len(x.dataset), x.batch_size)  # type: ignore[arg-type]
     if isinstance(x, StreamingBatches):
         # A dry run of the checks for_fit makes (widths, targets, torchrun) before anything moves.
         x.for_fit(model, loss, batch_size=1, shuffle=False, seed=0, device=torch.device("cpu"), world=world)
