@@ -194,6 +194,19 @@ def test_batch_norm_with_a_one_row_last_batch_trains_it_with_the_batch_before():
     assert plain.info["steps_per_epoch"] == 2
 
 
+def test_only_models_with_batch_norm_merge_a_short_last_batch_also_over_ranks():
+    from torchann.batches import TensorBatches
+
+    x = torch.arange(49.0)[:, None]
+    # 49 rows in global batches of 16 over 2 ranks: 16, 16, 16 and a last batch of 1 row.
+    plain = [TensorBatches(x, x, batch_size=8, shuffle=False, rank=r, world_size=2) for r in (0, 1)]
+    assert [[b.x.shape[0] for b in t.epoch(0)] for t in plain] == [[8, 8, 8, 1], [8, 8, 8, 0]]
+    # With BatchNorm (2 rows per rank at least) the 1 row joins the third batch: 17 rows, 9 + 8.
+    merged = [TensorBatches(x, x, batch_size=8, shuffle=False, rank=r, world_size=2, min_rows=2) for r in (0, 1)]
+    assert [[b.x.shape[0] for b in t.epoch(0)] for t in merged] == [[8, 8, 9], [8, 8, 8]]
+    assert torch.equal(torch.cat([b.x for t in merged for b in t.epoch(0)]).sort(0).values, x)
+
+
 @pytest.mark.parametrize("shape", ["(n,)", "(n, 1)", "loader (n,)"])
 def test_bce_on_a_one_output_network_equals_the_hand_computed_loss(shape):
     x, _ = _data(rows=16)
