@@ -116,7 +116,7 @@ def torchann_fit(make_model, x, y, *, batch_size, optimizer, lr, seed, precision
     model = make_model()
     start = time.perf_counter()
     history = torchann.fit(model, x, y, epochs=1, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                           seed=seed, device="cpu", precision=precision)
+                           seed=seed, device="cpu", precision=precision, early_stopping=None)
     return Run(time.perf_counter() - start, history.info["steps_per_epoch"], _eval(model))
 
 
@@ -129,7 +129,7 @@ def torchann_fit_compiled(make_model, x, y, *, batch_size, optimizer, lr, seed) 
     model = make_model()
     start = time.perf_counter()
     history = torchann.fit(model, x, y, epochs=1, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                           seed=seed, device="cpu", compile=True)
+                           seed=seed, device="cpu", compile=True, early_stopping=None)
     return Run(time.perf_counter() - start, history.info["steps_per_epoch"], _eval(model))
 
 

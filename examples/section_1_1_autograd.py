@@ -49,7 +49,7 @@ def main(out: str | os.PathLike | None = None, *, device: str = "auto") -> dict:
     model = torchann.mlp(2, [3], 1, activation="sigmoid")
     history = torchann.fit(
         model, inputs, target, epochs=1000, batch_size=1, optimizer="sgd", lr=0.001, loss="mse",
-        init_weights=initial_weights(), shuffle=False, seed=0, device=device,
+        init_weights=initial_weights(), shuffle=False, seed=0, device=device, early_stopping=None,
     )
     losses = history.losses  # one row and batch size 1: one epoch is one step
     for loss in losses[::20]:

@@ -45,7 +45,7 @@ def main(out: str | os.PathLike | None = None, *, seed: int = 0, device: str = "
     print(f"loss before training: {first_loss}")
 
     history = torchann.fit(model, x, y, epochs=50, batch_size=4, shuffle=False, optimizer="sgd", lr=0.001,
-                           loss="mse", seed=seed, device=device)
+                           loss="mse", seed=seed, device=device, early_stopping=None)
     losses = history.losses  # four rows, batch size 4: one epoch is one step
     print(f"loss after step 1: {losses[0]}, after step 50: {losses[-1]}")
 

@@ -43,7 +43,7 @@ def main(out: str | os.PathLike | None = None, *, seed: int = 0, epochs: int = 2
     model = torchann.mlp(2, [8], 1)
     initial = [p.detach().clone() for p in model.parameters()]
     history = torchann.fit(model, x, y, epochs=epochs, batch_size=2, shuffle=True, optimizer="sgd", lr=0.001,
-                           loss="mse", seed=seed, device=device)
+                           loss="mse", seed=seed, device=device, early_stopping=None)
     # The tutorial adds up the two batch losses of an epoch; fit reports their mean over rows.
     steps = history.info["steps_per_epoch"]
     epoch_sums = [loss * steps for loss in history.losses]

@@ -53,7 +53,7 @@ def main(out: str | os.PathLike | None = None, *, seed: int = 0, device: str = "
     net = torchann.mlp(2, [8], 1)
     initial = [p.detach().clone() for p in net.parameters()]
     history = torchann.fit(net, X, Y, epochs=50, batch_size=2, shuffle=True, optimizer="sgd", lr=0.001,
-                           loss="mse", seed=seed, device=device)
+                           loss="mse", seed=seed, device=device, early_stopping=None)
     print("time: ", sum(history["seconds"]))
     prediction = torchann.predict(net, VAL)
     print(prediction)

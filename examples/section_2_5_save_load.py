@@ -57,7 +57,7 @@ def main(out: str | os.PathLike | None = None, *, seed: int = 0) -> dict:
     # The tutorial's model, trained (fit takes any nn.Module), then saved the tutorial's two ways.
     torch.manual_seed(seed)
     mynet = MyNeuralNet()
-    torchann.fit(mynet, X, Y, epochs=50, batch_size=2, optimizer="sgd", lr=0.001, seed=seed)
+    torchann.fit(mynet, X, Y, epochs=50, batch_size=2, optimizer="sgd", lr=0.001, seed=seed, early_stopping=None)
     mynet.eval()
     weights_file, pickle_file = out / "model_weights.pth", out / "complete_model.pth"
     torch.save(mynet.to("cpu").state_dict(), weights_file)
