@@ -39,7 +39,7 @@ WORKER = textwrap.dedent(
     import torchann
     from torchann import distributed
     from torchann.errors import TrainingError, TrainingInterrupted
-    from torchann.train import Checkpointing, EarlyStopping
+    from torchann.fitting import Checkpointing, EarlyStopping
 
     GLOBAL_BATCH = 16
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import torchann
 from torchann import checkpoint as ckpt
 from torchann.errors import DataError, NonFiniteLoss, TorchannError, TrainingInterrupted, UsageError
-from torchann.train import Checkpointing, EarlyStopping, fit
+from torchann.fitting import Checkpointing, EarlyStopping, fit
 
 
 def _data(rows=40, features=3, seed=0):
@@ -257,7 +257,7 @@ def test_stop_errors_pickle_with_their_fields():
 _CHILD = textwrap.dedent("""
     import os, signal, sys
     import torch, torchann
-    from torchann.train import Checkpointing, TrainingInterrupted, fit
+    from torchann.fitting import Checkpointing, TrainingInterrupted, fit
 
     folder, signum = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(1)
@@ -318,3 +318,11 @@ def test_a_signal_stops_after_the_step_checkpoints_and_resumes_bit_identically(t
     for (name, a), b in zip(resumed.state_dict().items(), reference.state_dict().values()):
         assert torch.equal(a, b), name
     assert history.losses == ref_history.losses and len(history) == 5
+
+
+def test_importing_fit_leaves_torchann_train_the_function():
+    import subprocess as sp
+
+    code = ("import torchann; torchann.fit; import torchann.fitting; from torchann.tabular import train; "
+            "print(torchann.train is train)")
+    assert sp.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "True"

@@ -185,7 +185,7 @@ YC = (X[:, :1] > 0).long().squeeze(1)
        scheduler=st.none() | choices)
 def test_fit_arguments_train_or_raise(epochs, batch_size, lr, optimizer, loss, weight_decay, clip, seed, precision,
                                       metrics, early, shuffle, scheduler):
-    from torchann.train import fit
+    from torchann.fitting import fit
 
     model = torchann.mlp(2, [3], 2)
     classes = str(loss).strip().lower().replace("-", "_") == "cross_entropy"

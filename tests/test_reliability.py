@@ -27,7 +27,7 @@ import torchann
 from torchann import checkpoint as ckpt
 from torchann import modeldir
 from torchann.errors import ModelFileError, NonFiniteLoss, TrainingError
-from torchann.train import Checkpointing, fit
+from torchann.fitting import Checkpointing, fit
 
 X = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
 

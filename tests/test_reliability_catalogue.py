@@ -26,7 +26,7 @@ import torch
 
 import torchann
 from torchann import errors
-from torchann.train import Checkpointing, fit
+from torchann.fitting import Checkpointing, fit
 
 DOC = Path(__file__).parents[1] / "docs" / "reliability.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"

@@ -53,7 +53,7 @@ def _train(ckdir: Path, result: Path) -> None:
     """What each forked process runs: resume if a checkpoint exists, train, write the result."""
     import torchann
     from safetensors.torch import save_file
-    from torchann.train import Checkpointing, fit
+    from torchann.fitting import Checkpointing, fit
 
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1)

@@ -18,7 +18,7 @@ from torchann.cli import app
 from torchann.data import Table
 from torchann.splits import split_indices
 from torchann.tabular import train
-from torchann.train import Checkpointing
+from torchann.fitting import Checkpointing
 
 runner = CliRunner()
 

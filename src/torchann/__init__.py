@@ -17,8 +17,8 @@ _EXPORTS = {
     "ModelSpec": "spec",
     "mlp": "spec",
     # train.py / history.py / inference.py
-    "fit": "train",
-    "EarlyStopping": "train",
+    "fit": "fitting",
+    "EarlyStopping": "fitting",
     "History": "history",
     "predict": "inference",
     # model.py / tabular.py: the trained model, and training on a table
@@ -84,4 +84,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .tabular import train
     from .inference import predict
     from .spec import ModelSpec, mlp
-    from .train import EarlyStopping, fit
+    from .fitting import EarlyStopping, fit

@@ -17,7 +17,7 @@ from .data import Table
 from .model import Model, identity_preprocessor
 from .report_data import RunRows
 from .spec import ModelSpec
-from .train import fit
+from .fitting import fit
 
 __all__ = ["train_demo", "DEMO_X", "DEMO_Y", "DEMO_QUERIES", "DEMO_STARTS", "DEMO_FIT"]
 

@@ -25,7 +25,7 @@ from .report_data import RunRows
 from .spec import ModelSpec
 from .splits import split_indices
 from .table_input import as_table
-from .train import EarlyStopping, fit
+from .fitting import EarlyStopping, fit
 
 __all__ = ["train", "default_loss", "MIN_ROWS_TO_HOLD_OUT"]
 

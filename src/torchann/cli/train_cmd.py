@@ -139,7 +139,7 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
     from ..files import atomic_write_text
     from ..options import TrainOptions
     from ..tabular import train
-    from ..train import Checkpointing, TrainingInterrupted
+    from ..fitting import Checkpointing, TrainingInterrupted
     from .progress import TrainProgress
 
     console = stderr_console()

@@ -12,6 +12,8 @@
    (``errors``) with the history so far when a signal or a non-finite loss stops it.
 
 Defaults come from ``options.FitOptions``, the one place training defaults are declared.
+(The module is not named ``train``: importing a submodule sets the package attribute of its
+name, which would hide the ``torchann.train()`` function.)
 """
 
 from __future__ import annotations
