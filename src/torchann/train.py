@@ -32,6 +32,8 @@ from .metrics import MetricSums
 from .optim import SCHEDULERS_PER_STEP, make_loss, make_optimizer, make_scheduler
 from .steps import StepLosses, make_train_step
 from .streaming import StreamingBatches
+from .devices import resolve_precision  # speed: precision and threads that fit the work (devices.py, threads.py)
+from .threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
 
 __all__ = ["fit", "EarlyStopping", "Checkpointing", "TrainingInterrupted"]
 
@@ -89,7 +91,8 @@ def fit(
     seed: int | None = None,
     device: str | torch.device = "auto",
     init_weights: Mapping[str, Any] | Sequence[Any] | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
+    threads: int | None = None,
     compile: bool = False,
     checkpoint: Checkpointing | None = None,
     resume: str | os.PathLike | None = None,
@@ -116,7 +119,12 @@ def fit(
             same weights on CPU. ``None`` draws one and records it in ``history.info``.
         init_weights: a state dict, or tensors in ``model.parameters()`` order, copied into
             the model before training.
-        precision: ``fp32`` or ``bf16`` (autocast of forward and loss).
+        precision: ``auto`` (bf16 where the hardware runs it natively and the step is large,
+            else fp32; see ``devices.resolve_precision``), ``fp32`` or ``bf16`` (autocast of
+            forward and loss). ``history.info["precision"]`` records the one used.
+        threads: CPU threads during training; None chooses from the step's work and the free
+            cores, unless OMP_NUM_THREADS or torch.set_num_threads set a count (``threads.py``).
+            The previous count is restored after.
         compile: ``torch.compile`` the model first.
         checkpoint, resume: write resumable state every N epochs; continue from a
             checkpoint directory (bit-identical on CPU to a run that never stopped).
@@ -137,6 +145,7 @@ def fit(
     if not isinstance(model, nn.Module):
         raise UsageError(f"model must be a torch.nn.Module, got {type(model).__name__}; build one with torchann.mlp(...)")
     precision = parse(Precision, precision, name="precision")
+    threads = check_threads(threads)  # speed: threads.py
     task = None if metrics is None else parse(Task, metrics, name="metrics task")
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
         _check_positive_int("early_stopping patience", early_stopping)
@@ -183,6 +192,9 @@ def fit(
     opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum, device=dev)
     sched, sched_kind = make_scheduler(scheduler, opt, epochs=epochs, steps_per_epoch=len(batches), lr=lr)
     net = world.wrap(model, dev)
+    # speed: the step's work decides the precision and the thread count (devices.py, threads.py)
+    work = step_flops(model, rows_per_step(x, batch_size))
+    precision, thread_choice = resolve_precision(precision, dev, work), choose_threads(work, threads, dev)
     if compile:
         net = torch.compile(net)
     std = None if target_std is None else torch.as_tensor(target_std, dtype=torch.float64)
@@ -191,6 +203,7 @@ def fit(
         "device": str(dev), "seed": seed, "rows": n_rows, "batch_size": batch_size,
         "steps_per_epoch": len(batches), "world_size": world.size,
         "global_batch_size": getattr(batches, "global_batch", batch_size * world.size), "precision": precision.value,
+        **({"threads": thread_choice.threads} if thread_choice else {}),  # speed: threads.py
         "torch": str(torch.__version__),  # a plain str, not TorchVersion
     })
     stopper = Stopper(early_stopping)
@@ -211,7 +224,7 @@ def fit(
 
     # Under torchrun, Ctrl-C reaches every rank at a different step: let torchrun stop the job
     # and resume from the last epoch checkpoint instead.
-    with _InterruptFlag(active=not world.is_distributed) as interrupt:
+    with _InterruptFlag(active=not world.is_distributed) as interrupt, use_threads(thread_choice):  # speed
         report.on_train_start(epochs=epochs, steps_per_epoch=len(batches), start_epoch=start_epoch)
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
