@@ -378,7 +378,7 @@ def _make_batches(model, x, y, loss_kind, dev, *, batch_size, shuffle, seed, wor
         return _LoaderBatches(x, dev), len(x.dataset)  # type: ignore[arg-type]
     if isinstance(x, StreamingBatches):  # larger than memory: read in chunks (streaming.py)
         return x.for_fit(model, loss_kind, batch_size=batch_size, shuffle=shuffle, seed=seed, device=dev,
-                         world=world), x.rows
+                         world=world, global_batch_size=global_batch_size), x.rows  # sharded: streaming_shards.py
     if isinstance(x, Dataset):
         if world.is_distributed:
             from torch.utils.data.distributed import DistributedSampler
