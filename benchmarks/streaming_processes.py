@@ -6,8 +6,9 @@
 It writes one ``.npy`` of ``--gb`` GB (32 float32 features and a target column, the
 throughput benchmark's task), drops its pages from the page cache, and trains one epoch over
 it with ``--nproc`` processes under torch's launcher (gloo, CPU), then with one process, each
-run in fresh processes. Every process reports its own peak resident set size
-(``getrusage``'s ``ru_maxrss``). The network is small (32-16-1, batch 16384 per process) so that
+run in fresh processes. Every process reports its own peak resident set size (``VmHWM`` of
+``/proc/self/status``: the high-water mark of this program's own memory; ``getrusage``'s
+``ru_maxrss`` would also carry the resident size of the process it was forked from). The network is small (32-16-1, batch 16384 per process) so that
 the epoch measures reading and sharding rather than the matmuls; the file is deleted at the end
 unless ``--keep``.
 """
@@ -27,6 +28,17 @@ HERE = Path(__file__).resolve().parent
 FEATURES = 32
 
 
+def peak_rss_mb() -> float:
+    """This program's peak resident memory: VmHWM, else ru_maxrss (which fork can inflate)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(path: str, out: str) -> None:
     import torch
 
@@ -43,7 +55,7 @@ def child(path: str, out: str) -> None:
         seconds = time.perf_counter() - started
         report = {"rank": world.rank, "world": world.size, "rows": source.rows, "seconds": seconds,
                   "threads": history.info.get("threads"), "loss": history.final_loss,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                  "peak_rss_mb": peak_rss_mb()}
     Path(out, f"rank{world.rank}-of-{world.size}.json").write_text(json.dumps(report))
 
 
