@@ -157,12 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rows and one counted round")
     parser.add_argument("--rounds", type=int, default=None, help="counted rounds (default 3, 1 with --quick)")
     parser.add_argument("--conditions", default="quiet,busy", help="threads: quiet, busy or both")
+    parser.add_argument("--scale", type=float, default=None, help="fraction of the default rows (0.1 with --quick)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     lines = header()
     if args.part == "threads":
-        scale = 0.1 if args.quick else 1.0
+        scale = args.scale or (0.1 if args.quick else 1.0)
         rows_for = {name: int(scale * (2_000 if b == 2 else 20_000 if b == 32 else 100_000))
                     for name, (_, b, _, _) in THREAD_WORKLOADS.items()}
         results = []
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{','.join(map(str, r['chosen']))} | {r['s_default']:.3f} | {r['s_1']:.3f} | "
                          f"{r['s_2']:.3f} | {r['default_over_best']:.2f} |")
     else:
-        results = precision_table(5_000 if args.quick else 50_000, rounds, log)
+        results = precision_table(int((args.scale or (0.1 if args.quick else 1.0)) * 50_000), rounds, log)
         lines += ["", "| workload | MFLOP/step | fp32 GFLOP/s (share of fp32 ceiling) | bf16 GFLOP/s (share of bf16 "
                       "ceiling) | bf16 / fp32 speed | auto picked | auto / best time |",
                   "|---|---:|---:|---:|---:|---|---:|"]

@@ -42,10 +42,11 @@ __all__ = [
 ]
 
 # Work (floating-point operations of one step, forward and backward) that keeps one more
-# thread busy enough to pay for waking it and for the waits at every operator. Measured on a
-# 2-core Xeon (benchmarks/threads_under_load.py, docs/benchmarks.md): a second thread slowed
-# steps of ~15 MFLOP (32-256-256-1, batch 32) and began to pay at a few tens of MFLOP.
-FLOPS_PER_THREAD = 40e6
+# thread busy enough to pay for waking it and for the waits at every operator. On a quiet
+# 2-core machine a 14 MFLOP step (32-256-256-1, batch 32) still ran 2-12% faster on two
+# threads than on one, so a second thread comes at 10 MFLOP; a 2-8-1 step (under 1 kFLOP)
+# gains nothing from it (docs/benchmarks.md, "Threads"). Under load the free cores decide.
+FLOPS_PER_THREAD = 5e6
 
 
 @dataclass(frozen=True)
@@ -139,10 +140,14 @@ def _cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]]:
     return out
 
 
-def busy_cores(cpus: set[int] | None = None, *, window: float = 0.05,
+def busy_cores(cpus: set[int] | None = None, *, window: float = 0.03,
                read: Callable[[], dict[int, tuple[int, int]]] = _cpu_times,
                sleep: Callable[[float], None] = time.sleep) -> float:
-    """Cores that other processes kept busy during ``window`` seconds (this one sleeps meanwhile)."""
+    """Cores that other processes kept busy during ``window`` seconds (this one sleeps meanwhile).
+
+    ``/proc/stat`` counts in ticks of 10 ms, so 30 ms gives 3 ticks a CPU: enough to tell a
+    core that another process keeps busy from an idle one, which is all the decision needs.
+    """
     cpus = cpus if cpus is not None else _affinity()
     before = read()
     if not before:
