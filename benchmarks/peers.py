@@ -30,6 +30,7 @@ class Run:
     seconds: float
     steps: int
     predict: Callable[[torch.Tensor], torch.Tensor]  # the trained model, as a function of x
+    precision: str = "fp32"  # what it trained in
 
 
 def _torch_optimizer(name: str, params: Any, lr: float, **kwargs: Any) -> torch.optim.Optimizer:
@@ -111,13 +112,18 @@ def hand_loop(make_model, x, y, *, batch_size, optimizer, lr, seed) -> Run:
 
 # -- (d) torchann -----------------------------------------------------------------------------
 
-def torchann_fit(make_model, x, y, *, batch_size, optimizer, lr, seed, precision="fp32") -> Run:
-    """(d) ``torchann.fit``; (d2) the same with ``precision="bf16"``."""
+def torchann_fit(make_model, x, y, *, batch_size, optimizer, lr, seed, precision="auto") -> Run:
+    """(d) ``torchann.fit`` with its defaults (precision and threads chosen from the work and the
+    machine); (d1) and (d2) the same with ``precision="fp32"`` and ``"bf16"``."""
     model = make_model()
     start = time.perf_counter()
     history = torchann.fit(model, x, y, epochs=1, batch_size=batch_size, lr=lr, optimizer=optimizer,
                            seed=seed, device="cpu", precision=precision, early_stopping=None)
-    return Run(time.perf_counter() - start, history.info["steps_per_epoch"], _eval(model))
+    return Run(time.perf_counter() - start, history.info["steps_per_epoch"], _eval(model), history.info["precision"])
+
+
+def torchann_fit_fp32(make_model, x, y, **kwargs) -> Run:
+    return torchann_fit(make_model, x, y, precision="fp32", **kwargs)
 
 
 def torchann_fit_bf16(make_model, x, y, **kwargs) -> Run:
@@ -226,7 +232,8 @@ VARIANTS: dict[str, tuple[str, Callable[..., Run]]] = {
     "tutorial": ("(a) tutorial loop: Dataset.__getitem__ + DataLoader + loss.item()", tutorial_loop),
     "tensordataset": ("(b) TensorDataset + DataLoader", tensordataset_loop),
     "hand": ("(c) hand loop: randperm + slices + fused optimiser", hand_loop),
-    "torchann": ("(d) torchann.fit", torchann_fit),
+    "torchann": ("(d) torchann.fit (defaults: precision and threads auto)", torchann_fit),
+    "torchann-fp32": ('(d1) torchann.fit precision="fp32"', torchann_fit_fp32),
     "torchann-bf16": ('(d2) torchann.fit precision="bf16"', torchann_fit_bf16),
     "torchann-compile": ("(d3) torchann.fit compile=True (not in the default run)", torchann_fit_compiled),
     "skorch": ("(e) skorch NeuralNetRegressor", skorch_fit),

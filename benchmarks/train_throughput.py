@@ -6,7 +6,9 @@
 
 The task is fixed: 200,000 x 32 float32 rows with a fixed nonlinear target (standardised, so
 predicting the mean gives a loss of 1.0); a 32-256-256-1 ReLU MLP; MSE; Adam with lr 1e-3;
-one epoch; batch sizes 32 and 1024; 2 threads. The tiny table is the tutorial's own case:
+one epoch; batch sizes 32 and 1024; torch set to 2 threads for every row (``torchann.fit`` with
+its defaults then chooses its own count, never more, from the step's work and the cores other
+processes leave free, and puts 2 back after; see src/torchann/threads.py). The tiny table is the tutorial's own case:
 2-8-1, batch 2, plain SGD with lr 0.001, on pairs of numbers whose target is their sum.
 
 The variants run in turn, round after round (A B C ... A B C ...). The first round is a warm-up
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import json
 import os
 import shlex
@@ -41,8 +44,10 @@ import torchann  # noqa: E402
 from torchann.bench import bf16_supported, machine_info, peak_gflops  # noqa: E402
 
 THREADS = 2
-MAIN_VARIANTS = ["tutorial", "tensordataset", "hand", "torchann", "torchann-bf16", "skorch", "lightning", "sklearn"]
+MAIN_VARIANTS = ["tutorial", "tensordataset", "hand", "torchann", "torchann-fp32", "torchann-bf16", "skorch", "lightning", "sklearn"]
 TINY_VARIANTS = ["tutorial", "hand", "torchann", "skorch", "lightning", "sklearn"]
+# The packages each peer needs (the ``bench`` extra); rows whose package is missing are skipped.
+NEEDS = {"skorch": "skorch", "lightning": "lightning", "sklearn": "sklearn"}
 DOC_BEGIN, DOC_END = "<!-- train_throughput:begin -->", "<!-- train_throughput:end -->"
 
 
@@ -99,7 +104,7 @@ def full_mse(predict, x: torch.Tensor, y: torch.Tensor, chunk: int = 65536) -> f
 
 def run_table(variants, make_model, x, y, *, batch_size, optimizer, lr, rounds, seed=0, log=print):
     """{variant: [(seconds, steps, loss), ...]} over the counted rounds (round 0 is the warm-up)."""
-    results: dict[str, list[tuple[float, int, float]]] = {v: [] for v in variants}
+    results: dict[str, list[tuple[float, int, float, str]]] = {v: [] for v in variants}
     for r in range(rounds + 1):
         for name in variants:
             torch.set_num_threads(THREADS)
@@ -112,23 +117,24 @@ def run_table(variants, make_model, x, y, *, batch_size, optimizer, lr, rounds, 
             log(f"  batch {batch_size:>4} {tag:>8} {name:>14}: {len(x) / run.seconds:>10,.0f} samples/s, "
                 f"{run.seconds / run.steps * 1e6:>8.1f} us/step, loss {loss:.4f}")
             if r:
-                results[name].append((run.seconds, run.steps, loss))
+                results[name].append((run.seconds, run.steps, loss, run.precision))
     return results
 
 
 def summarise(results, rows: int, flops_per_sample: float, ceilings: dict[str, float | None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, samples in results.items():
-        rates = [rows / s for s, _, _ in samples]
-        per_step = [s / n * 1e6 for s, n, _ in samples]
-        ceiling = ceilings.get("bfloat16" if name == "torchann-bf16" else "float32")
+        rates = [rows / s for s, _, _, _ in samples]
+        per_step = [s / n * 1e6 for s, n, _, _ in samples]
+        precision = samples[0][3]  # what the row trained in (fit's precision="auto" records its choice)
+        ceiling = ceilings.get("bfloat16" if precision == "bf16" else "float32")
         rate = statistics.median(rates)
         out[name] = {
             "label": peers.VARIANTS[name][0],
             "samples_per_s": rate, "samples_per_s_min": min(rates), "samples_per_s_max": max(rates),
             "us_per_step": statistics.median(per_step), "us_per_step_min": min(per_step),
             "us_per_step_max": max(per_step),
-            "loss": statistics.median(l for _, _, l in samples),
+            "loss": statistics.median(l for _, _, l, _ in samples), "precision": precision,
             "ceiling_share": None if not ceiling else rate * flops_per_sample / (ceiling * 1e9),
             "rounds": len(samples), "rates": rates,
         }
@@ -180,8 +186,9 @@ def targets(main: dict[int, dict], tiny: dict, startup: dict | None) -> list[tup
     check("batch 1024: fit >= 2.7x tutorial loop", t, "torchann", "tutorial", 2.7)
     check("batch 1024: fit >= 0.95x hand loop", t, "torchann", "hand", 0.95)
     check("batch 1024: fit bf16 >= 5x tutorial loop", t, "torchann-bf16", "tutorial", 5)
-    if "torchann-bf16" in t and "torchann" in t:
-        rel = abs(t["torchann-bf16"]["loss"] / t["torchann"]["loss"] - 1)
+    fp32 = "torchann-fp32" if "torchann-fp32" in t else "torchann"
+    if "torchann-bf16" in t and fp32 in t:
+        rel = abs(t["torchann-bf16"]["loss"] / t[fp32]["loss"] - 1)
         rows.append(("batch 1024: bf16 loss within 5% of fp32", f"{rel:.1%}", rel <= 0.05))
     check("batch 32: fit >= 2x tutorial loop", main.get(32, {}), "torchann", "tutorial", 2)
     check("tiny 2-8-1, batch 2: fit <= 0.5x tutorial's us/step", tiny or {}, "torchann", "tutorial", 0.5,
@@ -215,6 +222,8 @@ def render(report: dict[str, Any]) -> str:
         ]
         for row in table.values():
             share = "-" if row["ceiling_share"] is None else f"{row['ceiling_share']:.1%}"
+            if row.get("precision") == "bf16" and row["ceiling_share"] is not None:
+                share += " of bf16"
             lines.append(
                 f"| {row['label']} | {row['samples_per_s']:,.0f} | {row['samples_per_s_min']:,.0f}-"
                 f"{row['samples_per_s_max']:,.0f} | {row['torchann_ratio']:.2f}x | {row['loss']:.4f} | {share} |"
@@ -278,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     tiny_rows = 200 if args.quick else 4_000
     variants = [v for v in args.variants.split(",") if v]
+    missing = [v for v in variants if v in NEEDS and importlib.util.find_spec(NEEDS[v]) is None]
+    if missing:
+        print(f"skipping {', '.join(missing)}: not installed; for every row: pip install -e '.[bench]' "
+              f"-c constraints.txt", file=sys.stderr, flush=True)
+        variants = [v for v in variants if v not in missing]
     have_bf16 = bf16_supported("cpu")
     if not have_bf16:
         variants = [v for v in variants if v != "torchann-bf16"]

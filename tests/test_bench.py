@@ -270,3 +270,31 @@ def test_cli_runs_as_a_real_process():
          "--devices", "cpu", "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows"][0]["dtype"] == "float32"
+
+
+def test_cpu_capability_and_both_dtypes_are_reported():
+    from torchann.devices import cpu_capability
+
+    rep = bench_matmul((8, 16, 4), dtype="float32", devices="cpu", repeats=2, warmup=0)
+    assert rep.capability == cpu_capability().describe() and "bf16" in rep.capability
+    assert [(r.device, r.dtype) for r in rep.other_dtype] == [("cpu", "bfloat16")]
+    other = rep.find("cpu", "bfloat16")
+    assert other is rep.other_dtype[0] and other.gflops == pytest.approx(2 * 8 * 16 * 4 / other.median_s / 1e9)
+    assert other.max_rel_error <= 1e-2  # the bf16 product of the same inputs, checked against float64
+    back = bench_matmul((8, 16, 4), dtype="bf16", devices="cpu", repeats=2, warmup=0)
+    assert [(r.device, r.dtype) for r in back.other_dtype] == [("cpu", "float32")]
+    assert bench_matmul((8, 16, 4), dtype="fp64", devices="cpu", repeats=2, warmup=0).other_dtype == []
+    assert bench_matmul((8, 16, 4), devices="numpy", repeats=2, warmup=0).other_dtype == []
+
+
+def test_cli_shows_the_capability_and_both_dtypes():
+    from torchann.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "matmul", "--shape", "8x16x4", "--devices", "cpu", "--repeats", "2"])
+    assert result.exit_code == 0, result.output
+    assert "CPU capability: " in result.output and "bf16" in result.output
+    lines = [line.split() for line in result.output.splitlines()]
+    assert any(p[:2] == ["cpu", "float32"] for p in lines) and any(p[:2] == ["cpu", "bfloat16"] for p in lines)
+    data = json.loads(CliRunner().invoke(app, ["bench", "matmul", "--shape", "8x16x4", "--devices", "cpu",
+                                               "--repeats", "2", "--json"]).stdout)
+    assert data["capability"] and [r["dtype"] for r in data["other_dtype"]] == ["bfloat16"]

@@ -130,7 +130,7 @@ CASES = [
         train("ok.csv", *OK, "--scheduler", "foo")),
     Bad("cli", "--fill-missing unknown", "unknown fill_missing 'foo'; choose one of: mean, median, zero",
         train("ok.csv", *OK, "--fill-missing", "foo")),
-    Bad("cli", "--precision unknown", "unknown precision 'fp8'; choose one of: fp32, bf16",
+    Bad("cli", "--precision unknown", "unknown precision 'fp8'; choose one of: auto, fp32, bf16",
         train("ok.csv", *OK, "--precision", "fp8")),
     Bad("cli", "--device unknown", "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps",
         train("ok.csv", *OK, "--device", "tpu")),

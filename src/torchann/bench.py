@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .choices import Choice, parse
+from .devices import cpu_capability
 from .errors import UsageError
 from .timing import Timing, _check_counts, bf16_supported, cpu_model, machine_info, synchronizer, time_call
 
@@ -151,6 +152,10 @@ class MatmulReport:
     reference: list[MatmulRow] = field(default_factory=list)  # numpy float64/float32 to explain dtype
     explanation: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
+    # The CPU's kernels and bf16 support (devices.cpu_capability), and the torch CPU row in the
+    # other of float32 / bfloat16, so that both dtypes' GFLOP/s stand side by side.
+    capability: str = ""
+    other_dtype: list[MatmulRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,7 +163,8 @@ class MatmulReport:
     def find(self, device: str, dtype: str | None = None) -> MatmulRow | None:
         """The careful row for ``device`` (in ``dtype``, by default the report's), if measured."""
         dtype = dtype or self.dtype
-        return next((r for r in [*self.rows, *self.reference] if r.device == device and r.dtype == dtype), None)
+        rows = [*self.rows, *self.reference, *self.other_dtype]
+        return next((r for r in rows if r.device == device and r.dtype == dtype), None)
 
 
 def _absence(device: str) -> str:
@@ -308,8 +314,9 @@ def bench_matmul(shape: str | Sequence[int] = TUTORIAL_SHAPE, *, dtype: str = "f
 
     Returns:
         A ``MatmulReport``: careful ``rows`` (median, min, max, quartiles, GFLOP/s, GB/s, copy
-        time), the tutorial's ``naive`` timings, numpy ``reference`` rows in float64/float32, and
-        an ``explanation`` (sentences built from these numbers) of what the naive timing measured.
+        time), the tutorial's ``naive`` timings, numpy ``reference`` rows in float64/float32, the
+        torch CPU row in the other of float32/bfloat16 (``other_dtype``), the CPU's
+        ``capability`` (its kernels and whether it runs bf16 natively), and an ``explanation`` (sentences built from these numbers) of what the naive timing measured.
 
     Example:
         >>> report = bench_matmul("64x128x96", repeats=5)
@@ -347,9 +354,12 @@ def bench_matmul(shape: str | Sequence[int] = TUTORIAL_SHAPE, *, dtype: str = "f
     reference = []
     if "numpy" in chosen:  # numpy float64 vs float32 is what the tutorial's numbers compare
         reference = [measure("numpy", d) for d in ("float64", "float32") if d != dt]
+    other = {"float32": "bfloat16", "bfloat16": "float32"}.get(dt)
+    other_rows = [measure("cpu", other)] if other and "cpu" in chosen else []
     itemsize = torch.empty((), dtype=_TORCH_DTYPES[dt]).element_size()
     report = MatmulReport((m, k, n), dt, repeats, warmup, seed, 2 * m * k * n,
-                          (m * k + k * n + m * n) * itemsize, rows, naive, reference, machine=machine_info())
+                          (m * k + k * n + m * n) * itemsize, rows, naive, reference, machine=machine_info(),
+                          capability=cpu_capability().describe(), other_dtype=other_rows)
     report.explanation = explain(report)
     return report
 

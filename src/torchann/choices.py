@@ -75,6 +75,7 @@ class Task(Choice):
 
 
 class Precision(Choice):
+    AUTO = "auto"  # bf16 where the hardware runs it natively and the step is large enough, else fp32
     FP32 = "fp32"
     BF16 = "bf16"
 

@@ -19,7 +19,7 @@ name, which would hide the ``torchann.train()`` function.)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -31,7 +31,7 @@ from .batches import TensorBatches
 from .checks import key_mismatch
 from .choices import Scheduler
 from .data_tensors import as_training_tensors
-from .devices import resolve_device, seed_everything
+from .devices import resolve_device, resolve_precision, seed_everything
 from .errors import NonFiniteLoss, TrainingInterrupted, UsageError
 from .fit_arguments import Checkpointing, EarlyStopping, LoopOptions, StepOptions, WatchOptions, check_fit_arguments
 from .history import History
@@ -39,6 +39,7 @@ from .loop import TrainingLoop
 from .optim import make_optimizer, make_scheduler
 from .options import FitOptions, auto_batch_size
 from .steps import make_train_step
+from .threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
 from .training_data import check_training_data
 from .training_state import Stopper, TrainingState, check_resumable
 
@@ -70,6 +71,7 @@ def fit(
     device: str | torch.device = _DEFAULT.device,
     init_weights: Mapping[str, Any] | Sequence[Any] | None = None,
     precision: str = _DEFAULT.precision,
+    threads: int | None = _DEFAULT.threads,
     compile: bool = False,
     fast: bool = True,
     checkpoint: Checkpointing | None = None,
@@ -101,7 +103,12 @@ def fit(
             same weights on CPU. ``None`` draws one and records it in ``history.info``.
         init_weights: a state dict, or tensors in ``model.parameters()`` order, copied into
             the model before training.
-        precision: ``fp32`` or ``bf16`` (autocast of forward and loss).
+        precision: ``auto`` (bf16 where the hardware runs it natively and the step is large,
+            else fp32; see ``devices.resolve_precision``), ``fp32`` or ``bf16`` (autocast of
+            forward and loss). ``history.info["precision"]`` records the one used.
+        threads: CPU threads during training; None chooses from the step's work and the free
+            cores, unless OMP_NUM_THREADS or torch.set_num_threads set a count (``threads.py``).
+            The previous count is restored after.
         compile: ``torch.compile`` the model first.
         fast: the written-out MLP backward and the direct optimiser kernels (``steps.py``);
             False takes the plain autograd step with ``optimizer.step()``, the same numbers
@@ -135,9 +142,17 @@ def fit(
         "precision": precision, "compile": compile, "fast": fast, "checkpoint": checkpoint, "resume": resume,
         "global_batch_size": global_batch_size, "progress": progress,
     })
+    threads = check_threads(threads)
     run = _check_run(model, x, y, init_weights, step, loop, watch)
+    # The step's work decides the precision and the thread count (devices.py, threads.py).
+    work = step_flops(model, rows_per_step(x, run.batch_size))
+    step = replace(step, precision=resolve_precision(step.precision, run.device, work))
+    thread_choice = choose_threads(work, threads, run.device)
     state, training = _build(model, run, step, loop, watch)
-    training.run()
+    if thread_choice is not None:
+        state.history.info["threads"] = thread_choice.threads
+    with use_threads(thread_choice):
+        training.run()
     return state.history
 
 

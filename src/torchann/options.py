@@ -6,7 +6,7 @@ Three groups, each a frozen dataclass whose fields carry their help text:
   missing values, scaling).
 * ``NetworkOptions``: the network's shape (hidden widths, activation, dropout, norm).
 * ``FitOptions``: how ``fit`` trains (epochs, batch size, optimiser, schedule, early stopping,
-  seed, device, precision).
+  seed, device, precision, threads).
 
 ``torchann.train``, the ``torchann train`` command (its help text and ``args.json``), the
 scikit-learn estimators and ``fit`` all read their defaults from here, so the same table and
@@ -76,7 +76,10 @@ class FitOptions:
             "0 to train every epoch.")
     seed: Optional[int] = _opt(0, "Random seed for the split, initial weights, order and dropout.")
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps.")
-    precision: str = _opt("fp32", "fp32 or bf16 (autocast).")
+    precision: str = _opt("auto", "auto, fp32 or bf16 (autocast); auto takes bf16 only where the hardware runs it "
+                                  "natively (AMX, AVX512-BF16, CUDA) and the step is large enough to gain.")
+    threads: Optional[int] = _opt(None, "CPU threads for training [default: chosen from the step's work and the "
+                                        "free cores; OMP_NUM_THREADS or torch.set_num_threads also set it].")
 
 
 # One flat view for the command line, ``torchann.train(**options)`` and ``args.json``.

@@ -15,6 +15,13 @@ Shuffling has two levels: the order of the chunks, then the rows inside each chu
 sit in the same chunk of the file stay in the same stretch of the epoch. Shuffle a file that is
 sorted (by target, by time) once on disk, or give it smaller chunks.
 
+Under ``torchrun`` the epoch's order stays the one above, whatever the number of processes:
+each global batch (``batch_size`` x processes rows, or ``global_batch_size``) is split over the
+ranks as ``TensorBatches`` splits it, so N processes train on exactly the rows of one process
+with an N-times larger batch. Each rank keeps only its share of every chunk it reads and skips
+the chunks that hold none of its rows; since all ranks walk the same chunks in step, the file is
+read from disk about once per machine (the other ranks find the pages in the page cache).
+
 Example:
     >>> batches = torchann.NpyBatches("train.npy", target=-1)   # last column is y
     >>> torchann.fit(model, batches, epochs=3, batch_size=1024, seed=0)   # fit sets these options
@@ -58,16 +65,22 @@ class StreamingBatches:
     source: str
 
     def __init__(self, *, batch_size: int = 32, shuffle: bool = True, seed: int = 0,
-                 device: str | torch.device = "cpu", classes: int | None = None) -> None:
+                 device: str | torch.device = "cpu", classes: int | None = None,
+                 rank: int = 0, world_size: int = 1, global_batch_size: int | None = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, int(seed)
         self.device = torch.device(device)
         self.classes = classes  # targets are class indices in [0, classes) (cross-entropy)
+        self.rank, self.world_size = rank, world_size  # this process's place under torchrun
+        self.global_batch = global_batch_size or batch_size * world_size  # rows per step over all ranks
+
+    _OPTIONS = ("batch_size", "shuffle", "seed", "device", "classes", "rank", "world_size", "global_batch_size")
 
     def configured(self, **options: Any) -> "StreamingBatches":
-        """A copy with other ``batch_size``, ``shuffle``, ``seed``, ``device`` or ``classes``."""
-        unknown = set(options) - {"batch_size", "shuffle", "seed", "device", "classes"}
+        """A copy with other ``batch_size``, ``shuffle``, ``seed``, ``device``, ``classes``, or
+        place in a distributed job (``rank``, ``world_size``, ``global_batch_size``)."""
+        unknown = set(options) - set(self._OPTIONS)
         if unknown:
             raise UsageError(f"unknown streaming option(s) {sorted(unknown)}")
         other = copy.copy(self)
@@ -76,27 +89,35 @@ class StreamingBatches:
 
     def _options(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "shuffle": self.shuffle, "seed": self.seed,
-                "device": self.device, "classes": self.classes}
+                "device": self.device, "classes": self.classes, "rank": self.rank,
+                "world_size": self.world_size,
+                "global_batch_size": self.global_batch if self.world_size > 1 else None}
 
     def for_fit(self, model: torch.nn.Module, loss: Any, *, batch_size: int, shuffle: bool, seed: int,
-                device: torch.device, world: Any) -> "StreamingBatches":
+                device: torch.device, world: Any, global_batch_size: int | None = None) -> "StreamingBatches":
         """Checked against ``model`` and configured with ``fit``'s options (what ``fit`` calls)."""
         from .choices import Loss
         from .data_tensors import check_input_width, output_width
 
-        if world.is_distributed:
-            raise UsageError("streaming batches are not sharded over torchrun processes yet; "
-                             "train from a file with one process, or load a table that fits in memory")
+        global_batch = global_batch_size or batch_size * world.size
+        if world.is_distributed and global_batch < world.size:
+            raise UsageError(f"the global batch of {global_batch} rows is smaller than the {world.size} processes; "
+                             f"use a global batch of at least {world.size}")
+        if world.is_distributed and self.rows < world.size:
+            raise UsageError(f"{self.source}: {self.rows} rows cannot be shared by {world.size} processes; "
+                             f"use fewer processes")
         check_input_width(model, self.features, what=f"training data {self.source}")
         width = output_width(model)
         classes = width if loss is Loss.CROSS_ENTROPY else None
         if classes is None and width is not None and self.targets != width:
             raise DataError(f"{self.source}: {self.targets} target column(s) but the model has {width} output(s); "
                             f"match the output size to the number of targets")
-        return self.configured(batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, classes=classes)
+        return self.configured(batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, classes=classes,
+                               rank=world.rank, world_size=world.size,
+                               global_batch_size=global_batch if world.is_distributed else None)
 
     def __len__(self) -> int:
-        return math.ceil(self.rows / self.batch_size)
+        return math.ceil(self.rows / self.global_batch)
 
     # -- the order --------------------------------------------------------------------------
 
@@ -123,7 +144,12 @@ class StreamingBatches:
     # -- the batches ------------------------------------------------------------------------
 
     def epoch(self, epoch: int, *, start_step: int = 0) -> Iterator[Batch]:
-        """Yield the batches of ``epoch``, skipping the first ``start_step``."""
+        """Yield this rank's batches of ``epoch``, skipping the first ``start_step``."""
+        if self.world_size > 1:
+            from .streaming_shards import sharded_epoch
+
+            yield from sharded_epoch(self, epoch, start_step)
+            return
         skip = start_step * self.batch_size  # rows of the epoch already trained on
         todo: list[int] = []
         for c in self._chunk_order(epoch):
@@ -148,6 +174,9 @@ class StreamingBatches:
                 start = 0
                 if carry is not None:  # the last rows of the previous chunk open this chunk's first batch
                     need = b - carry[0].shape[0]
+                    if need > x.shape[0]:  # a chunk shorter than the rest of the batch (a short last chunk)
+                        carry = (torch.cat([carry[0], x]), torch.cat([carry[1], y]))
+                        continue
                     yield Batch(torch.cat([carry[0], x[:need]]), torch.cat([carry[1], y[:need]]))
                     start, carry = need, None
                 n = x.shape[0]

@@ -114,7 +114,7 @@ def train(
         loss=(loss or default_loss(task)).value, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
         optimizer=f.optimizer, weight_decay=f.weight_decay, momentum=f.momentum, clip_grad_norm=f.clip_grad_norm,
         scheduler=f.scheduler, early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
-        seed=seed, device=f.device, precision=f.precision, checkpoint=checkpoint, resume=resume,
+        seed=seed, device=f.device, precision=f.precision, threads=f.threads, checkpoint=checkpoint, resume=resume,
         global_batch_size=global_batch_size, progress=progress,
     )
     history.info.update({

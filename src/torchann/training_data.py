@@ -97,7 +97,7 @@ class TrainingData:
             return LoaderBatches(src, device, width=input_width(model), loss=loss)
         if isinstance(src, StreamingBatches):  # larger than memory: read in chunks (streaming.py)
             return src.for_fit(model, loss, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device,
-                               world=world)
+                               world=world, global_batch_size=global_batch_size)
         if isinstance(src, Dataset):
             if world.is_distributed:
                 from torch.utils.data.distributed import DistributedSampler

@@ -67,7 +67,7 @@ def _render(report) -> None:
                          min_width=8 if name == "dtype" else None)
     naive = {t.device: t for t in report.naive}
     order = ("numpy", "cpu", "cuda", "mps")
-    rows = sorted([*report.rows, *report.reference], key=lambda r: order.index(r.device))
+    rows = sorted([*report.rows, *report.reference, *report.other_dtype], key=lambda r: order.index(r.device))
     notes, placed = [], set()
     for row in rows:
         t, cell = naive.get(row.device), ""
@@ -92,6 +92,7 @@ def _render(report) -> None:
     mach = report.machine
     notes.append(f"CPU: {mach.get('cpu')}, {mach.get('cpu_count')} cores, torch {mach.get('torch')} with "
                  f"{mach.get('torch_threads')} threads, numpy {mach.get('numpy')}")
+    notes.append(f"CPU capability: {report.capability}")
     notes.append(f"median of {report.repeats} samples after {report.warmup} warm-up calls; naive = the tutorial's "
                  f"time.time() around one call (numpy float64, torch float32), no warm-up, no synchronisation")
     for note in notes:

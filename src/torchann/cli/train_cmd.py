@@ -61,6 +61,7 @@ def train_cmd(
     seed: Annotated[Optional[int], typer.Option("--seed", help=_h("seed"))] = None,
     device: Annotated[Optional[str], typer.Option("--device", help=_h("device"))] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help=_h("precision"))] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help=_h("threads"))] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", min=1,
                                                             help="Write OUT/checkpoint every N epochs.")] = None,
     global_batch_size: Annotated[Optional[int], typer.Option("--global-batch-size", min=1,
@@ -87,7 +88,7 @@ def train_cmd(
         "activation": activation, "dropout": dropout, "norm": norm, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "optimizer": optimizer, "loss": loss, "weight_decay": weight_decay, "momentum": momentum,
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
-        "device": device, "precision": precision,
+        "device": device, "precision": precision, "threads": threads,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"

@@ -1,0 +1,121 @@
+"""precision="auto": bf16 only where the hardware runs it natively and the step is large.
+
+The CPU's capability is read from a fake /proc/cpuinfo and the environment, so the decision
+is checked on any machine; the one timing involved (the cost quoted by the bf16 warning) is
+injected.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import torchann
+from torchann import devices
+from torchann.choices import Precision
+from torchann.devices import BF16_MIN_FLOPS, cpu_capability, resolve_precision
+
+CPU = torch.device("cpu")
+
+
+def _cpuinfo(tmp_path, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 {flags}\n\n"
+                    f"processor\t: 1\nflags\t\t: fpu\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("flags, environ, native", [
+    ("avx2 avx512f avx512_bf16 amx_bf16 amx_tile", {}, True),      # Sapphire Rapids and later
+    ("avx2 avx512f avx512_bf16", {}, True),                        # Cooper Lake, Zen 4
+    ("avx2 avx512f", {}, False),                                   # Skylake-SP: bf16 through float32
+    ("avx2 fma", {}, False),                                       # AVX2 only
+    ("avx2 avx512f avx512_bf16 amx_bf16", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),  # oneDNN held below bf16
+    ("avx2 avx512f avx512_bf16 amx_bf16", {"ONEDNN_MAX_CPU_ISA": "avx512_core_amx"}, True),
+])
+def test_native_bf16_from_cpu_flags(tmp_path, flags, environ, native):
+    cap = cpu_capability(cpuinfo=_cpuinfo(tmp_path, flags), environ=environ, torch_isa="AVX512")
+    assert cap.native_bf16 is native
+    assert cap.describe().startswith("AVX512 (") and cap.describe().endswith("native bf16")
+    assert ("no native" in cap.describe()) is (not native)
+
+
+def test_no_cpuinfo_means_no_native_bf16(tmp_path):
+    cap = cpu_capability(cpuinfo=str(tmp_path / "missing"), environ={}, torch_isa="DEFAULT")
+    assert not cap.native_bf16 and cap.flags == frozenset()
+
+
+@pytest.mark.parametrize("native, flops, expected", [
+    (True, BF16_MIN_FLOPS, Precision.BF16),
+    (True, BF16_MIN_FLOPS - 1, Precision.FP32),    # small layers: the casts cost more than AMX saves
+    (False, 100 * BF16_MIN_FLOPS, Precision.FP32),  # no native bf16: never
+])
+def test_auto_picks_bf16_only_native_and_large(native, flops, expected):
+    assert resolve_precision("auto", CPU, flops, native=native, measure=_no_measure) is expected
+
+
+def _no_measure():
+    raise AssertionError("no cost to measure here")
+
+
+def test_explicit_choices_stay(monkeypatch):
+    monkeypatch.setattr(devices, "_warned_bf16", False)
+    assert resolve_precision("fp32", CPU, 1e12, native=True, measure=_no_measure) is Precision.FP32
+    assert resolve_precision("bf16", CPU, 1.0, native=True, measure=_no_measure) is Precision.BF16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("bf16", torch.device("cuda"), 1.0, native=False, measure=_no_measure) is Precision.BF16
+
+
+def test_explicit_bf16_without_native_support_warns_once_with_the_measured_cost(monkeypatch):
+    monkeypatch.setattr(devices, "_warned_bf16", False)
+    with pytest.warns(RuntimeWarning, match=r"precision='bf16' on a CPU without native bfloat16 .*runs at 5 "
+                                            r"GFLOP/s in bf16 against 120 in fp32 here \(24\.0x slower\); use "
+                                            r"precision='auto' or 'fp32'"):
+        assert resolve_precision("bf16", CPU, 1.0, native=False, measure=lambda: (120.0, 5.0)) is Precision.BF16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second time: silent
+        assert resolve_precision("bf16", CPU, 1.0, native=False, measure=_no_measure) is Precision.BF16
+
+
+def test_bad_precision_names_the_choices():
+    with pytest.raises(torchann.UsageError, match=r"unknown precision 'bf61'; choose one of: auto, fp32, bf16"):
+        resolve_precision("bf61", CPU, 1.0, native=True)
+
+
+def _tutorial_fit(**options):
+    # The tutorial's §2.1: a 2-8-1 ReLU net adds two numbers, SGD lr 0.001, batch 2.
+    x = torch.tensor([[float(a), float(b)] for a in range(5) for b in range(4)])
+    torch.manual_seed(0)
+    model = torchann.mlp(2, [8], 1)
+    history = torchann.fit(model, x, x.sum(1, keepdim=True), epochs=5, batch_size=2, optimizer="sgd", lr=1e-3,
+                           seed=0, device="cpu", **options)
+    return model, history
+
+
+def test_auto_keeps_the_tutorials_float32_numbers_on_a_bf16_machine(monkeypatch):
+    monkeypatch.setattr(devices, "native_bf16", lambda device: True)
+    auto_model, auto_history = _tutorial_fit()  # precision="auto" is fit's default
+    fp32_model, fp32_history = _tutorial_fit(precision="fp32")
+    assert auto_history.info["precision"] == "fp32"
+    assert auto_history.losses == fp32_history.losses
+    for a, b in zip(auto_model.state_dict().values(), fp32_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_fit_records_the_precision_auto_chose(monkeypatch, native, expected):
+    monkeypatch.setattr(devices, "native_bf16", lambda device: native)
+    x, y = torch.randn(1024, 32), torch.randn(1024, 1)
+    model = torchann.mlp(32, [256, 256], 1)  # 6 * 1024 * 74_497 = 458 MFLOP per step
+    history = torchann.fit(model, x, y, epochs=1, batch_size=1024, seed=0, device="cpu")
+    assert history.info["precision"] == expected
+
+
+def test_options_default_is_auto():
+    from torchann.options import option_default, option_help
+
+    assert option_default("precision") == "auto"
+    assert "natively" in option_help("precision")
