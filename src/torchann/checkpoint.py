@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,11 @@ def _is_checkpoint_folder(folder: Path) -> bool:
         return False
     if folder.name.startswith(".") and folder.name.endswith(".tmp"):
         return names <= _STAGE_FILES
-    return names == _STAGE_FILES and _is_checkpoint_json(folder / "state.json")
+    if names == _STAGE_FILES:
+        return _is_checkpoint_json(folder / "state.json")
+    # An old checkpoint whose removal a killed process cut short: part of its files, and the
+    # name this module gives checkpoints.
+    return names < _STAGE_FILES and re.fullmatch(r"epoch-\d{6,}-step-\d{6,}(\.\d+)?", folder.name) is not None
 
 
 def _is_checkpoint_json(path: Path) -> bool:
