@@ -278,7 +278,7 @@ def test_sigkill_at_every_step_of_a_checkpoint_write_keeps_a_loadable_checkpoint
     from torchann import checkpoint as ckpt
 
     def state(epoch):
-        return {"epoch": epoch, "step": 0, "seed": 0, "w": torch.full((64,), float(epoch))}
+        return {"n": epoch, "w": torch.full((64,), float(epoch))}
 
     probe = tmp_path / "probe"
     ckpt.save_state(probe, "epoch-000001-step-000000", state(1))
@@ -292,8 +292,8 @@ def test_sigkill_at_every_step_of_a_checkpoint_write_keeps_a_loadable_checkpoint
             status = _save_killed_at(lambda: ckpt.save_state(folder, "epoch-000002-step-000000", state(2)), k, when)
             assert os.WIFSIGNALED(status), (k, when)
             loaded = ckpt.load_state(folder)  # latest.json names a complete checkpoint, old or new
-            assert loaded["epoch"] in (1, 2) and torch.equal(loaded["w"], torch.full((64,), float(loaded["epoch"])))
-            seen.append(loaded["epoch"])
+            assert loaded["n"] in (1, 2) and torch.equal(loaded["w"], torch.full((64,), float(loaded["n"])))
+            seen.append(loaded["n"])
             ckpt.save_state(folder, "epoch-000003-step-000000", state(3))  # the next write cleans up
             assert sorted(os.listdir(folder)) == ["epoch-000003-step-000000", "latest.json"], (k, when, events[k], os.listdir(folder))
     print(f"\ncheckpoint writes killed at {len(seen)} points: old checkpoint loaded {seen.count(1)} times, "

@@ -29,13 +29,28 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelFileError, UsageError
-from .files import atomic_write_text, fsync_dir
+from .errors import ModelFileError, TorchannError, UsageError
+from .files import (
+    JSON_LIMIT,
+    atomic_write_text,
+    check_regular_file,
+    fsync_dir,
+    memory_bytes,
+    read_file_bytes,
+    read_json,
+)
 
 __all__ = ["save_state", "load_state", "latest_checkpoint", "rng_state", "set_rng_state", "flatten", "unflatten"]
 
 POINTER = "latest.json"
 FORMAT = "torchann.checkpoint/1"
+
+#: What a training state (one holding "epoch") must hold, and the JSON types of the plain
+#: fields: resuming reads each of these without a default.
+RUN_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "epoch": (int,), "step": (int,), "seed": (int,), "batch_size": (int,), "rows": (int,),
+    "model": (dict,), "optimizer": (dict,), "stopper": (dict,), "history": (dict,), "rng": (dict,),
+}
 
 
 def flatten(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
@@ -174,8 +189,9 @@ def _is_checkpoint_json(path: Path) -> bool:
 
 def _pointer(directory: Path) -> str | None:
     try:
-        name = json.loads((directory / POINTER).read_text())["name"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raw = read_file_bytes(directory / POINTER, limit=4096, what=f"checkpoint {POINTER}", error=ModelFileError)
+        name = json.loads(raw)["name"]
+    except (TorchannError, OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     # A plain folder name inside ``directory``: a pointer must not lead elsewhere.
     if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name:
@@ -207,17 +223,43 @@ def load_state(directory: str | Path) -> dict[str, Any]:
         raise ModelFileError(
             f"{directory}: no {POINTER} here, so no complete checkpoint; train with --checkpoint-every N to write one"
         )
-    try:
-        meta = json.loads((folder / "state.json").read_text())
-        tensors = load_file(str(folder / "tensors.safetensors"))
-    except (OSError, ValueError, SafetensorError, RecursionError) as err:
-        raise ModelFileError(f"{folder}: checkpoint is unreadable ({err}); it may be truncated or corrupt") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
+    meta = read_json(folder / "state.json", what="torchann checkpoint state.json", error=ModelFileError,
+                     limit=JSON_LIMIT)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("state"), dict):
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ModelFileError(f"{folder}/state.json: not a torchann checkpoint (format {found!r}, expected {FORMAT!r})")
+    _check_run_state(folder, meta["state"])
+    tensors_path = folder / "tensors.safetensors"
+    try:
+        info = check_regular_file(tensors_path, what="checkpoint tensors file", error=ModelFileError)
+    except FileNotFoundError:
+        raise ModelFileError(f"{tensors_path}: missing; the checkpoint is incomplete") from None
+    if info.st_size > memory_bytes() // 2:
+        raise ModelFileError(f"{tensors_path}: {info.st_size:,} bytes, more than half of this machine's memory; "
+                             f"it is not a checkpoint torchann wrote here")
+    try:
+        tensors = load_file(str(tensors_path))
+    except (OSError, ValueError, SafetensorError, RecursionError) as err:
+        raise ModelFileError(f"{folder}: checkpoint is unreadable ({err}); it may be truncated or corrupt") from None
     try:
         return unflatten(meta["state"], tensors)
     except KeyError as err:
         raise ModelFileError(f"{folder}: tensor {err} named in state.json is missing from tensors.safetensors") from None
     except (TypeError, ValueError, AttributeError, IndexError) as err:
         raise ModelFileError(f"{folder}/state.json: malformed checkpoint state ({err})") from None
+
+
+def _check_run_state(folder: Path, state: dict[str, Any]) -> None:
+    """A training state (it holds "epoch") must hold every field resuming reads, typed."""
+    if "epoch" not in state:
+        return
+    for key, types in RUN_STATE_FIELDS.items():
+        if key not in state:
+            raise ModelFileError(f"{folder}/state.json: field state.{key} is missing; the checkpoint is damaged: "
+                                 f"train again without --resume")
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, int) and value < 0):
+            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+            expected = "a non-negative integer" if types == (int,) else "an object"
+            raise ModelFileError(f"{folder}/state.json: field state.{key} holds {shown[:40]}, expected {expected}; "
+                                 f"the checkpoint is damaged: train again without --resume")

@@ -28,7 +28,7 @@ from .errors import TorchannError, UsageError
 
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir", "fsync_dir", "StorageError",
-    "is_storage_full", "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
+    "is_storage_full", "memory_bytes", "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
 ]
 
 JSON_LIMIT = 64 * 2**20  # bytes: a spec.json, args.json or state.json past this is not one torchann wrote
@@ -151,6 +151,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------------------------ reads
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes: the bound for what a reader may allocate."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 62
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))

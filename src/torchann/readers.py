@@ -23,7 +23,7 @@ from . import datasets
 from .columns import shown_name
 from .data import Key, Table
 from .errors import DataError
-from .files import check_regular_file
+from .files import check_regular_file, memory_bytes
 
 __all__ = ["load_table", "FORMATS"]
 
@@ -276,15 +276,8 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
     return tuple(shape), dtype, need
 
 
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 1 << 62
-
-
 def _fits_in_memory(path: Path, need: int) -> None:
-    memory = _memory_bytes()
+    memory = memory_bytes()
     if need > memory // 2:
         raise DataError(f"{path}: the arrays need {need:,} bytes, more than half of this machine's {memory:,} bytes "
                         f"of memory; train from it in chunks with torchann.StreamingBatches instead")
