@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from .errors import ModelFileError, TorchannError, UsageError
 from .files import (
     JSON_LIMIT,
+    StorageError,
     atomic_write_text,
     check_regular_file,
     fsync_dir,
@@ -140,16 +141,24 @@ def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
     final = directory / name
     stage = directory / f".{name}.tmp"
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    save_file(tensors, str(stage / "tensors.safetensors"))
-    (stage / "state.json").write_text(json.dumps({"format": FORMAT, "state": tree}))
-    for child in stage.iterdir():
-        with open(child, "rb+") as handle:
-            handle.flush()
-            os.fsync(handle.fileno())
-    fsync_dir(stage)
-    stage.rename(final)
-    fsync_dir(directory)
+    try:
+        stage.mkdir()
+        save_file(tensors, str(stage / "tensors.safetensors"))
+        (stage / "state.json").write_text(json.dumps({"format": FORMAT, "state": tree}))
+        for child in stage.iterdir():
+            with open(child, "rb+") as handle:
+                handle.flush()
+                os.fsync(handle.fileno())
+        fsync_dir(stage)
+        stage.rename(final)
+        fsync_dir(directory)
+    except (OSError, SafetensorError) as err:  # a full disk: the previous checkpoint stays the latest
+        shutil.rmtree(stage, ignore_errors=True)
+        detail = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        kept = latest_checkpoint(directory)
+        raise StorageError(f"cannot write checkpoint {final}: {detail}; "
+                           + (f"{kept} is still the latest checkpoint" if kept is not None else "no checkpoint kept")
+                           + "; free some space or choose another place") from None
     atomic_write_text(directory / POINTER, json.dumps({"name": name}))
     # Only now that the pointer names the new checkpoint may older ones go; only folders
     # this module wrote are removed, whatever else the directory holds is left alone.

@@ -98,9 +98,16 @@ def save(
         raise UsageError(f"{path} exists and is not a directory; choose another --out")
     payload = {WEIGHTS_FILE: weights, **(files or {}), SPEC_FILE: spec_text}
     if path.exists():
-        _keep_previous_weights(path)
+        kept = _keep_previous_weights(path)
+        try:
+            _write(path / WEIGHTS_FILE, weights)
+        except BaseException:  # the old pair is still whole: the copy kept aside is not needed
+            if kept:
+                (path / PREVIOUS_WEIGHTS).unlink(missing_ok=True)
+            raise
         for name, data in payload.items():  # spec.json last: it vouches for the weights
-            _write(path / name, data)
+            if name != WEIGHTS_FILE:
+                _write(path / name, data)
         (path / PREVIOUS_WEIGHTS).unlink(missing_ok=True)
     else:
         with atomic_dir(path) as stage:
@@ -109,8 +116,9 @@ def save(
     return path
 
 
-def _keep_previous_weights(path: Path) -> None:
-    """Keep the weights the current ``spec.json`` vouches for until the new ``spec.json`` is in place.
+def _keep_previous_weights(path: Path) -> bool:
+    """Keep the weights the current ``spec.json`` vouches for until the new ``spec.json`` is in place;
+    True when this call made the copy.
 
     Files in an existing directory are replaced one by one; a process killed between the new
     weights and the new ``spec.json`` would leave a pair that does not match. The weights that
@@ -120,16 +128,17 @@ def _keep_previous_weights(path: Path) -> None:
     expected = _vouched_sha(path / SPEC_FILE)
     previous = path / PREVIOUS_WEIGHTS
     if expected is None or _sha_of(previous) == expected:  # an earlier save was cut short: keep that copy
-        return
+        return False
     current = path / WEIGHTS_FILE
     if _sha_of(current) != expected:
-        return
+        return False
     previous.unlink(missing_ok=True)
     try:
         os.link(current, previous)
     except OSError:  # a file system without hard links
         atomic_write_bytes(previous, current.read_bytes())
     fsync_dir(path)
+    return True
 
 
 def _vouched_sha(spec_path: Path) -> str | None:
