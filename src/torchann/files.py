@@ -145,6 +145,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as err:
         shutil.rmtree(stage, ignore_errors=True)
         raise _cannot_write(final, err) from None
+    except TorchannError as err:  # a file inside failed: name it where it was going, not the staging folder
+        shutil.rmtree(stage, ignore_errors=True)
+        raise type(err)(str(err).replace(str(stage), str(final))) from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -355,10 +355,14 @@ def save_final(save: Callable[[Path], Any], run: RunDir | str | os.PathLike, *,
             raise
         first = StorageError(f"cannot write {path}: no space left on the device")
     reason = str(first).split(";")[0]
+    holder = None
     try:
-        rescue = Path(tempfile.mkdtemp(prefix=f"torchann-{path.name}-")) / path.name
+        holder = Path(tempfile.mkdtemp(prefix=f"torchann-{path.name}-"))
+        rescue = holder / path.name
         save(rescue)
     except (StorageError, OSError):
+        if holder is not None:
+            shutil.rmtree(holder, ignore_errors=True)
         kept = _latest_checkpoint_text(checkpoint)
         raise StorageError(f"{reason}; the trained model could not be saved anywhere; {kept}") from None
     raise StorageError(f"{reason}; the trained model was saved to {rescue} instead: move it where it belongs "
