@@ -193,9 +193,12 @@ def _as_column(name: str, values: Any, source: str) -> np.ndarray:
 
 
 def __getattr__(name: str):
-    # ``load_table`` and ``FORMATS`` moved to ``readers.py``; the names stay importable from
-    # here for code written before. Import them from ``torchann.readers``.
-    if name in ("load_table", "FORMATS"):
+    # ``load_table``, ``FORMATS`` and ``table_from_arrow`` (once ``_from_arrow``) moved to
+    # ``readers.py``; the names stay importable from here for code written before. Import them
+    # from ``torchann.readers``.
+    if name == "_from_arrow":
+        name = "table_from_arrow"
+    if name in ("load_table", "FORMATS", "table_from_arrow"):
         from . import readers
 
         return getattr(readers, name)

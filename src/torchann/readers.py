@@ -25,7 +25,7 @@ from .data import Key, Table
 from .errors import DataError
 from .files import check_regular_file, memory_bytes
 
-__all__ = ["load_table", "FORMATS"]
+__all__ = ["load_table", "table_from_arrow", "FORMATS"]
 
 #: File name endings that ``load_table`` reads (text formats may also end in .gz/.bz2/.zst).
 FORMATS = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".npy", ".npz")
@@ -119,7 +119,7 @@ def _read_text(path: Path, delimiter: str | None) -> Table:
             shown = ", ".join(shown_name(n) for n in converted[:10]) + (", ..." if len(converted) > 10 else "")
             notes.append(f"{path}: read {delimiter!r} as the column separator and ',' as the decimal mark in "
                          f"column(s) {shown}")
-    table = _from_arrow(arrow, str(path), check_text=True)
+    table = table_from_arrow(arrow, str(path), check_text=True)
     table.notes.extend(notes)
     return table
 
@@ -183,10 +183,15 @@ def _read_parquet(path: Path) -> Table:
     except (pa.ArrowException, OSError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"{path}: cannot read as Parquet ({first}); is it a Parquet file?") from None
-    return _from_arrow(arrow, str(path), check_text=False)
+    return table_from_arrow(arrow, str(path), check_text=False)
 
 
-def _from_arrow(arrow: Any, source: str, *, check_text: bool) -> Table:
+def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Table:
+    """A :class:`Table` from a pyarrow table (a pandas frame goes through ``pa.Table.from_pandas``).
+
+    ``check_text``: a text column whose values are mostly numbers is a typo to report (for
+    text files, where every column arrives as text first).
+    """
     import pyarrow as pa
 
     names = [n if n != "" else f"unnamed_{i}" for i, n in enumerate(arrow.column_names)]
