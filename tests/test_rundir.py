@@ -26,8 +26,8 @@ def _listing(d: Path) -> list[str]:
 
 def _make_run(path: Path, *, checkpoint: bool = False) -> None:
     path.mkdir(parents=True)
-    (path / "spec.json").write_text("{}")
-    (path / "history.jsonl").write_text("{}\n")
+    (path / "spec.json").write_text('{\n  "format": "torchann.model/1"\n}')
+    (path / "history.jsonl").write_text('{"epoch": 1}\n')
     if checkpoint:
         (path / "checkpoint").mkdir()
         (path / "checkpoint" / "latest.json").write_text('{"name": "x"}')
@@ -68,7 +68,7 @@ def test_an_empty_default_folder_is_used(here):
 
 def test_two_default_runs_get_two_folders(here):
     with claim_run_dir(None, data="add") as a:
-        (a.path / "spec.json").write_text("{}")
+        (a.path / "spec.json").write_text('{"format": "torchann.model/1"}')
         with claim_run_dir(None, data="add") as b:
             assert (a.path, b.path) == (Path("runs/add"), Path("runs/add-2"))
 
@@ -336,5 +336,11 @@ def test_is_run_dir(tmp_path):
     assert rundir.is_run_dir(tmp_path / "r")
     (tmp_path / "r" / "notes.txt").write_text("")
     assert not rundir.is_run_dir(tmp_path / "r")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "loss.png").write_text("a user's own plot")  # the name alone is not a run
+    assert not rundir.is_run_dir(tmp_path / "plots")
+    (tmp_path / "c" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "c" / "checkpoint" / "args.json").write_text("{}")  # stopped before its first checkpoint
+    assert rundir.is_run_dir(tmp_path / "c")
     assert not rundir.is_run_dir(tmp_path / "missing")
     assert files.StorageError is StorageError

@@ -106,7 +106,22 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     # Temporaries of an interrupted atomic write (".spec.json.xxxx.tmp") belong to the run too.
     strays = {n for n in names if n not in ours and not (n.startswith(".") and (n.endswith(".tmp") or ".old-" in n))}
     strays.discard(".weights.safetensors.previous")
-    return not strays and bool(names & ours)
+    if strays:
+        return False
+    # Names alone prove nothing (anyone may have a loss.png): one file must be torchann's own.
+    return (_starts_with(path / "spec.json", b'"format": "torchann.model/')
+            or (path / "checkpoint" / "latest.json").is_file() or (path / "checkpoint" / "args.json").is_file()
+            or _starts_with(path / "history.jsonl", b'{"epoch": '))
+
+
+def _starts_with(path: Path, marker: bytes) -> bool:
+    if not os.path.isfile(path):  # a named pipe must not be opened: it would block
+        return False
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return marker in handle.read(256)
+    except OSError:
+        return False
 
 
 def default_run_name(data: str | os.PathLike | None) -> str:
@@ -254,6 +269,9 @@ def _remove_empty(created: list[Path]) -> None:
 
 
 def _unwritable(path: Path, err: OSError) -> TorchannError:
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return UsageError(f"cannot write {path}: {blocker} is a file, not a folder; choose another --out")
     if is_storage_full(err):
         return StorageError(f"cannot write in {path}: no space left on the device; free some space or choose "
                             f"another --out")
