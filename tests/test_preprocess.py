@@ -274,7 +274,7 @@ def test_from_dict_rejects_damaged_records():
         Preprocessor.from_dict({"format": "something else"})
     d = Preprocessor.fit(load_table("add")).to_dict()
     del d["features"]
-    with pytest.raises(ModelFileError, match=r"record is incomplete or invalid \(KeyError\('features'\)\)"):
+    with pytest.raises(ModelFileError, match=r"preprocessor record: field features is missing"):
         Preprocessor.from_dict(d)
 
 

@@ -169,7 +169,7 @@ BROKEN_DIRS = [
     ("int weights", _weights(lambda s: {k: v.long() for k, v in s.items()}),
      "output.weight: expected dtype torch.float32, found torch.int64", "weights.safetensors"),
     ("weights is a folder", lambda d: ((d / "weights.safetensors").unlink(), (d / "weights.safetensors").mkdir()),
-     "weights.safetensors: missing", "weights.safetensors"),
+     "weights.safetensors is a folder, not a regular file", "weights.safetensors"),
 ]
 
 

@@ -11,6 +11,8 @@ rewrite its table from the cases below.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -25,8 +27,9 @@ import pytest
 import torch
 
 import torchann
-from torchann import errors
+from torchann import checkpoint, errors, files, rundir
 from torchann.fitting import Checkpointing, fit
+from torchann.preprocess import Preprocessor
 
 DOC = Path(__file__).parents[1] / "docs" / "reliability.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
@@ -48,6 +51,7 @@ class Bad:
     call: Callable[[Path], Any] | None = None  # Python call (api cases)
     error: type = errors.TorchannError
     code: int = 2
+    fault: Callable[[], Any] | None = None  # a context manager injecting a disk fault around the call
 
     @property
     def id(self) -> str:
@@ -245,6 +249,301 @@ CASES = [
 # Cases whose fix lies outside this test's reach: strict xfail, so a fix shows up as XPASS.
 KNOWN_GAPS: dict[str, str] = {}
 
+# -- cases added with the run-folder, disk, bounds and terminal checks --------------------------
+
+
+def _disk_fault(code: int, when: Callable[[Any, Any], bool] = lambda src, dst: True):
+    """A context manager: ``os.replace`` as ``files.py`` calls it fails with ``code`` (ENOSPC, EROFS)."""
+
+    @contextlib.contextmanager
+    def inject():
+        real = os.replace
+
+        def failing(src, dst, *a, **kw):
+            if when(src, dst):
+                raise OSError(code, os.strerror(code))
+            return real(src, dst, *a, **kw)
+
+        files.os.replace = failing
+        try:
+            yield
+        finally:
+            files.os.replace = real
+
+    return inject
+
+
+def _holding(path: str, call: Callable[[], Any]) -> Any:
+    """Claim ``path`` as a run, then run ``call`` while it is held; released either way."""
+    with rundir.claim_run_dir(path, overwrite=True):
+        return call()
+
+
+def _record(**change: Any) -> dict:
+    d = {"format": "torchann.preprocessor", "version": 1, "task": "regression", "scale": True, "fill_missing": None,
+         "targets": ["y"], "target_mean": [0.0], "target_std": [1.0], "classes": None, "class_kind": None,
+         "features": [{"name": "a", "kind": "numeric", "mean": 0.0, "std": 1.0},
+                      {"name": "b", "kind": "numeric", "mean": 0.0, "std": 1.0}]}
+    for key, value in change.items():
+        if key.startswith("f0_"):
+            d["features"][0][key[3:]] = value
+        else:
+            d[key] = value
+    return d
+
+
+def _pre(d: Path, **change: Any) -> Any:
+    return Preprocessor.from_dict(_record(**change), source="m2/spec.json extra.preprocessor", in_features=2,
+                                  out_features=1)
+
+
+def _classifier(**change: Any) -> dict:
+    base = {"task": "classification", "target_mean": None, "target_std": None, "classes": ["a", "b"],
+            "class_kind": "str"}
+    return _record(**{**base, **change})
+
+
+def _predict(model: str) -> tuple[str, ...]:
+    return ("predict", model, "--input", "1,2")
+
+
+ENOSPC = errno.ENOSPC
+CASES += [
+    # -- data files that are not files, or claim more than they hold -------------------------------
+    Bad("data", "a named pipe called x.csv", "fifo.csv is a named pipe (FIFO), not a regular file; give a data file",
+        train("fifo.csv", *OK)),
+    Bad("data", "a named pipe called x.npy", "fifo.npy is a named pipe (FIFO), not a regular file",
+        train("fifo.npy", "--target", "0")),
+    Bad("data", "a named pipe called x.parquet", "fifo.parquet is a named pipe (FIFO), not a regular file",
+        train("fifo.parquet", *OK)),
+    Bad("data", "a named pipe called x.npz", "fifo.npz is a named pipe (FIFO), not a regular file", train("fifo.npz")),
+    Bad("data", "a data file that is a character device", "devnull.csv is a character device, not a regular file",
+        train("devnull.csv", *OK)),
+    Bad("data", "a symbolic link to itself", "file not found: loop.csv", train("loop.csv", *OK)),
+    Bad("data", "144-byte .npy claiming shape (10^12, 2)", "huge.npy: the header claims an array of shape "
+        "(1000000000000, 2) (float64, 16,000,000,000,000 bytes) but the file holds 16 bytes of data",
+        train("huge.npy", "--target", "0")),
+    Bad("data", "truncated .npy", "cut.npy: the header claims an array of shape (10, 3) (float64, 240 bytes) but the "
+        "file holds 232 bytes", train("cut.npy", "--target", "0")),
+    Bad("data", ".npz member claiming 10^12 values", "huge.npz: array 'x': the header claims an array of shape "
+        "(1000000, 1000000)", train("huge.npz")),
+    Bad("data", ".npz that is not a zip archive", "notzip.npz: cannot read as a NumPy .npz file", train("notzip.npz")),
+    Bad("data", ".npy with a damaged header", "badhead.npy: cannot read as a NumPy file",
+        train("badhead.npy", "--target", "0")),
+    Bad("data", "gzip file named .npy.gz", "gz.npy.gz: cannot read as a NumPy file", train("gz.npy.gz", "--target", "0")),
+    Bad("data", "';' file mixing decimal commas and points", "mixed.csv: column 'a' holds numbers, but row 2 holds '1,5'",
+        train("mixed.csv", *OK)),
+    Bad("data", "--predict --data that is a named pipe", "fifo.csv is a named pipe (FIFO)",
+        ("predict", "m2", "--data", "fifo.csv")),
+    # -- what reaches the terminal ----------------------------------------------------------------
+    Bad("terminal", "escape sequence in a CSV header", "no target column 'yy' (--target); columns are: "
+        "'a\\x1b[2J', y", train("escape.csv", "--target", "yy")),
+    Bad("terminal", "escape sequence in --target", "no target column 'y\\x1b[0m' (--target)",
+        train("ok.csv", "--target", "y\x1b[0m")),
+    Bad("terminal", "escape sequence in a model path", "m\\x1b[31m: no such model directory",
+        _predict("m\x1b[31m")),
+    Bad("terminal", "escape sequence in a command name", "No such command 'fr\\x1b[2Job'", ("fr\x1b[2Job",)),
+    Bad("terminal", "newline in a data path", "file not found: a\\nb.csv", train("a\nb.csv", *OK)),
+    Bad("terminal", "bell and backspace in a --hidden value", "got '8,\\x07\\x08'",
+        train("ok.csv", *OK, "--hidden", "8,\x07\x08")),
+    # -- model directories: not files, huge claims, malformed JSON ---------------------------------
+    Bad("weights", "spec.json that is a named pipe", "m_fifospec/spec.json is a named pipe (FIFO), not a regular file",
+        _predict("m_fifospec")),
+    Bad("weights", "weights that are a named pipe", "m_fifow/weights.safetensors is a named pipe (FIFO)",
+        _predict("m_fifow")),
+    Bad("weights", "weights linked to a 30 GB sparse file", "m_sparse/weights.safetensors: 32,212,254,720 bytes, but "
+        "the network in spec.json needs at most", _predict("m_sparse")),
+    Bad("weights", "weights swapped for a bigger file", "m_bigw/weights.safetensors: 1,200,", _predict("m_bigw")),
+    Bad("spec", "spec.json with NaN in a preprocessing field", "m_nan/spec.json: field extra.preprocessor.features[0]"
+        ".mean holds NaN, which is not a finite number", _predict("m_nan")),
+    Bad("spec", "spec.json with Infinity", "m_inf/spec.json: field extra.preprocessor.target_std[0] holds Infinity",
+        _predict("m_inf")),
+    Bad("spec", "spec.json with 1e999", "m_1e999/spec.json: field model.dropout holds 1e999", _predict("m_1e999")),
+    Bad("spec", "spec.json with a 5000-digit integer", "m_digits/spec.json: field model.hidden[0] holds an integer of "
+        "5000 digits", _predict("m_digits")),
+    Bad("spec", "truncated spec.json", "m_cut/spec.json: malformed JSON", _predict("m_cut")),
+    Bad("spec", "spec.json that is not UTF-8", "m_latin/spec.json: not UTF-8 text", _predict("m_latin")),
+    Bad("spec", "spec.json nested 100,000 deep", "m_deep/spec.json: JSON nested too deeply", _predict("m_deep")),
+    Bad("spec", "spec.json with a numeric checksum", "m_shanum/spec.json: field weights.sha256 must be a hex string, "
+        "got int", _predict("m_shanum")),
+    Bad("spec", "spec.json that is a JSON list", "m_list/spec.json: not a torchann model spec (format 'list'",
+        _predict("m_list")),
+    Bad("spec", "preprocessor listing 100,000 categories", "field features[0].categories holds a list of 100,000 "
+        "item(s); expected a list of 1 to 1,000 values", _predict("m_cats")),
+    Bad("spec", "preprocessor with a text std", "field features[0].std holds 'a', not a finite number",
+        _predict("m_stdtext")),
+    Bad("spec", "summary of a spec with a 5000-digit size", "big_digits.json: field hidden[0] holds an integer of 5000 "
+        "digits", ("summary", "big_digits.json")),
+    Bad("spec", "import --spec with NaN", "spec_nan.json: field hidden[0] holds NaN",
+        ("import", "w.pth", "--spec", "spec_nan.json", "--out", "imp")),
+    Bad("spec", "import --spec that is a named pipe", "fifo.json is a named pipe (FIFO)",
+        ("import", "w.pth", "--spec", "fifo.json", "--out", "imp")),
+    Bad("weights", "import of a named pipe", "fifo.pth is a named pipe (FIFO), not a regular file",
+        ("import", "fifo.pth", "--out", "imp")),
+    # -- preprocessing records (what Model.load and predict read from spec.json) -------------------
+    Bad("record", "ten million categories for a 2-input network", "field features[0].categories holds a list of "
+        "10,000,000 item(s); expected a list of 1 to 2 values",
+        call=lambda d: _pre(d, f0_kind="categorical", f0_categories=list(range(10**7)), f0_label_kind="int"),
+        error=errors.ModelFileError),
+    Bad("record", "NaN mean", "m2/spec.json extra.preprocessor: field features[0].mean holds nan, not a finite number",
+        call=lambda d: _pre(d, f0_mean=float("nan")), error=errors.ModelFileError),
+    Bad("record", "std 0", "field features[0].std holds 0.0; it must be above 0",
+        call=lambda d: _pre(d, f0_std=0.0), error=errors.ModelFileError),
+    Bad("record", "std given as text", "field features[0].std holds '1', not a finite number",
+        call=lambda d: _pre(d, f0_std="1"), error=errors.ModelFileError),
+    Bad("record", "fill given as true", "field features[0].fill holds True, not a finite number",
+        call=lambda d: _pre(d, f0_fill=True), error=errors.ModelFileError),
+    Bad("record", "unknown feature kind", "field features[0].kind holds 'embedding'; expected 'numeric' or 'categorical'",
+        call=lambda d: _pre(d, f0_kind="embedding"), error=errors.ModelFileError),
+    Bad("record", "unknown feature field", "field features[0].weight is not a feature field",
+        call=lambda d: _pre(d, f0_weight=1.0), error=errors.ModelFileError),
+    Bad("record", "feature name twice", "field features[1].name holds 'a'; expected a column name used once",
+        call=lambda d: _pre(d, features=[{"name": "a", "kind": "numeric"}] * 2), error=errors.ModelFileError),
+    Bad("record", "three features for a 2-input network", "field features lists 3 features for a network with 2 inputs",
+        call=lambda d: _pre(d, features=[{"name": n, "kind": "numeric"} for n in "abc"]), error=errors.ModelFileError),
+    Bad("record", "one input for a 2-input network", "field features encode 1 inputs but the network takes 2",
+        call=lambda d: _pre(d, features=[{"name": "a", "kind": "numeric"}]), error=errors.ModelFileError),
+    Bad("record", "unknown task", "field task holds 'ranking'; expected one of regression, classification",
+        call=lambda d: _pre(d, task="ranking"), error=errors.ModelFileError),
+    Bad("record", "scale given as 1", "field scale holds 1, not true or false",
+        call=lambda d: _pre(d, scale=1), error=errors.ModelFileError),
+    Bad("record", "unknown fill_missing", "field fill_missing holds 'mode'; expected null or one of mean, median, zero",
+        call=lambda d: _pre(d, fill_missing="mode"), error=errors.ModelFileError),
+    Bad("record", "targets not a list", "field targets holds 'y'; expected a list of column names",
+        call=lambda d: _pre(d, targets="y"), error=errors.ModelFileError),
+    Bad("record", "target_std of the wrong length", "field target_std holds a list of 2 item(s); expected 1 number(s)",
+        call=lambda d: _pre(d, target_std=[1.0, 1.0]), error=errors.ModelFileError),
+    Bad("record", "two targets for a 1-output network", "field targets decode 2 output(s) but the network has 1",
+        call=lambda d: _pre(d, targets=["y", "z"], target_mean=[0, 0], target_std=[1, 1]), error=errors.ModelFileError),
+    Bad("record", "a field missing", "field classes is missing",
+        call=lambda d: Preprocessor.from_dict({k: v for k, v in _record().items() if k != "classes"},
+                                              source="m2/spec.json extra.preprocessor"), error=errors.ModelFileError),
+    Bad("record", "classifier with one class", "field classes holds a list of 1 item(s); expected a list of 2 to",
+        call=lambda d: _pre(d, **{k: v for k, v in _classifier(classes=["a"]).items() if k != "format"}),
+        error=errors.ModelFileError),
+    Bad("record", "class given twice", "field classes lists a value twice",
+        call=lambda d: _pre(d, **{k: v for k, v in _classifier(classes=["a", "a"]).items() if k != "format"}),
+        error=errors.ModelFileError),
+    Bad("record", "unknown class_kind", "field class_kind holds 'date'; expected one of str, int, float, bool",
+        call=lambda d: _pre(d, **{k: v for k, v in _classifier(class_kind="date").items() if k != "format"}),
+        error=errors.ModelFileError),
+    Bad("record", "int classes holding text", "field classes[1] holds 'b', not a int label",
+        call=lambda d: _pre(d, **{k: v for k, v in _classifier(classes=[1, "b"], class_kind="int").items()
+                                 if k != "format"}), error=errors.ModelFileError),
+    # -- checkpoints ------------------------------------------------------------------------------
+    Bad("checkpoint", "state.json without seed", "ck_noseed/epoch-000001-step-000000/state.json: field state.seed is "
+        "missing", call=lambda d: checkpoint.load_state("ck_noseed"), error=errors.ModelFileError),
+    Bad("checkpoint", "state.json with a negative epoch", "field state.epoch holds -1, expected a non-negative integer",
+        call=lambda d: checkpoint.load_state("ck_negepoch"), error=errors.ModelFileError),
+    Bad("checkpoint", "state.json with the epoch as text", "field state.epoch holds '3', expected a non-negative",
+        call=lambda d: checkpoint.load_state("ck_textepoch"), error=errors.ModelFileError),
+    Bad("checkpoint", "state.json with NaN", "state.json: field state.best holds NaN, which is not a finite number",
+        call=lambda d: checkpoint.load_state("ck_nan"), error=errors.ModelFileError),
+    Bad("checkpoint", "state.json with a 5000-digit step", "field state.step holds an integer of 5000 digits",
+        call=lambda d: checkpoint.load_state("ck_digits"), error=errors.ModelFileError),
+    Bad("checkpoint", "truncated state.json", "state.json: malformed JSON",
+        call=lambda d: checkpoint.load_state("ck_cut"), error=errors.ModelFileError),
+    Bad("checkpoint", "latest.json that is a named pipe", "ck_fifoptr/latest.json: unreadable or names no checkpoint",
+        call=lambda d: checkpoint.load_state("ck_fifoptr"), error=errors.ModelFileError),
+    Bad("checkpoint", "tensors that are a named pipe", "tensors.safetensors is a named pipe (FIFO)",
+        call=lambda d: checkpoint.load_state("ck_fifot"), error=errors.ModelFileError),
+    # -- args.json --------------------------------------------------------------------------------
+    Bad("args", "truncated args.json", "args_cut.json: malformed JSON (Expecting ',' delimiter at line 1",
+        call=lambda d: rundir.read_args("args_cut.json"), error=errors.UsageError),
+    Bad("args", "args.json holding a list", "args_list.json: expected a JSON object of argument names and values, "
+        "got list", call=lambda d: rundir.read_args("args_list.json"), error=errors.UsageError),
+    Bad("args", "args.json with NaN", "args_nan.json: field lr holds NaN",
+        call=lambda d: rundir.read_args("args_nan.json"), error=errors.UsageError),
+    Bad("args", "args.json with a 5000-digit integer", "args_digits.json: field epochs holds an integer of 5000 digits",
+        call=lambda d: rundir.read_args("args_digits.json"), error=errors.UsageError),
+    Bad("args", "args.json with a wrongly typed field", "args_type.json: field 'epochs' holds 'ten', expected int",
+        call=lambda d: rundir.read_args("args_type.json", {"epochs": int}), error=errors.UsageError),
+    Bad("args", "args.json with an unknown field", "args_type.json: unknown field 'epochs'; valid fields: lr",
+        call=lambda d: rundir.read_args("args_type.json", {"lr": float}), error=errors.UsageError),
+    Bad("args", "args.json that is a named pipe", "fifo.json is a named pipe (FIFO), not a regular file",
+        call=lambda d: rundir.read_args("fifo.json"), error=errors.UsageError),
+    Bad("args", "args.json missing", "noargs.json: missing; resume a run that was trained with --checkpoint-every",
+        call=lambda d: rundir.read_args("noargs.json"), error=errors.UsageError),
+    # -- run folders ------------------------------------------------------------------------------
+    Bad("run", "--out .", "--out . is the current folder; a run writes spec.json, checkpoint/ and more there",
+        call=lambda d: rundir.claim_run_dir("."), error=errors.UsageError),
+    Bad("run", "--out .. (a parent of the current folder)", "--out .. is a folder above the current one",
+        call=lambda d: rundir.claim_run_dir(".."), error=errors.UsageError),
+    Bad("run", "--out a folder that is not a run", "userdir is not empty and not a torchann run (it holds notes.txt)",
+        call=lambda d: rundir.claim_run_dir("userdir", overwrite=True), error=errors.UsageError),
+    Bad("run", "--out an existing run without --overwrite", "m2 already holds a torchann run; pass --overwrite to "
+        "replace it, --resume m2 to continue it", call=lambda d: rundir.claim_run_dir("m2"), error=errors.UsageError),
+    Bad("run", "--resume a folder with no run", "adir: no run to resume here",
+        call=lambda d: rundir.claim_run_dir("adir", resume=True), error=errors.UsageError),
+    Bad("run", "--resume with no folder", "resume needs the run folder to continue",
+        call=lambda d: rundir.claim_run_dir(None, resume=True), error=errors.UsageError),
+    Bad("run", "--out an existing file", "ok.csv exists and is not a folder; choose another --out",
+        call=lambda d: rundir.claim_run_dir("ok.csv"), error=errors.UsageError),
+    Bad("run", "two runs on one folder", "adir is in use by another torchann run",
+        call=lambda d: _holding("adir", lambda: rundir.claim_run_dir("adir", overwrite=True)),
+        error=rundir.RunDirBusy),
+    Bad("run", "a disk without room for the run", "bytes free on its disk, but the run needs about "
+        "1,000,000,000,000,000,000", call=lambda d: rundir.claim_run_dir("newrun", need_bytes=10**18),
+        error=files.StorageError, code=1),
+    Bad("run", "a read-only --out", "cannot write in rofs/run: Read-only file system; choose a folder you can write to",
+        call=lambda d: rundir.claim_run_dir("rofs/run"), error=errors.UsageError,
+        fault=lambda: _fail_mkdir(errno.EROFS)),
+    # -- a full or read-only disk while writing ----------------------------------------------------
+    Bad("disk", "predict --out on a full disk", "cannot write preds.csv: no space left on the device (No space left on "
+        "device); free some space", ("predict", "m2", "--input", "1,2", "--out", "preds.csv"),
+        fault=_disk_fault(ENOSPC), code=1),
+    Bad("disk", "predict --out on a read-only disk", "cannot write preds.csv: Read-only file system; choose a folder "
+        "you can write to", ("predict", "m2", "--input", "1,2", "--out", "preds.csv"), fault=_disk_fault(errno.EROFS)),
+    Bad("disk", "train's final save on a full disk", "cannot write run/weights.safetensors: no space left on the device",
+        train("ok.csv", *OK), fault=_disk_fault(ENOSPC), code=1),
+    Bad("disk", "import --out on a full disk", "cannot write imp/weights.safetensors: no space left on the device",
+        ("import", "w.pth", "--out", "imp"), fault=_disk_fault(ENOSPC), code=1),
+    Bad("disk", "a checkpoint written to a full disk", "cannot write checkpoint ck_ok/epoch-000002-step-000000: No space "
+        "left on device; ck_ok/epoch-000001-step-000000 is still the latest checkpoint",
+        call=lambda d: checkpoint.save_state("ck_ok", "epoch-000002-step-000000", {"a": torch.ones(2)}),
+        error=files.StorageError, code=1, fault=lambda: _fail_safetensors(ENOSPC)),
+    Bad("disk", "save over a model on a full disk", "cannot write m2/weights.safetensors: no space left on the device",
+        call=lambda d: torchann.save(torchann.mlp(2, [8], 1), "m2"), error=files.StorageError, code=1,
+        fault=_disk_fault(ENOSPC)),
+    Bad("disk", "final save with no space anywhere", "the trained model could not be saved anywhere; free some space",
+        call=lambda d: rundir.save_final(lambda p: torchann.save(torchann.mlp(2, [8], 1), p), "newrun"),
+        error=files.StorageError, code=1, fault=_disk_fault(ENOSPC)),
+]
+
+
+@contextlib.contextmanager
+def _fail_mkdir(code: int):
+    real = Path.mkdir
+
+    def failing(self, *a, **kw):
+        raise OSError(code, os.strerror(code))
+
+    Path.mkdir = failing
+    try:
+        yield
+    finally:
+        Path.mkdir = real
+
+
+@contextlib.contextmanager
+def _fail_safetensors(code: int):
+    real = checkpoint.save_file
+
+    def failing(*a, **kw):
+        raise OSError(code, os.strerror(code))
+
+    checkpoint.save_file = failing
+    try:
+        yield
+    finally:
+        checkpoint.save_file = real
+
+
+# The summary command reads a bare spec file with its own JSON parser (cli/inspect_cmd.py), which
+# turns Python's ValueError for a 5000-digit integer into a traceback; torchann.imports.read_spec_file
+# (strict) or files.read_json is the fix there.
+KNOWN_GAPS["spec: summary of a spec with a 5000-digit size"] = "cli/inspect_cmd.py parses spec files itself"
+
 
 def _write_inputs(d: Path) -> None:
     import pyarrow as pa
@@ -298,6 +597,101 @@ def _write_inputs(d: Path) -> None:
     doc["weights"].pop("sha256")
     (d / "m_f64" / "spec.json").write_text(json.dumps(doc))
     (d / "m_noweights" / "weights.safetensors").unlink()
+    _write_more_inputs(d, model)
+
+
+def _npy_claiming(shape, data: bytes = b"\0" * 16) -> bytes:
+    import io
+
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return f.getvalue() + data
+
+
+def _edit_spec(folder: Path, edit: Callable[[dict], Any] | None = None, text: Callable[[str], str] | None = None) -> None:
+    doc = json.loads((folder / "spec.json").read_text())
+    if edit is not None:
+        edit(doc)
+    raw = json.dumps(doc)
+    (folder / "spec.json").write_text(text(raw) if text is not None else raw)
+
+
+def _write_more_inputs(d: Path, model: Any) -> None:
+    import gzip
+    import zipfile
+
+    from safetensors.torch import save_file
+
+    from torchann import modeldir
+
+    for name in ("fifo.csv", "fifo.npy", "fifo.parquet", "fifo.npz", "fifo.json", "fifo.pth"):
+        os.mkfifo(d / name)
+    (d / "devnull.csv").symlink_to("/dev/null")
+    (d / "loop.csv").symlink_to("loop.csv")
+    (d / "huge.npy").write_bytes(_npy_claiming((10**12, 2)))
+    np.save(d / "cut.npy", np.ones((10, 3)))
+    (d / "cut.npy").write_bytes((d / "cut.npy").read_bytes()[:-8])
+    with zipfile.ZipFile(d / "huge.npz", "w") as z:
+        z.writestr("x.npy", _npy_claiming((10**6, 10**6)))
+    (d / "notzip.npz").write_bytes(b"PK\x03\x04 not a zip")
+    (d / "badhead.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': <f8!!}\n")
+    (d / "gz.npy.gz").write_bytes(gzip.compress(b"a,y\n1,2\n"))
+    (d / "mixed.csv").write_text("a;b;y\n2.5;1;1\n1,5;2;2\n3.5;3;3\n")
+    (d / "escape.csv").write_bytes(b"a\x1b[2J,y\n1,2\n3,4\n")
+    (d / "userdir").mkdir()
+    (d / "userdir" / "notes.txt").write_text("mine")
+    names = ["m_fifospec", "m_fifow", "m_sparse", "m_bigw", "m_nan", "m_inf", "m_1e999", "m_digits", "m_cut",
+             "m_latin", "m_deep", "m_shanum", "m_list", "m_cats", "m_stdtext"]
+    for name in names:
+        modeldir.save(model, d / name)
+    (d / "m_fifospec" / "spec.json").unlink()
+    os.mkfifo(d / "m_fifospec" / "spec.json")
+    (d / "m_fifow" / "weights.safetensors").unlink()
+    os.mkfifo(d / "m_fifow" / "weights.safetensors")
+    with open(d / "sparse.bin", "wb") as f:
+        f.truncate(30 * 2**30)
+    (d / "m_sparse" / "weights.safetensors").unlink()
+    (d / "m_sparse" / "weights.safetensors").symlink_to(d / "sparse.bin")
+    save_file({f"t{i}": torch.zeros(1000, 100) for i in range(3)}, str(d / "m_bigw" / "weights.safetensors"))
+
+    def with_record(**change):
+        return lambda doc: doc["extra"].update(preprocessor=_record(**change))
+
+    _edit_spec(d / "m_nan", with_record(), lambda t: t.replace('"mean": 0.0', '"mean": NaN', 1))
+    _edit_spec(d / "m_inf", with_record(), lambda t: t.replace('"target_std": [1.0]', '"target_std": [Infinity]'))
+    _edit_spec(d / "m_1e999", text=lambda t: re.sub(r'"dropout": [0-9.]+', '"dropout": 1e999', t))
+    _edit_spec(d / "m_digits", text=lambda t: re.sub(r'"hidden": \[8\]', '"hidden": [' + "9" * 5000 + "]", t))
+    (d / "m_cut" / "spec.json").write_text((d / "m_cut" / "spec.json").read_text()[:50])
+    (d / "m_latin" / "spec.json").write_bytes('{"format": "caf\xe9"}'.encode("latin-1"))
+    (d / "m_deep" / "spec.json").write_text("[" * 100000 + "]" * 100000)
+    _edit_spec(d / "m_shanum", lambda doc: doc["weights"].update(sha256=5))
+    (d / "m_list" / "spec.json").write_text("[1, 2]")
+    _edit_spec(d / "m_cats", with_record(f0_kind="categorical", f0_categories=list(range(10**5)), f0_label_kind="int"))
+    _edit_spec(d / "m_stdtext", with_record(f0_std="a"))
+    (d / "big_digits.json").write_text('{"in_features": 2, "hidden": [' + "9" * 5000 + '], "out_features": 1}')
+    (d / "spec_nan.json").write_text('{"in_features": 2, "hidden": [NaN], "out_features": 1}')
+    run_state = {"epoch": 1, "step": 0, "seed": 0, "batch_size": 2, "rows": 4, "model": {"w": torch.ones(2)},
+                 "optimizer": {"lr": 0.1}, "stopper": {"wait": 0}, "history": {"records": []}, "rng": {"s": 1}}
+    for name in ("ck_noseed", "ck_negepoch", "ck_textepoch", "ck_nan", "ck_digits", "ck_cut", "ck_fifoptr", "ck_fifot",
+                 "ck_ok"):
+        checkpoint.save_state(d / name, "epoch-000001-step-000000", run_state)
+    state = lambda name: d / name / "epoch-000001-step-000000" / "state.json"  # noqa: E731
+    for name, old, new in [("ck_noseed", '"seed": 0, ', ""), ("ck_negepoch", '"epoch": 1', '"epoch": -1'),
+                           ("ck_textepoch", '"epoch": 1', '"epoch": "3"'), ("ck_nan", '"seed": 0', '"seed": 0, "best": NaN'),
+                           ("ck_digits", '"step": 0', '"step": ' + "7" * 5000)]:
+        text = state(name).read_text()
+        assert old in text, (name, old)
+        state(name).write_text(text.replace(old, new))
+    state("ck_cut").write_text(state("ck_cut").read_text()[:40])
+    (d / "ck_fifoptr" / "latest.json").unlink()
+    os.mkfifo(d / "ck_fifoptr" / "latest.json")
+    (d / "ck_fifot" / "epoch-000001-step-000000" / "tensors.safetensors").unlink()
+    os.mkfifo(d / "ck_fifot" / "epoch-000001-step-000000" / "tensors.safetensors")
+    (d / "args_cut.json").write_text('{"data": "x.csv", "lr": 0.1')
+    (d / "args_list.json").write_text("[1, 2]")
+    (d / "args_nan.json").write_text('{"lr": NaN}')
+    (d / "args_digits.json").write_text('{"epochs": ' + "1" * 5000 + "}")
+    (d / "args_type.json").write_text('{"epochs": "ten"}')
 
 
 @pytest.fixture(scope="module")
@@ -318,15 +712,17 @@ def _params():
 
 
 @pytest.mark.parametrize("case", list(_params()))
-def test_bad_input_gets_one_clear_line_and_leaves_no_file(case: Bad, inputs: Path, monkeypatch):
+def test_bad_input_gets_one_clear_line_and_leaves_no_file(case: Bad, inputs: Path, monkeypatch, capsys):
     monkeypatch.chdir(inputs)
     before = _listing(inputs)
+    fault = case.fault() if case.fault is not None else contextlib.nullcontext()
     if case.call is None:
         from typer.testing import CliRunner
 
         from torchann.cli import app
 
-        result = CliRunner().invoke(app, list(case.args))
+        with fault:
+            result = CliRunner().invoke(app, list(case.args))
         assert result.exit_code == case.code, (result.output, result.exception)
         assert not result.stdout.strip()  # nothing on stdout: it is for data
         message = " ".join(result.stderr.replace("│", " ").split())  # typer boxes wrap long lines
@@ -335,18 +731,21 @@ def test_bad_input_gets_one_clear_line_and_leaves_no_file(case: Bad, inputs: Pat
         if result.stderr.startswith("error: "):
             assert result.stderr.count("\n") == 1, result.stderr  # one line
     else:
-        with pytest.raises(case.error) as err:
+        with fault, pytest.raises(case.error) as err:
             case.call(inputs)
-        assert case.fragment in str(err.value)
+        assert case.fragment in str(err.value), str(err.value)
         assert "\n" not in str(err.value)
+        assert err.value.exit_code == case.code  # what the command line would exit with
+        out = capsys.readouterr()
+        assert out.out == "" and out.err == ""  # the core prints nothing
     assert _listing(inputs) == before
     assert not (inputs / "pwned").exists()
 
 
 def test_catalogue_is_large_and_covers_every_area():
     areas = {case.area for case in CASES}
-    assert areas == {"data", "cli", "spec", "weights", "api"}
-    assert len(CASES) >= 40
+    assert areas == {"data", "cli", "spec", "weights", "api", "terminal", "record", "checkpoint", "args", "run", "disk"}
+    assert len(CASES) >= 150
     assert len({case.id for case in CASES}) == len(CASES)
 
 
@@ -362,6 +761,8 @@ def test_debug_shows_the_traceback(inputs):
 
 
 def catalogue_markdown() -> str:
+    from torchann.cli._app import printable
+
     rows = ["| # | area | bad input | message contains | exit code |", "|---|---|---|---|---|"]
     for i, case in enumerate(CASES, start=1):
         if case.call is None:
@@ -370,10 +771,10 @@ def catalogue_markdown() -> str:
         else:
             command = case.what
             code = f"raises `{case.error.__name__}`"
-        what = f"{case.what}<br>{command}" if case.call is None else command
+        what = f"{case.what}<br>{printable(command)}" if case.call is None else command
         if case.id in KNOWN_GAPS:
             code += " (open: " + KNOWN_GAPS[case.id] + ")"
-        fragment = case.fragment.replace("|", "\\|")
+        fragment = printable(case.fragment).replace("|", "\\|")
         rows.append(f"| {i} | {case.area} | {what.replace('|', chr(92) + '|')} | `{fragment}` | {code} |")
     return "\n".join(rows)
 

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,29 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelFileError, UsageError
-from .files import atomic_write_text, fsync_dir
+from .errors import ModelFileError, TorchannError, UsageError
+from .files import (
+    JSON_LIMIT,
+    StorageError,
+    atomic_write_text,
+    check_regular_file,
+    fsync_dir,
+    memory_bytes,
+    read_file_bytes,
+    read_json,
+)
 
 __all__ = ["save_state", "load_state", "latest_checkpoint", "rng_state", "set_rng_state", "flatten", "unflatten"]
 
 POINTER = "latest.json"
 FORMAT = "torchann.checkpoint/1"
+
+#: What a training state (one holding "epoch") must hold, and the JSON types of the plain
+#: fields: resuming reads each of these without a default.
+RUN_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "epoch": (int,), "step": (int,), "seed": (int,), "batch_size": (int,), "rows": (int,),
+    "model": (dict,), "optimizer": (dict,), "stopper": (dict,), "history": (dict,), "rng": (dict,),
+}
 
 
 def flatten(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
@@ -124,16 +141,24 @@ def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
     final = directory / name
     stage = directory / f".{name}.tmp"
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    save_file(tensors, str(stage / "tensors.safetensors"))
-    (stage / "state.json").write_text(json.dumps({"format": FORMAT, "state": tree}))
-    for child in stage.iterdir():
-        with open(child, "rb+") as handle:
-            handle.flush()
-            os.fsync(handle.fileno())
-    fsync_dir(stage)
-    stage.rename(final)
-    fsync_dir(directory)
+    try:
+        stage.mkdir()
+        save_file(tensors, str(stage / "tensors.safetensors"))
+        (stage / "state.json").write_text(json.dumps({"format": FORMAT, "state": tree}))
+        for child in stage.iterdir():
+            with open(child, "rb+") as handle:
+                handle.flush()
+                os.fsync(handle.fileno())
+        fsync_dir(stage)
+        stage.rename(final)
+        fsync_dir(directory)
+    except (OSError, SafetensorError) as err:  # a full disk: the previous checkpoint stays the latest
+        shutil.rmtree(stage, ignore_errors=True)
+        detail = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        kept = latest_checkpoint(directory)
+        raise StorageError(f"cannot write checkpoint {final}: {detail}; "
+                           + (f"{kept} is still the latest checkpoint" if kept is not None else "no checkpoint kept")
+                           + "; free some space or choose another place") from None
     atomic_write_text(directory / POINTER, json.dumps({"name": name}))
     # Only now that the pointer names the new checkpoint may older ones go; only folders
     # this module wrote are removed, whatever else the directory holds is left alone.
@@ -156,7 +181,11 @@ def _is_checkpoint_folder(folder: Path) -> bool:
         return False
     if folder.name.startswith(".") and folder.name.endswith(".tmp"):
         return names <= _STAGE_FILES
-    return names == _STAGE_FILES and _is_checkpoint_json(folder / "state.json")
+    if names == _STAGE_FILES:
+        return _is_checkpoint_json(folder / "state.json")
+    # An old checkpoint whose removal a killed process cut short: part of its files, and the
+    # name this module gives checkpoints.
+    return names < _STAGE_FILES and re.fullmatch(r"epoch-\d{6,}-step-\d{6,}(\.\d+)?", folder.name) is not None
 
 
 def _is_checkpoint_json(path: Path) -> bool:
@@ -169,8 +198,9 @@ def _is_checkpoint_json(path: Path) -> bool:
 
 def _pointer(directory: Path) -> str | None:
     try:
-        name = json.loads((directory / POINTER).read_text())["name"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raw = read_file_bytes(directory / POINTER, limit=4096, what=f"checkpoint {POINTER}", error=ModelFileError)
+        name = json.loads(raw)["name"]
+    except (TorchannError, OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     # A plain folder name inside ``directory``: a pointer must not lead elsewhere.
     if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name:
@@ -202,17 +232,43 @@ def load_state(directory: str | Path) -> dict[str, Any]:
         raise ModelFileError(
             f"{directory}: no {POINTER} here, so no complete checkpoint; train with --checkpoint-every N to write one"
         )
-    try:
-        meta = json.loads((folder / "state.json").read_text())
-        tensors = load_file(str(folder / "tensors.safetensors"))
-    except (OSError, ValueError, SafetensorError, RecursionError) as err:
-        raise ModelFileError(f"{folder}: checkpoint is unreadable ({err}); it may be truncated or corrupt") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "state" not in meta:
+    meta = read_json(folder / "state.json", what="torchann checkpoint state.json", error=ModelFileError,
+                     limit=JSON_LIMIT)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("state"), dict):
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ModelFileError(f"{folder}/state.json: not a torchann checkpoint (format {found!r}, expected {FORMAT!r})")
+    _check_run_state(folder, meta["state"])
+    tensors_path = folder / "tensors.safetensors"
+    try:
+        info = check_regular_file(tensors_path, what="checkpoint tensors file", error=ModelFileError)
+    except FileNotFoundError:
+        raise ModelFileError(f"{tensors_path}: missing; the checkpoint is incomplete") from None
+    if info.st_size > memory_bytes() // 2:
+        raise ModelFileError(f"{tensors_path}: {info.st_size:,} bytes, more than half of this machine's memory; "
+                             f"it is not a checkpoint torchann wrote here")
+    try:
+        tensors = load_file(str(tensors_path))
+    except (OSError, ValueError, SafetensorError, RecursionError) as err:
+        raise ModelFileError(f"{folder}: checkpoint is unreadable ({err}); it may be truncated or corrupt") from None
     try:
         return unflatten(meta["state"], tensors)
     except KeyError as err:
         raise ModelFileError(f"{folder}: tensor {err} named in state.json is missing from tensors.safetensors") from None
     except (TypeError, ValueError, AttributeError, IndexError) as err:
         raise ModelFileError(f"{folder}/state.json: malformed checkpoint state ({err})") from None
+
+
+def _check_run_state(folder: Path, state: dict[str, Any]) -> None:
+    """A training state (it holds "epoch") must hold every field resuming reads, typed."""
+    if "epoch" not in state:
+        return
+    for key, types in RUN_STATE_FIELDS.items():
+        if key not in state:
+            raise ModelFileError(f"{folder}/state.json: field state.{key} is missing; the checkpoint is damaged: "
+                                 f"train again without --resume")
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, int) and value < 0):
+            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+            expected = "a non-negative integer" if types == (int,) else "an object"
+            raise ModelFileError(f"{folder}/state.json: field state.{key} holds {shown[:40]}, expected {expected}; "
+                                 f"the checkpoint is damaged: train again without --resume")

@@ -1,10 +1,17 @@
-"""Column values as numbers or as labels: missing masks and type coercion for one column.
+"""Columns: what kind of values one holds, their missing masks, and their labels.
 
 A column is a 1-D array as a :class:`~torchann.data.Table` holds it: float64 (NaN missing),
-bool, or object (``str`` or ``bool`` values, ``None`` missing). Labels (class labels and
-categories) have a kind: ``"str"``, ``"int"``, ``"float"`` or ``"bool"``; a column read from
-another file may hold the same labels in another type (``3.0`` for ``3``, ``"true"`` for
-``True``), and :func:`coerce` maps them onto the kind the model was fitted with.
+bool, or object (``str`` or ``bool`` values, ``None`` missing).
+
+Two vocabularies, each declared once here and used from reading to encoding:
+
+* :class:`ColumnKind`, what a column holds as read: ``numeric``, ``text`` or ``bool``
+  (``Table.kind``). Numeric columns are scaled; text and bool columns are encoded as
+  categories (``Feature.kind`` ``"categorical"`` in ``preprocess.py``).
+* :class:`LabelKind`, the type of a class label or category: ``str``, ``int``, ``float`` or
+  ``bool``. A column read from another file may hold the same labels in another type (``3.0``
+  for ``3``, ``"true"`` for ``True``), and :func:`coerce` maps them onto the kind the model was
+  fitted with.
 """
 
 from __future__ import annotations
@@ -13,7 +20,47 @@ import math
 
 import numpy as np
 
-__all__ = ["missing_mask", "numeric_values", "label_kind", "coerce"]
+from .choices import Choice
+
+__all__ = ["ColumnKind", "LabelKind", "column_kind", "missing_mask", "numeric_values", "label_kind", "coerce",
+           "shown_name"]
+
+
+class ColumnKind(Choice):
+    """What a column holds as read."""
+
+    NUMERIC = "numeric"  # float64, NaN missing: scaled as a number
+    TEXT = "text"  # str, None missing: one-hot categories
+    BOOL = "bool"  # true/false: one-hot categories
+
+    __hash__ = str.__hash__  # equal to its value, so it must hash like it (sets, dict keys)
+
+
+class LabelKind(Choice):
+    """The type of a class label or category value."""
+
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+
+    __hash__ = str.__hash__
+
+
+def column_kind(col: np.ndarray) -> ColumnKind:
+    """The :class:`ColumnKind` of a table column."""
+    if col.dtype.kind in "fiu":
+        return ColumnKind.NUMERIC
+    if col.dtype == bool or all(isinstance(v, (bool, np.bool_)) for v in col.tolist() if v is not None):
+        return ColumnKind.BOOL
+    return ColumnKind.TEXT
+
+
+def shown_name(name: object) -> str:
+    """A column or feature name as messages show it: as is when printable, else escaped
+    (``'a\\x1b[31m'``), so a name read from a file cannot send control codes to a terminal."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -48,15 +95,15 @@ def numeric_values(col: np.ndarray) -> tuple[np.ndarray, int | None]:
     return out, None
 
 
-def label_kind(col: np.ndarray) -> str:
-    """The kind of label a column holds: "bool", "int" (integral numbers), "float" or "str"."""
+def label_kind(col: np.ndarray) -> LabelKind:
+    """The :class:`LabelKind` a column holds: bool, int (integral numbers), float or str."""
     if col.dtype == bool:
-        return "bool"
+        return LabelKind.BOOL
     if col.dtype.kind == "f":
         x = col[~np.isnan(col)]
-        return "int" if np.all(np.isfinite(x)) and np.all(x == np.round(x)) else "float"
+        return LabelKind.INT if np.all(np.isfinite(x)) and np.all(x == np.round(x)) else LabelKind.FLOAT
     values = col[~missing_mask(col)].tolist()
-    return "bool" if values and all(isinstance(v, (bool, np.bool_)) for v in values) else "str"
+    return LabelKind.BOOL if values and all(isinstance(v, (bool, np.bool_)) for v in values) else LabelKind.STR
 
 
 def _number_text(v: float) -> str:

@@ -14,6 +14,7 @@ file's n-th module with parameters becomes the spec's n-th.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections import OrderedDict
@@ -25,6 +26,7 @@ from torch import nn
 
 from .choices import Activation, Norm, parse
 from .errors import ModelFileError, SpecError, UsageError
+from .files import check_regular_file, memory_bytes, read_json
 from .spec import ModelSpec
 
 __all__ = ["import_state_dict", "convert_state_dict", "read_state_dict", "read_spec_file", "infer_spec", "map_state_dict"]
@@ -54,9 +56,13 @@ def read_state_dict(path: str | Path, *, trust_pickle: bool = False) -> "Ordered
             ``trust_pickle``) holds anything but tensors.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ModelFileError(f"{path} {what}; give the .pth file written by torch.save(model.state_dict(), ...)")
+    size = check_regular_file(path, what="weights file (.pth, .pt or .safetensors)", error=ModelFileError).st_size
+    if size > memory_bytes() // 2:
+        raise ModelFileError(f"{path}: {size:,} bytes, more than half of this machine's memory; a feed-forward "
+                             f"network's weights file is far smaller")
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
     obj = _torch_load(path, trust_pickle=trust_pickle)
@@ -335,18 +341,12 @@ def read_spec_file(path: str | Path) -> ModelSpec:
     path = Path(path)
     if path.is_dir():
         path = path / "spec.json"
+    if not path.exists():
+        raise SpecError(f"{path}: spec file not found")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"{path}: cannot read the spec file ({err})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SpecError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    except RecursionError:
-        raise SpecError(f"{path}: JSON nested too deeply to be a model spec") from None
+        data = read_json(path, what="model spec", error=SpecError)
+    except SpecError as err:  # keep the wording callers know for broken JSON
+        raise SpecError(str(err).replace(": malformed JSON (", ": not valid JSON (").split("; it is not a complete")[0]) from None
     if isinstance(data, dict) and "model" in data and "format" in data:  # a model directory's spec.json
         data = data["model"]
     return ModelSpec.from_dict(data, source=str(path))

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["Summary", "LayerRow", "summary"]
+__all__ = ["Summary", "LayerRow", "summary", "summary_of_spec"]
 
 _MB = 1024.0**2
 _MIN_WIDTHS = (20, 25, 15)  # torchsummary's columns: 20 + 2 + 25 + 1 + 15 = 63 characters
@@ -223,6 +223,27 @@ def summary(
 
     calls = _run(model, inputs)
     return _tabulate(model, inputs, calls, batch_size=batch_size, depth=depth)
+
+
+def summary_of_spec(spec: Any, input_size: Sequence[int] | None = None, *, batch_size: int = -1,
+                    depth: int | None = None) -> Summary:
+    """The summary of the network a ``ModelSpec`` describes, built on PyTorch's meta device.
+
+    Shapes and parameter counts do not depend on the weights, so nothing is allocated: a
+    60-byte spec declaring a 46000 x 46000 layer (8 GB of weights) is summarised in the
+    memory of an empty process.
+
+    Args:
+        input_size: one sample's shape; defaults to ``(1, in_features)`` as in the tutorial,
+            ``(in_features,)`` for batch-norm networks (BatchNorm1d reads dim 1 as features).
+    """
+    import torch
+
+    with torch.device("meta"):
+        model = spec.build()
+    if input_size is None:
+        input_size = (spec.in_features,) if str(spec.norm) == "batch" else (1, spec.in_features)
+    return summary(model, input_size=input_size, batch_size=batch_size, depth=depth)
 
 
 # -- inputs ---------------------------------------------------------------------------------

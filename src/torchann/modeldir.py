@@ -23,10 +23,19 @@ from torch import nn
 
 from . import __version__
 from .errors import ModelFileError, SpecError, UsageError
-from .files import atomic_dir, atomic_write_bytes, atomic_write_text, fsync_dir
+from .files import (
+    JSON_LIMIT,
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_regular_file,
+    fsync_dir,
+    parse_json_bytes,
+    read_file_bytes,
+)
 from .spec import ModelSpec
 
-__all__ = ["save", "load", "read_model_dir", "ModelDir", "SPEC_FILE", "WEIGHTS_FILE", "FORMAT"]
+__all__ = ["save", "load", "read_model_dir", "weights_size_limit", "ModelDir", "SPEC_FILE", "WEIGHTS_FILE", "FORMAT"]
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -89,9 +98,16 @@ def save(
         raise UsageError(f"{path} exists and is not a directory; choose another --out")
     payload = {WEIGHTS_FILE: weights, **(files or {}), SPEC_FILE: spec_text}
     if path.exists():
-        _keep_previous_weights(path)
+        kept = _keep_previous_weights(path)
+        try:
+            _write(path / WEIGHTS_FILE, weights)
+        except BaseException:  # the old pair is still whole: the copy kept aside is not needed
+            if kept:
+                (path / PREVIOUS_WEIGHTS).unlink(missing_ok=True)
+            raise
         for name, data in payload.items():  # spec.json last: it vouches for the weights
-            _write(path / name, data)
+            if name != WEIGHTS_FILE:
+                _write(path / name, data)
         (path / PREVIOUS_WEIGHTS).unlink(missing_ok=True)
     else:
         with atomic_dir(path) as stage:
@@ -100,8 +116,9 @@ def save(
     return path
 
 
-def _keep_previous_weights(path: Path) -> None:
-    """Keep the weights the current ``spec.json`` vouches for until the new ``spec.json`` is in place.
+def _keep_previous_weights(path: Path) -> bool:
+    """Keep the weights the current ``spec.json`` vouches for until the new ``spec.json`` is in place;
+    True when this call made the copy.
 
     Files in an existing directory are replaced one by one; a process killed between the new
     weights and the new ``spec.json`` would leave a pair that does not match. The weights that
@@ -111,16 +128,17 @@ def _keep_previous_weights(path: Path) -> None:
     expected = _vouched_sha(path / SPEC_FILE)
     previous = path / PREVIOUS_WEIGHTS
     if expected is None or _sha_of(previous) == expected:  # an earlier save was cut short: keep that copy
-        return
+        return False
     current = path / WEIGHTS_FILE
     if _sha_of(current) != expected:
-        return
+        return False
     previous.unlink(missing_ok=True)
     try:
         os.link(current, previous)
     except OSError:  # a file system without hard links
         atomic_write_bytes(previous, current.read_bytes())
     fsync_dir(path)
+    return True
 
 
 def _vouched_sha(spec_path: Path) -> str | None:
@@ -178,7 +196,13 @@ def _differences(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
 
 
 def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> ModelDir:
-    """Read and check a model directory; every problem is a one-line ``ModelFileError``."""
+    """Read and check a model directory; every problem is a one-line ``ModelFileError``.
+
+    Nothing is allocated or read past the sizes ``spec.json`` allows: the architecture is
+    built on the meta device first, and a weights file larger than those tensors need is
+    refused before it is read. A save running in another process at the same moment is
+    seen whole: the files are read as one snapshot, and read again when it is torn.
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise UsageError(f"expected the path of a model directory, got {type(path).__name__}")
     path = Path(path)
@@ -193,43 +217,19 @@ def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> M
         else:
             raise ModelFileError(f"{path} is a file; pass the model directory holding {SPEC_FILE} and {WEIGHTS_FILE}")
     if not path.is_dir():
+        if path.exists():
+            check_regular_file(path, what="model directory", error=ModelFileError)
         raise ModelFileError(f"{path}: no such model directory; train one with `torchann train ... --out {path}`")
     spec_path, weights_path = path / SPEC_FILE, path / WEIGHTS_FILE
     for needed in (spec_path, weights_path):
-        if not needed.is_file():
+        if not needed.exists():
             raise ModelFileError(f"{needed}: missing; a model directory holds {SPEC_FILE} and {WEIGHTS_FILE}")
-    document = _read_spec_document(spec_path)
-    try:
-        spec = ModelSpec.from_dict(document.get("model"), source=str(spec_path))
-    except SpecError as err:
-        raise ModelFileError(str(err)) from None
-    weights_entry = document.get("weights") or {}
-    if not isinstance(weights_entry, dict):
-        raise ModelFileError(f"{spec_path}: 'weights' must be a JSON object like {{\"sha256\": ...}}, "
-                             f"got {type(weights_entry).__name__}")
-    try:
-        data = weights_path.read_bytes()
-    except OSError as err:
-        raise ModelFileError(f"{weights_path}: cannot read the file ({err.strerror or err})") from None
-    expected_sha = weights_entry.get("sha256")
-    if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
-        # A save into this directory may have been cut short after the new weights and
-        # before the new spec.json: the weights this spec.json vouches for are kept aside.
-        previous = path / PREVIOUS_WEIGHTS
-        if previous.is_file() and _sha_of(previous) == expected_sha:
-            data = previous.read_bytes()
-    if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
-        raise ModelFileError(
-            f"{weights_path}: contents do not match the checksum in {SPEC_FILE} (truncated, corrupt, or from "
-            f"another model); save the model again"
-        )
+    document, spec, data = _read_snapshot(path)
     try:
         tensors = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{weights_path}: not a readable safetensors file ({err})") from None
-    # Compare shapes on the meta device first: a spec.json whose sizes do not match the
-    # weights on disk must not make this machine allocate the network it describes.
-    with torch.device("meta"):
+    with torch.device("meta"):  # shapes only: nothing the size of the spec's network is allocated
         expected = spec.build().state_dict()
     problems = _differences(expected, tensors)
     if problems:
@@ -243,21 +243,106 @@ def read_model_dir(path: str | Path, *, device: str | torch.device = "cpu") -> M
     return ModelDir(model=model, spec=spec, extra=extra, path=path)
 
 
-def _read_spec_document(spec_path: Path) -> dict[str, Any]:
+SNAPSHOT_TRIES = 5  # a torn read happens only while another process saves; each retry sees a later state
+
+
+def _read_snapshot(path: Path) -> tuple[dict[str, Any], ModelSpec, bytes]:
+    """``spec.json``, its spec, and the weights it vouches for, read as one consistent state.
+
+    A save into an existing directory replaces the weights, then ``spec.json``, keeping the
+    old weights as ``PREVIOUS_WEIGHTS`` in between. A reader that reads ``spec.json`` before
+    a save and the weights after it holds a pair that does not match, and the kept copy may
+    already be gone. The pair is then read again; only a mismatch that stays while
+    ``spec.json`` is unchanged is reported as damage.
+    """
+    spec_path, weights_path = path / SPEC_FILE, path / WEIGHTS_FILE
+    last_spec: bytes | None = None
+    for _ in range(SNAPSHOT_TRIES):
+        spec_bytes = read_file_bytes(spec_path, limit=JSON_LIMIT, what=f"torchann {SPEC_FILE}", error=ModelFileError)
+        document = _parse_spec_document(spec_path, spec_bytes)
+        try:
+            spec = ModelSpec.from_dict(document.get("model"), source=str(spec_path))
+        except SpecError as err:
+            raise ModelFileError(str(err)) from None
+        expected_sha = _weights_sha(spec_path, document)
+        limit = weights_size_limit(spec)
+        data = _read_weights(weights_path, limit)
+        if expected_sha is None or hashlib.sha256(data).hexdigest() == expected_sha:
+            return document, spec, data
+        # A save may be half-way: the weights this spec.json vouches for are kept aside.
+        previous = path / PREVIOUS_WEIGHTS
+        if previous.exists():
+            try:
+                kept = _read_weights(previous, limit)
+            except ModelFileError:
+                kept = b""
+            if hashlib.sha256(kept).hexdigest() == expected_sha:
+                return document, spec, kept
+        if spec_bytes == last_spec and _unchanged(spec_path, spec_bytes):
+            break  # the same spec.json twice, and still no weights to match it: damage, not a race
+        last_spec = spec_bytes
+        _before_retry()
+    raise ModelFileError(
+        f"{weights_path}: contents do not match the checksum in {SPEC_FILE} (truncated, corrupt, or from "
+        f"another model); save the model again"
+    )
+
+
+def _before_retry() -> None:
+    """Called between two reads of a torn pair (tests inject a concurrent save here)."""
+
+
+def _unchanged(spec_path: Path, spec_bytes: bytes) -> bool:
     try:
-        document = json.loads(spec_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ModelFileError(f"{spec_path}: not UTF-8 text; it is not a torchann spec.json") from None
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"{spec_path}: malformed JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    except RecursionError:
-        raise ModelFileError(f"{spec_path}: JSON nested too deeply; it is not a torchann spec.json") from None
-    except OSError as err:
-        raise ModelFileError(f"{spec_path}: cannot read the file ({err.strerror or err})") from None
+        return spec_path.read_bytes() == spec_bytes
+    except OSError:
+        return False
+
+
+def _weights_sha(spec_path: Path, document: dict[str, Any]) -> str | None:
+    entry = document.get("weights") or {}
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"{spec_path}: 'weights' must be a JSON object like {{\"sha256\": ...}}, "
+                             f"got {type(entry).__name__}")
+    sha = entry.get("sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise ModelFileError(f"{spec_path}: field weights.sha256 must be a hex string, got {type(sha).__name__}")
+    return sha
+
+
+def weights_size_limit(spec: ModelSpec) -> int:
+    """The most bytes a weights file for ``spec`` can hold: its float32 tensors plus a
+    safetensors header (8 bytes of length, then at most ~64 KiB of JSON per tensor name list)."""
+    with torch.device("meta"):
+        tensors = spec.build().state_dict()
+    data = sum(t.numel() * t.element_size() for t in tensors.values())
+    return data + 8 + 65536 + 256 * len(tensors)
+
+
+def _read_weights(weights_path: Path, limit: int) -> bytes:
+    try:
+        info = check_regular_file(weights_path, what=f"{WEIGHTS_FILE} file", error=ModelFileError)
+    except FileNotFoundError:
+        raise ModelFileError(f"{weights_path}: missing; a model directory holds {SPEC_FILE} and {WEIGHTS_FILE}") from None
+    if info.st_size > limit:
+        raise ModelFileError(
+            f"{weights_path}: {info.st_size:,} bytes, but the network in {SPEC_FILE} needs at most {limit:,}; "
+            f"the file is not this model's weights (save the model again)"
+        )
+    return read_file_bytes(weights_path, limit=limit, what=f"{WEIGHTS_FILE} file", error=ModelFileError)
+
+
+def _parse_spec_document(spec_path: Path, raw: bytes) -> dict[str, Any]:
+    document = parse_json_bytes(raw, spec_path, what=f"torchann {SPEC_FILE}", error=ModelFileError)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise ModelFileError(f"{spec_path}: not a torchann model spec (format {found!r}, expected {FORMAT!r})")
     return document
+
+
+def _read_spec_document(spec_path: Path) -> dict[str, Any]:
+    raw = read_file_bytes(spec_path, limit=JSON_LIMIT, what=f"torchann {SPEC_FILE}", error=ModelFileError)
+    return _parse_spec_document(spec_path, raw)
 
 
 def load(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:

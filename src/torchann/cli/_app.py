@@ -11,6 +11,20 @@ from .. import __version__
 from ..errors import TorchannError
 
 
+try:  # typer vendors click from 0.22 on
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:  # pragma: no cover - older typer with click installed beside it
+    from click.exceptions import ClickException as _ClickException
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``): names read from files
+    reach error lines, and a terminal must get them as text, not as commands."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Group(TyperGroup):
     """Turns torchann's own errors into one line on stderr and the documented exit code."""
 
@@ -20,8 +34,11 @@ class _Group(TyperGroup):
         except TorchannError as err:
             if (ctx.obj or {}).get("debug"):
                 raise
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {printable(str(err))}", err=True)
             ctx.exit(err.exit_code)
+        except _ClickException as err:  # usage errors repeat what was typed: escape it too
+            err.message = printable(err.message)
+            raise
         except KeyboardInterrupt:
             if (ctx.obj or {}).get("debug"):
                 raise

@@ -18,7 +18,7 @@ from ..options import option_help as _h
 from ._app import app, parse_ints, stderr_console
 
 ARGS_FILE = "args.json"  # the train command's options, beside the checkpoints, for --resume
-DEFAULT_OUT = "runs/train"
+DEFAULT_OUT = "runs/<data name>"  # then -2, -3, ...: see torchann.rundir.claim_run_dir
 RUN_KEYS = ("data", "val", "out", "checkpoint_every", "global_batch_size")  # not model options
 
 
@@ -69,8 +69,10 @@ def train_cmd(
                                                                   "processes.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder from its "
                                                                     "last checkpoint.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"Run folder to write. "
-                                                                    f"[default: {DEFAULT_OUT}]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"Run folder to write; a new or empty folder, "
+                                                                    f"or a run with --overwrite. [default: "
+                                                                    f"{DEFAULT_OUT}, then -2, -3, ...]")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write scalars and weight histograms to "
                                                                     "OUT/tensorboard/ (extra [tensorboard]).")] = False,
@@ -104,7 +106,7 @@ def train_cmd(
         raise typer.Exit(distributed.launch_local(nproc, relaunch_argv(ctx)))
     with distributed.session(device=args.get("device") or "auto") as world:  # joins a torchrun job, if any
         run_training(args, resume=resume, quiet=quiet or not world.is_main, as_json=as_json, main=world.is_main,
-                     tensorboard=tensorboard)
+                     tensorboard=tensorboard, overwrite=overwrite)
 
 
 def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]:
@@ -112,18 +114,15 @@ def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]
     declared defaults inside ``torchann.train``."""
     from ..errors import ModelFileError, UsageError
 
+    from ..rundir import read_args
+
     base: dict[str, Any] = {}
     if resume is not None:
         stored = resume / "checkpoint" / ARGS_FILE
-        if not stored.is_file():
+        if not stored.exists():
             raise UsageError(f"{resume}: no checkpoint/{ARGS_FILE}; resume a run that was trained with "
                              f"--checkpoint-every")
-        try:
-            base = json.loads(stored.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            raise ModelFileError(f"{stored}: unreadable ({type(err).__name__}); it is damaged, train again") from None
-        if not isinstance(base, dict):
-            raise ModelFileError(f"{stored}: expected a JSON object of options, got {type(base).__name__}")
+        base = read_args(stored)  # one line naming the file and the field when it is damaged
         base["out"] = str(resume)
     merged = {**base, **{k: v for k, v in given.items() if v is not None}}
     if merged.get("data") is None:
@@ -134,17 +133,31 @@ def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]
 
 
 def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, as_json: bool,
-                 main: bool = True, tensorboard: bool = False) -> None:
+                 main: bool = True, tensorboard: bool = False, overwrite: bool = False) -> None:
     """Train and write the run folder; ``main`` False (ranks other than 0) trains and writes nothing."""
+    from ..rundir import claim_run_dir
+
+    if not main:
+        _run_training(args, None, resume=resume, quiet=quiet, as_json=as_json, main=False, tensorboard=False)
+        return
+    # The folder is chosen, checked (not `.`, not someone's files, not a run without --overwrite,
+    # writable, room on the disk) and locked before training; released however the run ends.
+    with claim_run_dir(args.get("out"), overwrite=overwrite, resume=resume is not None, data=args["data"]) as run:
+        _run_training(args, run, resume=resume, quiet=quiet, as_json=as_json, main=True, tensorboard=tensorboard)
+
+
+def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], quiet: bool, as_json: bool,
+                  main: bool, tensorboard: bool) -> None:
     from ..errors import TrainingError
     from ..files import atomic_write_text
     from ..options import TrainOptions
-    from ..tabular import train
+    from ..rundir import save_final
     from ..fitting import Checkpointing, TrainingInterrupted
+    from ..tabular import train
     from .progress import TrainProgress
 
     console = stderr_console()
-    out = Path(args.get("out") or DEFAULT_OUT)
+    out = run.path if run is not None else Path(args.get("out") or "runs/train")
     options = {k: v for k, v in args.items() if k not in RUN_KEYS}
     every = args.get("checkpoint_every")
     checkpoint = Checkpointing(out / "checkpoint", every) if every else None
@@ -170,12 +183,13 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
                 atomic_write_text(out / "history.jsonl", history.to_jsonl())
             if isinstance(err, TrainingInterrupted) and checkpoint is not None:
                 raise TrainingInterrupted(
-                    f"{str(err).split(';')[0]}; checkpoint written, continue with: torchann train --resume {out}"
-                ) from None
+                    f"interrupted at epoch {err.epoch}, step {err.step}; checkpoint written, continue with: "
+                    f"torchann train --resume {out}", history=err.history, epoch=err.epoch, step=err.step,
+                    checkpoint=err.checkpoint, signal=err.signal) from None
             raise
     if not main:
         return
-    model.save(out)
+    save_final(model.save, run, checkpoint=out / "checkpoint")  # a full disk keeps the model elsewhere
     history = model.history
     final = history.records[-1]
     stop = stopping_line(history)
