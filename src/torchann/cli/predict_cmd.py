@@ -38,6 +38,9 @@ def predict_cmd(
     if keep_names and data is None:
         raise UsageError("--keep copies columns of --data; it needs --data FILE")
     model = load(model_dir)
+    if data is not None and not as_json and _streams(data):
+        _score_file(model, data, out, keep_names, proba)
+        return
     source = data if data is not None else [[v.strip() for v in r.split(",")] for r in rows or []]
     columns = model.predictions(source, proba=proba, keep=keep_names)
     if as_json:
@@ -72,6 +75,28 @@ def evaluate_cmd(
     for name, value in scores.items():
         if name != "rows":
             typer.echo(f"  {name:<18} {value:.6g}")
+
+
+def _streams(data: Path) -> bool:
+    from ..scoring import STREAMED
+
+    name = data.name.lower()
+    for ending in (".gz", ".bz2", ".zst", ".lz4"):
+        name = name.removesuffix(ending)
+    return data.is_file() and Path(name).suffix in STREAMED
+
+
+def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool) -> None:
+    """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.scoring``)."""
+    from ..scoring import score_file
+
+    if out is None:
+        sys.stdout.flush()
+        score_file(model, data, keep=keep, proba=proba, stream=sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    rows = score_file(model, data, out, keep=keep, proba=proba)
+    stderr_console().print(f"wrote {rows} predictions to {out}", highlight=False)
 
 
 def _plain(value: Any) -> Any:
