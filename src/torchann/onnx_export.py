@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 from .errors import UsageError
 
-__all__ = ["export_onnx", "onnx_model", "INSTALL_HINT"]
+__all__ = ["export_onnx", "onnx_model", "graph_signature", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'torchann[onnx]' (onnx and onnxscript)"
 MAX_BYTES = 2**31 - 1  # protobuf's limit for one file without external data
@@ -98,6 +98,22 @@ def onnx_model(model: Any, *, network_only: bool = False) -> Any:
                          f"the limit of a single file; export a smaller network")
     onnx.checker.check_model(full, full_check=True)
     return full
+
+
+def graph_signature(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
+    """The inputs and outputs of an ONNX file: name, element type and shape (``"batch"`` dynamic)."""
+    onnx = _require_onnx()
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def describe(value: Any) -> dict[str, Any]:
+        t = value.type.tensor_type
+        shape = [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim]
+        return {"name": value.name, "type": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+                if t.elem_type != onnx.TensorProto.STRING else "string", "shape": shape}
+
+    return {"inputs": [describe(v) for v in model.graph.input],
+            "outputs": [describe(v) for v in model.graph.output]}
 
 
 def _compose(onnx: Any, front: Any, x: str, net: Any, back: Any, logits: str) -> Any:

@@ -17,6 +17,7 @@ the file, as ``torchann predict`` does on a table read whole.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -257,17 +258,22 @@ class _ParquetSink:
 
 
 class _CsvSink:
-    def __init__(self, handle: IO[bytes], schema: Any, delimiter: str) -> None:
-        import pyarrow.csv as pacsv
+    """Python's csv module: quotes only where a value needs them, floats as ``repr`` (shortest
+    round trip), missing as an empty field; the format ``torchann predict`` prints."""
 
-        options = pacsv.WriteOptions(delimiter=delimiter, quoting_style="needed")
-        self.writer = pacsv.CSVWriter(handle, schema, write_options=options)
+    def __init__(self, handle: IO[bytes], schema: Any, delimiter: str) -> None:
+        import csv
+
+        self.text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        self.writer = csv.writer(self.text, delimiter=delimiter, lineterminator="\n")
+        self.writer.writerow(schema.names)
 
     def write(self, table: Any) -> None:
-        self.writer.write_table(table)
+        self.writer.writerows(zip(*(table.column(i).to_pylist() for i in range(table.num_columns))))
 
     def close(self) -> None:
-        self.writer.close()
+        self.text.flush()
+        self.text.detach()  # the caller closes the underlying stream
 
 
 class _JsonlSink:

@@ -96,7 +96,7 @@ def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], pr
         sys.stdout.buffer.flush()
         return
     rows = score_file(model, data, out, keep=keep, proba=proba)
-    stderr_console().print(f"wrote {rows} predictions to {out}", highlight=False)
+    stderr_console().print(f"wrote {rows} predictions to {out}", highlight=False, soft_wrap=True)
 
 
 def _plain(value: Any) -> Any:
