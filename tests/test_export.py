@@ -256,3 +256,17 @@ def test_cli_refuses_another_format(data, regression, tmp_path):
     result = runner.invoke(app, ["export", str(data / "price"), "--format", "tflite", "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "unknown --format 'tflite'; choose onnx" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_preprocessing_the_exporter_does_not_know_is_refused(tmp_path, monkeypatch):
+    """A step added to Preprocessor later must not be exported silently wrong."""
+    pre = Preprocessor(task=Task.REGRESSION, scale=False, fill_missing=None, target_names=["y"],
+                       features=[Feature("x", "numeric")], target_mean=[0.0], target_std=[1.0])
+    model = _linear_model(pre, [[2.0]], [0.0])
+    record = pre.to_dict()
+    record["features"][0]["clip"] = [-3.0, 3.0]
+    monkeypatch.setattr(type(pre), "to_dict", lambda self: record)
+    with pytest.raises(UsageError, match=r"uses clip \(x\), which the ONNX export does not cover yet; export the "
+                                         r"network alone \(--network-only\)"):
+        model.export_onnx(tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []

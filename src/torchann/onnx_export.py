@@ -67,8 +67,10 @@ def onnx_model(model: Any, *, network_only: bool = False) -> Any:
     from . import __version__
     from .onnx_steps import GraphBuilder, answers, feature_block, network_input
 
-    net = _network_proto(model.network, model.spec.in_features)
     pre = model.preprocessor
+    if not network_only:
+        _check_covered(pre)
+    net = _network_proto(model.network, model.spec.in_features)
     meta = {
         "torchann.version": __version__,
         "torchann.task": pre.task.value,
@@ -114,6 +116,24 @@ def graph_signature(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
 
     return {"inputs": [describe(v) for v in model.graph.input],
             "outputs": [describe(v) for v in model.graph.output]}
+
+
+# What the ONNX steps reproduce; a preprocessing record with more is refused rather than exported wrong.
+_COVERED_RECORD = {"format", "version", "task", "scale", "fill_missing", "features", "targets", "target_mean",
+                   "target_std", "classes", "class_kind"}
+_COVERED_FEATURE = {"name", "kind", "mean", "std", "fill", "categories", "label_kind"}
+
+
+def _check_covered(pre: Any) -> None:
+    record = pre.to_dict()
+    extra = sorted(k for k in set(record) - _COVERED_RECORD if record[k] not in (None, False, [], {}))
+    for f in record["features"]:
+        if f.get("kind") not in ("numeric", "categorical"):
+            extra.append(f"feature kind {f.get('kind')!r} ({f.get('name')})")
+        extra += [f"{k} ({f.get('name')})" for k in sorted(set(f) - _COVERED_FEATURE) if f[k] not in (None, False, [], {})]
+    if extra:
+        raise UsageError(f"this model's preprocessing uses {', '.join(extra[:5])}, which the ONNX export does not "
+                         f"cover yet; export the network alone (--network-only) and preprocess with torchann")
 
 
 def _compose(onnx: Any, front: Any, x: str, net: Any, back: Any, logits: str) -> Any:
