@@ -31,6 +31,7 @@ from .errors import DataError, UsageError
 __all__ = ["score_file", "read_chunks", "output_format", "DEFAULT_CHUNK_ROWS", "STREAMED"]
 
 DEFAULT_CHUNK_ROWS = 65_536
+PARQUET_BUFFER_BYTES = 8 << 20  # Parquet is read through a buffer this large, not pre-buffered
 CSV_BLOCK_BYTES = 16 << 20  # CSV column types are inferred from the first block this large
 STREAMED = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq")
 _OUT = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
@@ -139,7 +140,10 @@ def _parquet_batches(path: Path, columns: list[str] | None, chunk_rows: int) -> 
     import pyarrow.parquet as pq
 
     try:
-        reader = pq.ParquetFile(str(path))
+        # pre_buffer (the default) keeps every column chunk it has read cached until the reader
+        # closes: memory grew by a row group's size for each row group read (0.8 GB after 8
+        # row groups of 1M rows, 3.2 GB over a 3 GB file). A buffered stream reads as fast here.
+        reader = pq.ParquetFile(str(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
         present = set(reader.schema_arrow.names)
         wanted = None if columns is None else [c for c in columns if c in present]
         yield from reader.iter_batches(batch_size=chunk_rows, columns=wanted)
