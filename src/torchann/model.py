@@ -33,6 +33,7 @@ __all__ = ["Model", "load", "identity_preprocessor", "HISTORY_FILE", "LOSS_CURVE
 HISTORY_FILE = "history.jsonl"
 LOSS_CURVE_FILE = "loss.png"
 PREDICT_BATCH = 65536  # rows per forward pass when predicting
+PREDICT_PAD = 256  # passes padded to a multiple of this: a row's answer does not depend on its neighbours
 
 
 def identity_preprocessor(
@@ -151,7 +152,7 @@ class Model:
 
     def outputs(self, data: Any) -> torch.Tensor:
         """The network's raw outputs (scaled units or logits) for raw ``data``."""
-        return network_outputs(self.network, self.encode(data), batch_size=PREDICT_BATCH)
+        return network_outputs(self.network, self.encode(data), batch_size=PREDICT_BATCH, pad_to=PREDICT_PAD)
 
     def predict(self, data: Any) -> np.ndarray:
         """Answers for the rows of ``data``: target units for regression (``(n,)`` for one target,
@@ -251,6 +252,12 @@ class Model:
         written.update(files or {})
         self.path = save_model_dir(self.network, path, extra=extra, files=written)
         return self.path
+
+    def export_onnx(self, path: str | Path, *, network_only: bool = False) -> Path:
+        """Write this model as one ONNX file that answers from raw columns (``torchann.onnx_export``)."""
+        from .onnx_export import export_onnx
+
+        return export_onnx(self, path, network_only=network_only)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> "Model":

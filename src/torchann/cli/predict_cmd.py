@@ -41,6 +41,9 @@ def predict_cmd(
     if proba and model.task != "classification":
         raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(model.target_names)} as "
                          f"numbers (regression); leave out --proba")
+    if data is not None and not as_json and _streams(data):
+        _score_file(model, data, out, keep_names, proba)
+        return
     source = data if data is not None else input_table(model, rows or [])
     columns = model.predictions(source, proba=proba, keep=keep_names)
     if as_json:
@@ -94,6 +97,28 @@ def input_table(model: Any, rows: list[str]) -> Any:
             except ValueError:
                 raise UsageError(f"--input expects comma-separated numbers such as '10,11', got {text!r}") from None
     return as_table(values, names=names, source="--input")
+
+
+def _streams(data: Path) -> bool:
+    from ..scoring import STREAMED
+
+    name = data.name.lower()
+    for ending in (".gz", ".bz2", ".zst", ".lz4"):
+        name = name.removesuffix(ending)
+    return data.is_file() and Path(name).suffix in STREAMED
+
+
+def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool) -> None:
+    """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.scoring``)."""
+    from ..scoring import score_file
+
+    if out is None:
+        sys.stdout.flush()
+        score_file(model, data, keep=keep, proba=proba, stream=sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    rows = score_file(model, data, out, keep=keep, proba=proba)
+    stderr_console().print(f"wrote {rows} predictions to {out}", highlight=False, soft_wrap=True)
 
 
 def _plain(value: Any) -> Any:

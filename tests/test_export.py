@@ -1,0 +1,272 @@
+"""ONNX export: onnxruntime answers from raw columns as torchann does, with no Python preprocessing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import torchann
+from torchann.cli import app
+from torchann.errors import DataError, UsageError
+from torchann.preprocess import Feature, FillMissing, Preprocessor
+from torchann.choices import Task
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+runner = CliRunner()
+RTOL = 1e-5
+
+
+def _mixed(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Numbers (some missing), a text category (some missing), a true/false column."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(20, 200, n)
+    age = rng.normal(30, 10, n)
+    colour = rng.choice(["blue", "green", "red"], n).astype(object)
+    garden = rng.random(n) < 0.4
+    price = 3 * size + 40 * (colour == "red") - 20 * (colour == "blue") + 25 * garden - age + rng.normal(0, 5, n)
+    age[rng.random(n) < 0.1] = np.nan
+    colour[rng.random(n) < 0.1] = None
+    kind = np.where(size > 140, "big", np.where(colour == "red", "dear", "cheap")).astype(object)
+    return {"size": size, "age": age, "colour": colour, "garden": garden, "price": price, "kind": kind}
+
+
+def _csv(path, columns: dict[str, np.ndarray]) -> None:
+    names = list(columns)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        for row in zip(*columns.values()):
+            w.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                        (repr(float(v)) if isinstance(v, float) else str(v).lower() if isinstance(v, (bool, np.bool_))
+                         else v) for v in row])
+
+
+def _feeds(model: torchann.Model, table: torchann.Table) -> dict[str, np.ndarray]:
+    """Raw columns as onnxruntime takes them: float64 numbers (NaN missing), str text ("" missing),
+    1.0/0.0 for true/false."""
+    feeds = {}
+    for f in model.preprocessor.features:
+        col = table.columns[f.name]
+        if f.kind == "categorical" and f.label_kind == "str":
+            feeds[f.name] = np.array(["" if v is None else str(v) for v in col], dtype=object)
+        elif col.dtype == object:
+            feeds[f.name] = np.array([np.nan if v is None else float(v) for v in col], dtype=np.float64)
+        else:
+            feeds[f.name] = col.astype(np.float64)
+    return feeds
+
+
+def _session(path) -> "ort.InferenceSession":
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _run(session, feeds) -> dict[str, np.ndarray]:
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds)))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    train, held = _mixed(400, seed=1), _mixed(10_000, seed=2)
+    _csv(folder / "train.csv", train)
+    _csv(folder / "held.csv", held)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def regression(data):
+    """A regression model trained by ``torchann train``, loaded back, and its ONNX file."""
+    run = data / "price"
+    result = runner.invoke(app, ["train", str(data / "train.csv"), "--target", "price", "--exclude", "kind",
+                                 "--fill-missing", "median", "--hidden", "16,8", "--epochs", "20", "--seed", "0",
+                                 "--quiet", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    model = torchann.load(run)
+    return model, model.export_onnx(data / "price.onnx")
+
+
+@pytest.fixture(scope="module")
+def classifier(data):
+    """A three-class model trained by ``torchann train`` (text labels), exported by ``torchann export``
+    in a real process (so stdout is the process's own)."""
+    run = data / "kind"
+    result = runner.invoke(app, ["train", str(data / "train.csv"), "--target", "kind", "--exclude", "price",
+                                 "--fill-missing", "mean", "--hidden", "16", "--epochs", "40", "--lr", "0.01", "--seed", "0",
+                                 "--quiet", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    proc = subprocess.run([sys.executable, "-m", "torchann", "export", str(run), "--format", "onnx",
+                           "--out", str(data / "kind.onnx")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "default"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # the exporter's chatter never reaches stdout
+    assert proc.stderr.startswith(f"wrote {data / 'kind.onnx'}") and "-> kind, probabilities" in proc.stderr
+    return torchann.load(run), data / "kind.onnx"
+
+
+# -- the whole model ------------------------------------------------------------------------
+
+
+def test_regression_on_10000_held_out_rows_equals_predict(data, regression):
+    model, path = regression
+    table = torchann.load_table(data / "held.csv")
+    out = _run(_session(path), _feeds(model, table))
+    assert list(out) == ["price"] and out["price"].dtype == np.float64 and out["price"].shape == (10_000,)
+    expected = model.predict(table)
+    np.testing.assert_allclose(out["price"], expected, rtol=RTOL, atol=0)
+    assert np.isnan(table.columns["age"]).sum() > 500 and sum(v is None for v in table.columns["colour"]) > 500
+
+
+def test_regression_one_row_at_a_time(data, regression):
+    model, path = regression
+    table = torchann.load_table(data / "held.csv").take(np.arange(12))
+    session = _session(path)
+    feeds = _feeds(model, table)
+    one = [_run(session, {k: v[i:i + 1] for k, v in feeds.items()})["price"] for i in range(12)]
+    assert all(o.shape == (1,) for o in one)
+    np.testing.assert_allclose(np.concatenate(one), model.predict(table), rtol=RTOL, atol=0)
+
+
+def test_classifier_labels_and_probabilities_equal_torchann_predict(data, classifier):
+    model, path = classifier
+    result = runner.invoke(app, ["predict", str(data / "kind"), "--data", str(data / "held.csv"), "--proba"])
+    assert result.exit_code == 0, result.output
+    printed = list(csv.DictReader(io.StringIO(result.stdout)))
+    table = torchann.load_table(data / "held.csv")
+    session = _session(path)
+    out = _run(session, _feeds(model, table))
+    assert [o.name for o in session.get_outputs()] == ["kind", "probabilities"]
+    assert out["kind"].tolist() == [row["kind"] for row in printed]  # labels identical
+    assert len(set(out["kind"].tolist())) == 3
+    expected = np.array([[float(row[f"p({c})"]) for c in model.classes] for row in printed])
+    np.testing.assert_allclose(out["probabilities"], expected, rtol=RTOL, atol=1e-12)
+    single = _run(session, {k: v[:1] for k, v in _feeds(model, table).items()})
+    assert single["kind"].tolist() == [printed[0]["kind"]] and single["probabilities"].shape == (1, 3)
+
+
+def test_graph_inputs_outputs_metadata_and_one_file(data, classifier):
+    model, path = classifier
+    from torchann.onnx_export import graph_signature
+    import onnx
+
+    sig = graph_signature(path)
+    assert sig["inputs"] == [{"name": "size", "type": "float64", "shape": ["batch"]},
+                             {"name": "age", "type": "float64", "shape": ["batch"]},
+                             {"name": "colour", "type": "string", "shape": ["batch"]},
+                             {"name": "garden", "type": "float64", "shape": ["batch"]}]
+    assert sig["outputs"] == [{"name": "kind", "type": "string", "shape": ["batch"]},
+                              {"name": "probabilities", "type": "float64", "shape": ["batch", 3]}]
+    proto = onnx.load(str(path))
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("kind.onnx")) == ["kind.onnx"]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["torchann.task"] == "classification" and meta["torchann.classes"] == '["big", "cheap", "dear"]'
+
+
+def test_unknown_category_is_refused_by_predict_and_matches_no_category_in_onnx(data, classifier):
+    """``predict`` refuses an unknown category; a graph cannot refuse, and answers as for a missing one
+    (the model was trained with fill_missing, so a missing category is an all-zero block)."""
+    model, path = classifier
+    rows = {"size": np.array([50.0, 150.0]), "age": np.array([30.0, np.nan]),
+            "colour": np.array(["purple", "red"], dtype=object), "garden": np.array([True, False])}
+    with pytest.raises(DataError, match="holds 'purple', an unknown category; known: 'blue', 'green', 'red'"):
+        model.predict(rows)
+    as_missing = dict(rows, colour=np.array([None, "red"], dtype=object))
+    feeds = _feeds(model, torchann.Table.from_columns(rows))
+    out = _run(_session(path), feeds)
+    assert out["kind"].tolist() == model.predict(as_missing).tolist()
+    np.testing.assert_allclose(out["probabilities"], model.predict_proba(as_missing), rtol=RTOL, atol=1e-12)
+
+
+# -- hand arithmetic ------------------------------------------------------------------------
+
+
+def _linear_model(pre: Preprocessor, weights: list[list[float]], bias: list[float]) -> torchann.Model:
+    net = torchann.mlp(len(weights[0]), [], len(weights))
+    with torch.no_grad():
+        net.output.weight.copy_(torch.tensor(weights))
+        net.output.bias.copy_(torch.tensor(bias))
+    return torchann.Model(net.eval(), pre)
+
+
+def test_each_step_by_hand(tmp_path):
+    """fill, scale, one-hot of text and of numbers, unscale: a linear network makes every step visible."""
+    pre = Preprocessor(
+        task=Task.REGRESSION, scale=True, fill_missing=FillMissing.MEAN, target_names=["y"],
+        target_mean=[5.0], target_std=[2.0],
+        features=[Feature("a", "numeric", mean=2.0, std=4.0, fill=10.0),
+                  Feature("c", "categorical", categories=["blue", "red"], label_kind="str"),
+                  Feature("k", "categorical", categories=[1, 3], label_kind="int")])
+    # inputs: (a - 2) / 4, c=blue, c=red, k=1, k=3
+    model = _linear_model(pre, [[1.0, 10.0, 100.0, 1000.0, 10000.0]], [0.5])
+    path = model.export_onnx(tmp_path / "m.onnx")
+    feeds = {"a": np.array([6.0, np.nan, -2.0]), "c": np.array(["red", "", "blue"], dtype=object),
+             "k": np.array([3.0, 1.0, np.nan])}
+    out = _run(_session(path), feeds)["y"]
+    # row 1: 1 + 100 + 10000 + 0.5 = 10101.5 -> * 2 + 5
+    # row 2: a missing -> 10 -> 2; c missing -> 0; k=1 -> 1000: 1002.5
+    # row 3: -1 + 10 + 0 + 0.5 = 9.5
+    assert out.tolist() == [10101.5 * 2 + 5, 1002.5 * 2 + 5, 9.5 * 2 + 5]
+
+
+def test_two_classes_from_one_logit_by_hand(tmp_path):
+    pre = Preprocessor(task=Task.CLASSIFICATION, scale=False, fill_missing=None, target_names=["spam"],
+                       features=[Feature("x", "numeric")], classes=[0, 1], class_kind="int")
+    model = _linear_model(pre, [[2.0]], [0.0])
+    out = _run(_session(model.export_onnx(tmp_path / "m.onnx")), {"x": np.array([1.0, -0.5, 0.0])})
+    p1 = 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.0])))
+    np.testing.assert_allclose(out["probabilities"], np.stack([1 - p1, p1], axis=1), rtol=1e-12)
+    assert out["spam"].dtype == np.int64 and out["spam"].tolist() == [1, 0, 0]  # a tie goes to the first class
+
+
+def test_network_only_takes_the_preprocessed_matrix(data, regression, tmp_path):
+    model, _ = regression
+    path = model.export_onnx(tmp_path / "net.onnx", network_only=True)
+    session = _session(path)
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert session.get_inputs()[0].shape == ["batch", model.spec.in_features]
+    table = torchann.load_table(data / "held.csv").take(np.arange(500))
+    x = model.preprocessor.transform_x(table)
+    (out,) = session.run(None, {"input": x})
+    np.testing.assert_allclose(out, model.outputs(table).numpy(), rtol=RTOL, atol=1e-6)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_without_the_extra_one_line_says_what_to_install(regression, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(UsageError) as err:
+        regression[0].export_onnx(tmp_path / "m.onnx")
+    assert str(err.value) == "ONNX export needs the onnxscript package: pip install 'torchann[onnx]' (onnx and onnxscript)"
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_refuses_another_format(data, regression, tmp_path):
+    result = runner.invoke(app, ["export", str(data / "price"), "--format", "tflite", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "unknown --format 'tflite'; choose onnx" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_preprocessing_the_exporter_does_not_know_is_refused(tmp_path, monkeypatch):
+    """A step added to Preprocessor later must not be exported silently wrong."""
+    pre = Preprocessor(task=Task.REGRESSION, scale=False, fill_missing=None, target_names=["y"],
+                       features=[Feature("x", "numeric")], target_mean=[0.0], target_std=[1.0])
+    model = _linear_model(pre, [[2.0]], [0.0])
+    record = pre.to_dict()
+    record["features"][0]["clip"] = [-3.0, 3.0]
+    monkeypatch.setattr(type(pre), "to_dict", lambda self: record)
+    with pytest.raises(UsageError, match=r"uses clip \(x\), which the ONNX export does not cover yet; export the "
+                                         r"network alone \(--network-only\)"):
+        model.export_onnx(tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
