@@ -73,9 +73,10 @@ def _fit_table_with_defaults(table, target, seed, options):
     n_train = int(round(table.n_rows * (1 - opts["val_split"])))
     fit_opts = {k: opts[k] for k in ("epochs", "lr", "optimizer", "weight_decay", "momentum", "clip_grad_norm",
                                       "scheduler", "device", "precision")}
+    extra = {k: opts[k] for k in ("scaling", "target_log", "class_weight") if k in opts}
     return fit_table(
         table, target=target, hidden=tuple(opts["hidden"]), task=opts["task"], scale=opts["scale"],
-        fill_missing=opts["fill_missing"], val_split=opts["val_split"], loss=opts["loss"], seed=seed,
+        fill_missing=opts["fill_missing"], val_split=opts["val_split"], loss=opts["loss"], seed=seed, **extra,
         spec_options={k: opts[k] for k in ("activation", "dropout", "norm")},
         batch_size=opts["batch_size"] or auto_batch_size(n_train),
         early_stopping=opts["early_stopping"] or None, **fit_opts,

@@ -167,8 +167,11 @@ def fit(
     model.to(dev)
     if init_weights is not None:
         _load_init_weights(model, init_weights)
-    loss_fn = make_loss(loss) if not isinstance(loss, nn.Module) else loss
-    loss_kind = None if isinstance(loss, nn.Module) else parse(Loss, loss, name="loss")
+    loss_fn = make_loss(loss) if not isinstance(loss, nn.Module) else loss.to(dev)
+    if isinstance(loss, nn.Module):  # a weighted cross-entropy still takes class indices
+        loss_kind = Loss.CROSS_ENTROPY if isinstance(loss, nn.CrossEntropyLoss) else None
+    else:
+        loss_kind = parse(Loss, loss, name="loss")
 
     batches, n_rows = _make_batches(
         model, x, y, loss_kind, dev, batch_size=batch_size, shuffle=shuffle, seed=seed,
