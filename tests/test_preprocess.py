@@ -12,7 +12,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torchann.choices import Task
 from torchann.data import Table, load_table, split_indices
 from torchann.errors import DataError, ModelFileError, UsageError
-from torchann.preprocess import Preprocessor, infer_task
+from torchann.preprocess import UnseenCategoryWarning, Preprocessor, infer_task
 
 
 def mixed_table(n=40, seed=0):
@@ -163,7 +163,9 @@ def test_missing_values_error_or_fill():
         pre = Preprocessor.fit(t, target="y", fill_missing=how, scale=False)
         out = pre.transform_x(t)
         assert out[1, 0] == fill and out[0, 0] == 1.0
-        np.testing.assert_array_equal(out[:, 1:], [[1, 0], [0, 0], [0, 1], [1, 0]])  # missing text: no category
+        assert pre.input_names == ["a", "a.missing", "c=x", "c=y", "c=<missing>"]
+        np.testing.assert_array_equal(out[:, 1], [0, 1, 0, 0])  # the indicator of a missing number
+        np.testing.assert_array_equal(out[:, 2:], [[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]])  # missing text: own slot
     scaled = Preprocessor.fit(t, target="y", fill_missing="mean")
     sk = StandardScaler().fit(t.columns["a"][:, None])  # ignores NaN like we do
     assert scaled.features[0].mean == pytest.approx(sk.mean_[0], rel=1e-15)
@@ -190,8 +192,13 @@ def test_predict_table_by_name_extra_columns_and_unknown_category():
     other = Table.from_columns({"extra": ["q", "q"], "c": ["b", "a"], "n": [2.0, 3.0]})
     np.testing.assert_array_equal(pre.transform_x(other), pre.transform_x(train.take([1, 2])))
     bad = Table.from_columns({"n": [1.0, 2, 3], "c": ["a", "a", "zebra"]}, source="new.csv")
+    with pytest.warns(UnseenCategoryWarning, match=r"new.csv: categories never seen in training \('c': 1 row"):
+        out = pre.transform_x(bad)
+    assert pre.unseen == {"c": 1}
+    np.testing.assert_array_equal(out[2, 1:], [0, 0])  # the unseen code: no input of the column set
+    np.testing.assert_array_equal(out[:1], pre.transform_x(train.take([0])))
     with pytest.raises(DataError) as err:
-        pre.transform_x(bad)
+        pre.transform_x(bad, strict=True)
     assert all(s in str(err.value) for s in ["new.csv", "column 'c'", "row 3", "'zebra'", "known: 'a', 'b'"])
     with pytest.raises(DataError, match=r"missing feature column\(s\) n, c that the model was trained on"):
         pre.transform_x(Table.from_columns({"y": [1.0]}))
@@ -221,13 +228,16 @@ def test_text_in_numeric_feature_and_infinite_values():
         pre.transform_x(Table.from_columns({"a": [np.inf]}))
 
 
-def test_identifier_like_text_column_is_refused():
+def test_identifier_like_text_column_is_left_out_and_recorded():
     n = 120
     t = Table.from_columns({"id": [f"user{i}" for i in range(n)], "x": np.arange(n, dtype=float),
                             "y": np.arange(n, dtype=float)})
-    with pytest.raises(DataError, match=r"text column 'id' has 120 distinct values in 120 rows.*leave it out"):
-        Preprocessor.fit(t, target="y")
-    assert Preprocessor.fit(t, target="y", features=["x"]).in_features == 1
+    pre = Preprocessor.fit(t, target="y")
+    assert pre.feature_names == ["x"] and pre.in_features == 1
+    assert "120 distinct values in 120 rows, none seen 5 times" in pre.dropped["id"]
+    assert Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict()))).dropped == pre.dropped
+    with pytest.raises(DataError, match=r"no usable feature column: 'id' left out \(120 distinct"):
+        Preprocessor.fit(t, target="y", features=["id"])
 
 
 def test_single_class_and_overlap_errors():
@@ -288,4 +298,4 @@ def test_empty_column_and_nan_in_a_hand_made_text_column(tmp_path):
     hand = Table({"c": np.array(["a", np.nan, "b"], dtype=object), "y": np.array([1.0, 2.0, 3.0])})
     pre = Preprocessor.fit(hand, target="y", fill_missing="zero")
     assert pre.features[0].categories == ["a", "b"]
-    np.testing.assert_array_equal(pre.transform_x(hand), [[1, 0], [0, 0], [0, 1]])
+    np.testing.assert_array_equal(pre.transform_x(hand), [[1, 0, 0], [0, 0, 1], [0, 1, 0]])  # NaN: the missing slot

@@ -96,7 +96,8 @@ def check_fit_arguments(a: dict[str, Any]) -> tuple[StepOptions, LoopOptions, Wa
 
     loss = a["loss"] if a["loss"] is not None else Loss.MSE
     if isinstance(loss, nn.Module):
-        loss_fn, loss_kind = loss, None
+        # a weighted cross-entropy (class_weight) still takes class indices
+        loss_fn, loss_kind = loss, (Loss.CROSS_ENTROPY if isinstance(loss, nn.CrossEntropyLoss) else None)
     else:
         loss_kind = parse(Loss, loss, name="loss")
         loss_fn = make_loss(loss_kind)

@@ -209,6 +209,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
     dev, world = run.device, run.world
     seed_everything(run.seed)
     model.to(dev)
+    step.loss.to(dev)  # a loss with weights (class_weight) computes beside the model
     if run.init is not None:
         _copy_init_weights(model, run.init)
     opt = make_optimizer(step.optimizer, model.parameters(), lr=step.lr, weight_decay=step.weight_decay,

@@ -44,6 +44,9 @@ class DataOptions:
     scale: bool = _opt(True, "Standardise numeric features and regression targets (statistics of training rows).")
     fill_missing: Optional[str] = _opt(
         "mean", "mean, median or zero for missing numbers (with an indicator input); none makes them an error.")
+    scaling: str = _opt("quantile", "quantile (normal scores of the training quantiles) or standard for numbers.")
+    target_log: Optional[bool] = _opt(
+        None, "Learn a regression target as log1p(y) [default: when it is positive and strongly skewed].")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class NetworkOptions:
 
     hidden: tuple[int, ...] = _opt((256, 256), "Hidden layer widths, e.g. 256,256.")
     activation: str = _opt("relu", "relu, tanh, sigmoid, gelu, leaky_relu or identity.")
-    dropout: float = _opt(0.0, "Dropout after each hidden layer.")
+    dropout: float = _opt(0.1, "Dropout after each hidden layer.")
     norm: str = _opt("none", "none, batch or layer normalisation after each hidden layer.")
 
 
@@ -67,6 +70,8 @@ class FitOptions:
     optimizer: str = _opt("adamw", "sgd, adam or adamw.")
     loss: Optional[str] = _opt(None, "mse, mae, cross_entropy or bce [default: mse for regression, "
                                      "cross_entropy for classification].")
+    class_weight: Optional[str] = _opt(
+        None, "balanced weighs each class by n_rows / (n_classes * its rows) in the loss; none for equal weights.")
     weight_decay: float = _opt(0.0, "Weight decay (decoupled for adamw, L2 for sgd and adam).")
     momentum: float = _opt(0.0, "Momentum for sgd.")
     clip_grad_norm: Optional[float] = _opt(None, "Clip the gradient norm to this value.")

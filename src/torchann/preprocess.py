@@ -2,16 +2,27 @@
 
 Rules:
 
-* Numeric feature columns are standardised, ``(x - mean) / std``, with the mean and the
-  population std (ddof 0) of the training rows' observed values, computed in float64; a
-  constant column gets std 1. ``scale=False`` stores mean 0 and std 1.
+* Numeric feature columns go through a quantile map to normal scores (``scaling="quantile"``),
+  or are standardised, ``(x - mean) / std`` (the default), with the mean and the population
+  std (ddof 0) of the training rows' observed values (``scaling="standard"``); a column with
+  two distinct values is always standardised. ``scale=False`` leaves numbers as they are.
+* Text columns whose every value reads as a date with one format become year, month,
+  weekday and day number.
 * Text and boolean feature columns (and numeric ones named in ``categorical=``) are one-hot
   encoded, one column per category, categories sorted. The category list comes from every row
   of the table given to ``fit`` (a category seen only in validation rows still gets a column);
-  statistics come from the ``rows`` given (the training rows) only.
+  statistics come from the ``rows`` given (the training rows) only. A text column with very
+  many distinct values keeps its frequent ones, or is left out as an identifier (``dropped``).
 * Missing values are an error unless ``fill_missing`` is ``"mean"``, ``"median"`` or
-  ``"zero"``: a missing number becomes the training mean / median / 0 (before scaling); a
-  missing category becomes an all-zero one-hot block.
+  ``"zero"``: a missing number becomes the training mean / median / 0 (before scaling) and,
+  when training rows had missing values in that column, an indicator input says so; a
+  missing category is a category of its own. See :mod:`torchann.features` for the details.
+* A category never seen in training sets no input of its column and is counted in an
+  :class:`UnseenCategoryWarning`; ``transform_x(..., strict=True)`` refuses it instead.
+* A regression target that is positive and strongly right-skewed (skewness above
+  ``LOG_TARGET_SKEW`` with a smaller skewness after ``log1p``) is learnt as ``log1p(y)``
+  (``target_log=None``, the default, decides; True / False force it); predictions come back
+  through ``expm1``.
 * Task, when not given (see :func:`infer_task`): classification when the one target is text or
   boolean, or holds integers with at most ``MAX_CLASSES`` distinct values and at least two rows
   per distinct value on average (``2 * n_distinct <= n_rows``); regression otherwise, and always
@@ -21,7 +32,8 @@ Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,11 +42,13 @@ from .choices import Choice, Task, parse
 from .data import Key, Table
 from .errors import DataError, ModelFileError, UsageError
 from .columns import LabelKind, coerce, label_kind, numeric_values
+from .features import Feature, _stats, fit_categorical, fit_date, fit_numeric, is_date_column
 
-__all__ = ["Preprocessor", "FillMissing", "infer_task", "MAX_CLASSES"]
+__all__ = ["Preprocessor", "FillMissing", "Scaling", "UnseenCategoryWarning", "infer_task", "class_weights",
+           "MAX_CLASSES"]
 
 MAX_CLASSES = 20  # integer targets with more distinct values than this are treated as regression
-MAX_CATEGORIES = 1000  # a text feature with more distinct values is almost surely an identifier
+LOG_TARGET_SKEW = 2.0  # a positive regression target more skewed than this is learnt as log1p(y)
 FORMAT = "torchann.preprocessor"
 
 
@@ -42,6 +56,15 @@ class FillMissing(Choice):
     MEAN = "mean"
     MEDIAN = "median"
     ZERO = "zero"
+
+
+class Scaling(Choice):
+    QUANTILE = "quantile"
+    STANDARD = "standard"
+
+
+class UnseenCategoryWarning(UserWarning):
+    """Rows held categories the model never saw in training; they set no input of that column."""
 
 
 def _shown(values: Sequence[Any], limit: int = 20) -> str:
@@ -76,23 +99,6 @@ def _targets(table: Table, target: Key | Sequence[Key] | None) -> list[str]:
     return [table.column_name(k, role="target") for k in keys]
 
 
-@dataclass
-class Feature:
-    """How one input column becomes model inputs."""
-
-    name: str
-    kind: str  # "numeric" (1 input) or "categorical" (one input per category)
-    mean: float = 0.0  # numeric: subtracted (training mean, or 0 when not scaling)
-    std: float = 1.0  # numeric: divided by (training std, 1 for a constant column or when not scaling)
-    fill: float | None = None  # numeric: value for a missing entry (None: missing is an error)
-    categories: list | None = None  # categorical: sorted known values
-    label_kind: str | None = None  # categorical: "str", "int", "float" or "bool"
-
-    @property
-    def width(self) -> int:
-        return 1 if self.kind == "numeric" else len(self.categories or [])
-
-
 class Preprocessor:
     """Turns a :class:`Table` into float32 model inputs and targets, and predictions back.
 
@@ -113,8 +119,13 @@ class Preprocessor:
     def __init__(self, *, task: Task, features: list[Feature], target_names: list[str], scale: bool,
                  fill_missing: FillMissing | None, target_mean: list[float] | None = None,
                  target_std: list[float] | None = None, classes: list | None = None,
-                 class_kind: str | None = None) -> None:
+                 class_kind: str | None = None, scaling: Scaling = Scaling.STANDARD,
+                 target_log: list[bool] | None = None, dropped: dict[str, str] | None = None) -> None:
         self.task = task
+        self.scaling = scaling
+        self.target_log = target_log  # per regression target: learnt as log1p(y)
+        self.dropped = dict(dropped or {})  # columns left out of the features -> why
+        self.unseen: dict[str, int] = {}  # after transform_x: column -> rows with an unseen category
         self.features = features
         self.target_names = target_names
         self.scale = scale
@@ -129,16 +140,19 @@ class Preprocessor:
     @classmethod
     def fit(cls, table: Table, *, target: Key | Sequence[Key] | None = None, features: Sequence[Key] | None = None,
             task: Task | str | None = None, scale: bool = True, fill_missing: FillMissing | str | None = None,
-            categorical: Sequence[str] = (), rows: Any = None) -> Preprocessor:
+            categorical: Sequence[str] = (), rows: Any = None, scaling: Scaling | str = Scaling.STANDARD,
+            target_log: bool | None = None) -> Preprocessor:
         """Fit encoders and scalers.
 
         Args:
             table: the data; ``target``/``features`` default to the table's own choice.
             task: ``"regression"`` / ``"classification"``; None infers it (:func:`infer_task`).
-            scale: standardise numeric features and regression targets.
+            scale: scale numeric features and standardise regression targets.
             fill_missing: ``"mean"``, ``"median"`` or ``"zero"``; None makes missing values an error.
             categorical: numeric columns to one-hot encode instead of scaling (codes, ids).
             rows: indices of the training rows the statistics come from (default: all rows).
+            scaling: ``"quantile"`` (normal scores) or ``"standard"`` for numeric features.
+            target_log: learn a regression target as ``log1p(y)``; None decides from its skewness.
         """
         if not isinstance(table, Table):
             raise UsageError(f"Preprocessor.fit needs a torchann Table (from load_table), got {type(table).__name__}")
@@ -157,6 +171,7 @@ class Preprocessor:
             raise DataError(f"{table.source}: no feature columns left besides the target(s) {', '.join(targets)}")
         task = infer_task(table, targets) if task is None else parse(Task, task, name="task")
         fill = None if fill_missing is None else parse(FillMissing, fill_missing, name="fill_missing")
+        scaling = parse(Scaling, scaling, name="scaling")
         idx = np.arange(table.n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
         if idx.size == 0:
             raise DataError(f"{table.source}: no training rows to fit on")
@@ -164,16 +179,32 @@ class Preprocessor:
         if unknown_cat:
             raise DataError(f"{table.source}: categorical column {unknown_cat[0]!r} is not a feature; "
                             f"features: {', '.join(feats)}")
-        cols = [_fit_feature(table, n, idx, scale, fill, n in categorical) for n in feats]
-        pre = cls(task=task, features=cols, target_names=targets, scale=scale, fill_missing=fill)
+        cols, dropped = [], {}
+        for n in feats:
+            feature, why = _fit_feature(table, n, idx, scale, fill, n in categorical, scaling)
+            if feature is None:
+                dropped[n] = why
+            else:
+                cols.append(feature)
+        if not cols:
+            raise DataError(f"{table.source}: no usable feature column: " +
+                            "; ".join(f"{n!r} left out ({why})" for n, why in dropped.items()))
+        pre = cls(task=task, features=cols, target_names=targets, scale=scale, fill_missing=fill, scaling=scaling,
+                  dropped=dropped)
         if task == Task.REGRESSION:
-            pre.target_mean, pre.target_std = [], []
+            pre.target_mean, pre.target_std, pre.target_log = [], [], []
             for name in targets:
                 y = _target_numbers(table, name)[idx]
                 _no_missing_target(table, name, np.isnan(y), idx)
+                log = _wants_log(y) if target_log is None else bool(target_log)
+                if log and np.min(y) <= -1:
+                    raise DataError(f"{table.source}: target {name!r} has values <= -1 (e.g. {np.min(y)}), "
+                                    f"so it cannot be learnt as log1p(y); pass target_log=False")
+                y = np.log1p(y) if log else y
                 mean, std = _stats(y) if scale else (0.0, 1.0)
                 pre.target_mean.append(mean)
                 pre.target_std.append(std)
+                pre.target_log.append(log)
         else:
             if len(targets) > 1:
                 raise DataError(f"{table.source}: classification takes one target column, got {', '.join(targets)}; "
@@ -197,8 +228,7 @@ class Preprocessor:
     @property
     def input_names(self) -> list[str]:
         """One name per model input: ``"age"`` or ``"colour=red"`` for one-hot columns."""
-        return [n for f in self.features for n in ([f.name] if f.kind == "numeric" else
-                                                    [f"{f.name}={c}" for c in f.categories or []])]
+        return [n for f in self.features for n in f.input_names]
 
     @property
     def in_features(self) -> int:
@@ -210,32 +240,52 @@ class Preprocessor:
 
     # ------------------------------------------------------------------------------ transform
 
-    def transform_x(self, table: Table) -> np.ndarray:
-        """Model inputs, float32 ``(n_rows, in_features)``; feature columns are found by name."""
+    def transform_x(self, table: Table, *, strict: bool = False) -> np.ndarray:
+        """Model inputs, float32 ``(n_rows, in_features)``; feature columns are found by name.
+
+        A category never seen in training sets no input of its column; the rows are counted in
+        ``self.unseen`` and in one :class:`UnseenCategoryWarning`. ``strict=True`` raises
+        ``DataError`` instead."""
         missing = [f.name for f in self.features if f.name not in table.columns]
         if missing:
             why = "".join(f" ({n}: {table.skipped[n]})" for n in missing if n in table.skipped)
             raise DataError(f"{table.source}: missing feature column(s) {', '.join(missing)} that the model was "
                             f"trained on{why}; columns present: {', '.join(table.names[:20])}")
         out = np.zeros((table.n_rows, self.in_features), dtype=np.float32)
+        self.unseen = {}
         j = 0
         for f in self.features:
             col = table.columns[f.name]
             if f.kind == "numeric":
                 x = _numeric(table, f.name)
                 miss = np.isnan(x)
-                if miss.any():
-                    if f.fill is None:
-                        _missing_error(table, f.name, miss)
-                    x = np.where(miss, f.fill, x)
-                out[:, j] = (x - f.mean) / f.std
-            else:
-                codes, miss = _codes(table, f.name, col, f.categories, f.label_kind)
+                if miss.any() and f.fill is None:
+                    _missing_error(table, f.name, miss)
+                out[:, j : j + f.width] = f.encode_numbers(x)
+            elif f.kind == "date":
+                values, miss, _ = coerce(col, "str")
                 if miss.any() and self.fill_missing is None:
                     _missing_error(table, f.name, miss)
-                rows = np.flatnonzero(~miss)
+                out[:, j : j + f.width] = f.encode_dates(np.where(miss, None, values))[0]
+            else:
+                codes, miss = _codes(table, f.name, col, f.categories, f.label_kind, strict=strict and not f.other)
+                if miss.any() and self.fill_missing is None:
+                    _missing_error(table, f.name, miss)
+                unseen = ~miss & (codes < 0)
+                if unseen.any():
+                    if f.other:  # rare categories were pooled in training: a new one is one more of them
+                        codes[unseen] = len(f.categories or [])
+                    else:
+                        self.unseen[f.name] = int(unseen.sum())
+                rows = np.flatnonzero(~miss & (codes >= 0))
                 out[rows, j + codes[rows]] = 1.0
+                if f.missing_slot:
+                    out[np.flatnonzero(miss), j + f.width - 1] = 1.0
             j += f.width
+        if self.unseen:
+            shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
+            warnings.warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
+                          f"pass strict=True to refuse them", UnseenCategoryWarning, stacklevel=2)
         return out
 
     def transform_y(self, table: Table) -> np.ndarray:
@@ -254,6 +304,7 @@ class Preprocessor:
         for k, name in enumerate(self.target_names):
             y = _target_numbers(table, name)
             _no_missing_target(table, name, np.isnan(y), every)
+            y = np.log1p(y) if self.target_log and self.target_log[k] else y
             out[:, k] = (y - self.target_mean[k]) / self.target_std[k]
         return out
 
@@ -267,7 +318,10 @@ class Preprocessor:
             if p.shape[1] != len(self.target_names):
                 raise DataError(f"predictions have {p.shape[1]} column(s) but there are "
                                 f"{len(self.target_names)} target(s)")
-            return (p * np.asarray(self.target_std) + np.asarray(self.target_mean)).reshape(shape)
+            y = p * np.asarray(self.target_std) + np.asarray(self.target_mean)
+            if self.target_log and any(self.target_log):
+                y = np.where(np.asarray(self.target_log), np.expm1(y), y)
+            return y.reshape(shape)
         labels = np.array(self.classes, dtype=object if self.class_kind == "str" else None)
         return labels[self.proba(p).argmax(axis=1)]
 
@@ -292,9 +346,12 @@ class Preprocessor:
         """Plain JSON data (numbers, strings, lists, bools, null); ``from_dict`` restores it exactly."""
         return {
             "format": FORMAT,
-            "version": 1,
+            "version": 2,
             "task": self.task.value,
             "scale": self.scale,
+            "scaling": self.scaling.value,
+            "target_log": self.target_log,
+            "dropped": self.dropped,
             "fill_missing": None if self.fill_missing is None else self.fill_missing.value,
             "features": [{k: v for k, v in asdict(f).items() if v is not None} for f in self.features],
             "targets": self.target_names,
@@ -323,7 +380,9 @@ class Preprocessor:
         fill = d["fill_missing"]
         return cls(task=Task(d["task"]), features=feats, target_names=list(d["targets"]), scale=bool(d["scale"]),
                    fill_missing=None if fill is None else FillMissing(fill), target_mean=d["target_mean"],
-                   target_std=d["target_std"], classes=d["classes"], class_kind=d["class_kind"])
+                   target_std=d["target_std"], classes=d["classes"], class_kind=d["class_kind"],
+                   scaling=Scaling(d.get("scaling", "standard")), target_log=d.get("target_log"),
+                   dropped=d.get("dropped"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Preprocessor) and self.to_dict() == other.to_dict()
@@ -337,7 +396,8 @@ class Preprocessor:
 
 MAX_STORED_CLASSES = 100_000  # a classifier with more classes is not one torchann trained
 _RECORD_KEYS = {"format", "version", "task", "scale", "fill_missing", "features", "targets", "target_mean",
-                "target_std", "classes", "class_kind"}
+                "target_std", "classes", "class_kind", "scaling", "target_log", "dropped"}
+_OPTIONAL_KEYS = {"version", "scaling", "target_log", "dropped"}  # absent in version 1 records
 _FEATURE_KEYS = {f for f in Feature.__dataclass_fields__}
 
 
@@ -379,7 +439,7 @@ def _check_record(d: Any, source: str, in_features: int | None, out_features: in
         found = d.get("format") if isinstance(d, dict) else type(d).__name__
         raise ModelFileError(f"{source}: not a torchann preprocessor record (format {found!r}); "
                              f"the model file may be damaged")
-    missing = sorted((_RECORD_KEYS - {"version"}) - set(d))
+    missing = sorted((_RECORD_KEYS - _OPTIONAL_KEYS) - set(d))
     if missing:
         raise _bad(source, missing[0], "is missing")
     unknown = sorted(set(d) - _RECORD_KEYS)
@@ -416,14 +476,33 @@ def _check_record(d: Any, source: str, in_features: int | None, out_features: in
             _number(source, f"{place}.std", f.get("std", 1.0), positive=True)
             if f.get("fill") is not None:
                 _number(source, f"{place}.fill", f["fill"])
-            width += 1
+            for key in ("knots", "scores"):
+                values = f.get(key)
+                if values is not None:
+                    if not isinstance(values, list) or len(values) > 100_000:
+                        raise _bad(source, f"{place}.{key}", f"holds {_what(values)}; expected a list of numbers")
+                    for k, v in enumerate(values):
+                        _number(source, f"{place}.{key}[{k}]", v)
+            width += 1 + bool(f.get("indicator"))
+        elif f.get("kind") == "date":
+            for key in ("date_mean", "date_std"):
+                values = f.get(key)
+                if not isinstance(values, list) or len(values) != 4:
+                    raise _bad(source, f"{place}.{key}", f"holds {_what(values)}; expected 4 numbers")
+                for k, v in enumerate(values):
+                    _number(source, f"{place}.{key}[{k}]", v, positive=key == "date_std")
+            if not isinstance(f.get("date_format"), str):
+                raise _bad(source, f"{place}.date_format", f"holds {_what(f.get('date_format'))}; expected text")
+            width += 4 + bool(f.get("indicator"))
         elif f.get("kind") == "categorical":
-            left = MAX_CATEGORIES if in_features is None else max(in_features - width, 0)
+            extra_slots = bool(f.get("missing_slot")) + bool(f.get("other"))
+            left = MAX_CATEGORIES if in_features is None else max(in_features - width - extra_slots, 0)
             _labels(source, f"{place}.categories", f.get("categories"), f.get("label_kind"), f"{place}.label_kind",
-                    min(left, MAX_CATEGORIES), 1)
-            width += len(f["categories"])
+                    min(left, MAX_CATEGORIES), 0 if extra_slots else 1)
+            width += len(f["categories"]) + extra_slots
         else:
-            raise _bad(source, f"{place}.kind", f"holds {_what(f.get('kind'))}; expected 'numeric' or 'categorical'")
+            raise _bad(source, f"{place}.kind", f"holds {_what(f.get('kind'))}; expected 'numeric', 'date' or "
+                                                f"'categorical'")
     if in_features is not None and width != in_features:
         raise _bad(source, "features", f"encode {width:,} inputs but the network takes {in_features}")
     if d["task"] == Task.REGRESSION:
@@ -454,42 +533,52 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def _stats(values: np.ndarray) -> tuple[float, float]:
-    mean = float(np.mean(values))
-    std = float(np.std(values))
-    # a constant column (up to rounding in the mean) is left unscaled rather than divided by ~0
-    if std == 0.0 or std <= 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)):
-        std = 1.0
-    return mean, std
+def _wants_log(y: np.ndarray) -> bool:
+    """A positive target whose skewness is above ``LOG_TARGET_SKEW`` and shrinks under log1p."""
+    if y.size < 3 or np.min(y) < 0:
+        return False
+    return _skew(y) > LOG_TARGET_SKEW and abs(_skew(np.log1p(y))) < _skew(y)
+
+
+def _skew(y: np.ndarray) -> float:
+    sd = float(np.std(y))
+    return 0.0 if sd == 0 else float(np.mean(((y - np.mean(y)) / sd) ** 3))
+
+
+def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced class weights, ``n / (n_classes * count_c)`` (scikit-learn's ``"balanced"``);
+    a class absent from ``codes`` gets weight 0."""
+    counts = np.bincount(np.asarray(codes, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        w = np.where(counts > 0, counts.sum() / (n_classes * counts), 0.0)
+    return w
 
 
 def _fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: FillMissing | None,
-                 categorical: bool) -> Feature:
+                 categorical: bool, scaling: Scaling) -> tuple[Feature | None, str | None]:
+    """A fitted feature for column ``name``, or ``(None, why)`` when it is left out."""
     col = table.columns[name]
     if col.dtype == np.float64 and not categorical:
         x = _numeric(table, name)[idx]
         miss = np.isnan(x)
-        observed = x[~miss]
-        if observed.size == 0:
+        if miss.all():
             raise DataError(f"{table.source}: feature column {name!r} has no values in the training rows; "
                             f"leave it out of the features")
         if miss.any() and fill is None:
             _missing_error(table.take(idx), name, miss)
-        mean, std = _stats(observed) if scale else (0.0, 1.0)
-        value = None if fill is None else {FillMissing.MEAN: float(np.mean(observed)),
-                                           FillMissing.MEDIAN: float(np.median(observed)),
-                                           FillMissing.ZERO: 0.0}[fill]
-        return Feature(name, "numeric", mean=mean, std=std, fill=value)
-    kind = label_kind(col)
-    values, miss, _ = coerce(col, kind)
+        return fit_numeric(name, x, scale=scale, quantile=scaling is Scaling.QUANTILE,
+                           fill=None if fill is None else fill.value), None
+    if not categorical:
+        fmt = is_date_column(col, idx)
+        if fmt is not None:
+            miss = np.asarray([v is None for v in col[idx].tolist()])
+            if miss.any() and fill is None:
+                _missing_error(table.take(idx), name, miss)
+            return fit_date(name, col[idx], fmt, scale=scale), None
+    values, miss, _ = coerce(col, label_kind(col))
     if miss[idx].any() and fill is None:
         _missing_error(table.take(idx), name, miss[idx])
-    categories = sorted(set(values[~miss].tolist()))
-    if len(categories) > MAX_CATEGORIES or (len(categories) > 50 and 2 * len(categories) > table.n_rows):
-        raise DataError(f"{table.source}: text column {name!r} has {len(categories)} distinct values in "
-                        f"{table.n_rows} rows, which looks like an identifier; "
-                        f"leave it out of the features (--features)")
-    return Feature(name, "categorical", categories=categories, label_kind=kind)
+    return fit_categorical(name, col, idx)
 
 
 def _numeric(table: Table, name: str) -> np.ndarray:
@@ -528,8 +617,9 @@ def _no_missing_target(table: Table, name: str, miss: np.ndarray, idx: np.ndarra
 
 
 def _codes(table: Table, name: str, col: np.ndarray, known: list, kind: str,
-           what: str = "category") -> tuple[np.ndarray, np.ndarray]:
-    """Index of each row's value in ``known`` and the missing mask; an unknown value raises."""
+           what: str = "category", strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's value in ``known`` (-1 for an unknown value, which raises when
+    ``strict``) and the missing mask; a value of the wrong type always raises."""
     values, miss, invalid = coerce(col, kind)
     lookup = {v: i for i, v in enumerate(known)}
     codes = np.zeros(len(col), dtype=np.int64)
@@ -541,7 +631,7 @@ def _codes(table: Table, name: str, col: np.ndarray, known: list, kind: str,
         uniq, inv = np.unique(values[present], return_inverse=True)
         mapped = np.array([lookup.get(u, -1) for u in uniq.tolist()], dtype=np.int64)
         codes[present] = mapped[inv.ravel()]
-    bad = np.flatnonzero(invalid | (~miss & (codes < 0)))
+    bad = np.flatnonzero(invalid | (~miss & (codes < 0) if strict else invalid))
     if bad.size:
         i = int(bad[0])
         raise DataError(f"{table.source}: column {name!r} row {table.row(i)} holds {col[i]!r}, an unknown {what}; "

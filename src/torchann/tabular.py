@@ -20,7 +20,7 @@ from .data import Table
 from .errors import UsageError
 from .model import Model
 from .options import TrainOptions, auto_batch_size
-from .preprocess import Preprocessor, infer_task
+from .preprocess import Preprocessor, class_weights, infer_task
 from .report_data import RunRows
 from .spec import ModelSpec
 from .splits import split_indices
@@ -89,7 +89,8 @@ def train(
     if d.val_split and val is None and table.n_rows >= MIN_ROWS_TO_HOLD_OUT:  # a val table replaces the split
         labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
-    pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows)
+    pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
+                           scaling=d.scaling, target_log=d.target_log)
     x, y = pre.transform_x(table), pre.transform_y(table)
     validation, val_table = None, None
     if val_rows is not None:
@@ -109,9 +110,15 @@ def train(
         progress.watch(network)
     std = pre.target_std if (task is Task.REGRESSION and pre.scale) else None
     batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
+    loss_used: Any = (loss or default_loss(task)).value
+    if f.class_weight is not None:
+        if f.class_weight != "balanced" or task is not Task.CLASSIFICATION:
+            raise UsageError(f"class_weight takes 'balanced' (for classification) or none, got {f.class_weight!r}")
+        weights = torch.as_tensor(class_weights(y[train_rows], pre.out_features), dtype=torch.float32)
+        loss_used = torch.nn.CrossEntropyLoss(weight=weights)
     history = fit(
         network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,
-        loss=(loss or default_loss(task)).value, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
+        loss=loss_used, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
         optimizer=f.optimizer, weight_decay=f.weight_decay, momentum=f.momentum, clip_grad_norm=f.clip_grad_norm,
         scheduler=f.scheduler, early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
         seed=seed, device=f.device, precision=f.precision, threads=f.threads, checkpoint=checkpoint, resume=resume,
@@ -121,6 +128,7 @@ def train(
         "task": task.value, "train_rows": int(len(train_rows)),
         "val_rows": 0 if validation is None else int(len(validation[0])),
         "source": table.source, "options": opts.to_flat() | {"seed": seed},
+        "dropped_columns": dict(pre.dropped), "target_log": pre.target_log,
     })
     network.eval()
     model = Model(network, pre, history)

@@ -51,6 +51,9 @@ class Stopper:
         if self.rule is None:
             return
         history.info["best_epoch"] = self.best_epoch
+        history.info["stopped_epoch"] = history.records[-1]["epoch"] if history.records else 0
+        key = "best_val_loss" if history.records and "val_loss" in history.records[-1] else "best_loss"
+        history.info[key] = self.best
         if self.rule.restore_best and self.best_weights is not None:
             model.load_state_dict(self.best_weights)
 

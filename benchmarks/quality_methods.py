@@ -1,0 +1,214 @@
+"""The methods the quality benchmark compares, each as ``fit_predict(train, test, target, task, seed)``.
+
+Each returns ``(prediction, probabilities, classes)``: target values for regression; for
+classes, the predicted labels and one probability column per class in ``classes`` order.
+Each method runs with its library's defaults; only what a practitioner must add to make it
+run on a mixed table is added (imputation, scaling and one-hot for scikit-learn's MLP,
+ordinal codes for the trees' text columns).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["METHODS", "torchann_fit_predict"]
+
+
+def _text_columns(df: pd.DataFrame, target: str) -> list[str]:
+    return [c for c in df.columns if c != target and not pd.api.types.is_numeric_dtype(df[c])]
+
+
+def _xy(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, np.ndarray]:
+    y = df[target].to_numpy()
+    return df.drop(columns=[target]), y
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    return np.asarray([str(v) for v in y], dtype=object)
+
+
+# -- torchann ----------------------------------------------------------------------------------
+
+def _table(df: pd.DataFrame, target: str | None):
+    from torchann.data import Table
+
+    cols = {}
+    for c in df.columns:
+        values = df[c].to_numpy()
+        if values.dtype == object:
+            values = np.array([None if (v is None or (isinstance(v, float) and np.isnan(v))) else v
+                               for v in values.tolist()], dtype=object)
+        cols[c] = values
+    return Table.from_columns(cols, source="benchmark", targets=[target] if target else [])
+
+
+def torchann_fit_predict(train, test, target, task, seed, options: dict[str, Any] | None = None):
+    """torchann with nothing but the target (plus ``options`` for the ablations)."""
+    import torchann
+
+    train_table = _table(train, target)
+    test_table = _table(test.drop(columns=[target]), None)
+    if callable(getattr(torchann, "train", None)):
+        model = torchann.train(train_table, target=target, seed=seed, **(options or {}))
+    else:
+        model = _fit_table_with_defaults(train_table, target, seed, options or {})
+    if task == "regression":
+        return np.asarray(model.predict(test_table), dtype=np.float64).reshape(-1), None, None
+    proba = model.predict_proba(test_table)
+    classes = [str(c) for c in model.preprocessor.classes]
+    return _labels(model.predict(test_table)), proba, classes
+
+
+def _fit_table_with_defaults(table, target, seed, options):
+    """Until ``torchann.train`` exists: ``fit_table`` fed with the declared defaults."""
+    from torchann.options import TrainOptions, auto_batch_size
+    from torchann.tabular import fit_table
+
+    opts = TrainOptions().to_flat()
+    opts.update(options)
+    n_train = int(round(table.n_rows * (1 - opts["val_split"])))
+    fit_opts = {k: opts[k] for k in ("epochs", "lr", "optimizer", "weight_decay", "momentum", "clip_grad_norm",
+                                      "scheduler", "device", "precision")}
+    extra = {k: opts[k] for k in ("scaling", "target_log", "class_weight") if k in opts}
+    return fit_table(
+        table, target=target, hidden=tuple(opts["hidden"]), task=opts["task"], scale=opts["scale"],
+        fill_missing=opts["fill_missing"], val_split=opts["val_split"], loss=opts["loss"], seed=seed, **extra,
+        spec_options={k: opts[k] for k in ("activation", "dropout", "norm")},
+        batch_size=opts["batch_size"] or auto_batch_size(n_train),
+        early_stopping=opts["early_stopping"] or None, **fit_opts,
+    )
+
+
+# -- gradient-boosted trees ---------------------------------------------------------------------
+
+def _ordinal(train: pd.DataFrame, test: pd.DataFrame, target: str):
+    """Text columns as category codes learnt on the training rows (unknown or missing: NaN)."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    x_train, y_train = _xy(train, target)
+    x_test, _ = _xy(test, target)
+    text = _text_columns(train, target)
+    x_train, x_test = x_train.copy(), x_test.copy()
+    categorical = []
+    if text:
+        enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                             encoded_missing_value=np.nan)
+        x_train[text] = enc.fit_transform(x_train[text].astype(object).fillna(np.nan))
+        x_test[text] = enc.transform(x_test[text].astype(object).fillna(np.nan))
+        # HistGradientBoosting takes at most 255 categories per column; more stay ordinal codes
+        categorical = [c for c, cats in zip(text, enc.categories_) if len(cats) <= 255]
+    return x_train.astype(float), y_train, x_test.astype(float), categorical
+
+
+def hgb_fit_predict(train, test, target, task, seed):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    x_train, y_train, x_test, categorical = _ordinal(train, test, target)
+    mask = [c in categorical for c in x_train.columns]
+    if task == "regression":
+        model = HistGradientBoostingRegressor(categorical_features=mask, random_state=seed)
+        return model.fit(x_train, y_train).predict(x_test), None, None
+    model = HistGradientBoostingClassifier(categorical_features=mask, random_state=seed)
+    model.fit(x_train, _labels(y_train))
+    return model.predict(x_test), model.predict_proba(x_test), list(model.classes_)
+
+
+def lgbm_fit_predict(train, test, target, task, seed):
+    import lightgbm as lgb
+
+    x_train, y_train, x_test, categorical = _ordinal(train, test, target)
+    kw = dict(random_state=seed, verbose=-1, n_jobs=1)
+    fit_kw = dict(categorical_feature=categorical or "auto")
+    if task == "regression":
+        model = lgb.LGBMRegressor(**kw).fit(x_train, y_train, **fit_kw)
+        return model.predict(x_test), None, None
+    model = lgb.LGBMClassifier(**kw).fit(x_train, _labels(y_train), **fit_kw)
+    return model.predict(x_test), model.predict_proba(x_test), list(model.classes_)
+
+
+# -- scikit-learn's MLP ---------------------------------------------------------------------------
+
+def _sklearn_pipeline(train: pd.DataFrame, target: str, estimator):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    text = _text_columns(train, target)
+    numeric = [c for c in train.columns if c != target and c not in text]
+    steps = []
+    if numeric:
+        steps.append(("num", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), numeric))
+    if text:
+        steps.append(("text", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                                            OneHotEncoder(handle_unknown="ignore")), text))
+    return make_pipeline(ColumnTransformer(steps), estimator)
+
+
+def _as_text(df: pd.DataFrame, target: str) -> pd.DataFrame:
+    df = df.copy()
+    for c in _text_columns(df, target):
+        df[c] = df[c].astype(object).where(df[c].notna(), np.nan)
+    return df
+
+
+def mlp_fit_predict(train, test, target, task, seed):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = _as_text(train, target), _as_text(test, target)
+    x_train, y_train = _xy(train, target)
+    x_test, _ = _xy(test, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if task == "regression":
+            # the target standardised too, as a practitioner must for MLPRegressor to converge
+            model = TransformedTargetRegressor(_sklearn_pipeline(train, target, MLPRegressor(random_state=seed)),
+                                               transformer=StandardScaler())
+            return model.fit(x_train, y_train).predict(x_test), None, None
+        model = _sklearn_pipeline(train, target, MLPClassifier(random_state=seed))
+        model.fit(x_train, _labels(y_train))
+    return model.predict(x_test), model.predict_proba(x_test), list(model.classes_)
+
+
+# -- RealMLP-TD (pytabkit) --------------------------------------------------------------------------
+
+def realmlp_fit_predict(train, test, target, task, seed):
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+
+    x_train, y_train = _xy(train, target)
+    x_test, _ = _xy(test, target)
+    text = _text_columns(train, target)
+    x_train, x_test = x_train.copy(), x_test.copy()
+    for c in text:  # text as pandas categories; missing text as its own category
+        cats = pd.CategoricalDtype(sorted(set(x_train[c].fillna("missing").astype(str))))
+        x_train[c] = x_train[c].fillna("missing").astype(str).astype(cats)
+        x_test[c] = x_test[c].fillna("missing").astype(str).astype(cats)
+    for c in [c for c in x_train.columns if c not in text]:  # numbers: median fill + indicator
+        miss = x_train[c].isna()
+        if miss.any():
+            med = float(x_train[c].median())
+            x_train[c + "_missing"], x_test[c + "_missing"] = miss.astype(float), x_test[c].isna().astype(float)
+            x_train[c], x_test[c] = x_train[c].fillna(med), x_test[c].fillna(med)
+        x_train[c], x_test[c] = x_train[c].astype(float), x_test[c].astype(float)
+    kw = dict(random_state=seed, n_threads=1, device="cpu", verbosity=0)
+    if task == "regression":
+        model = RealMLP_TD_Regressor(**kw).fit(x_train, np.asarray(y_train, dtype=float))
+        return np.asarray(model.predict(x_test), dtype=float).reshape(-1), None, None
+    model = RealMLP_TD_Classifier(**kw).fit(x_train, _labels(y_train))
+    return _labels(model.predict(x_test)), model.predict_proba(x_test), [str(c) for c in model.classes_]
+
+
+METHODS = {
+    "torchann": torchann_fit_predict,
+    "hgb": hgb_fit_predict,
+    "lightgbm": lgbm_fit_predict,
+    "mlp": mlp_fit_predict,
+    "realmlp": realmlp_fit_predict,
+}
