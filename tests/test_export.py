@@ -173,19 +173,53 @@ def test_graph_inputs_outputs_metadata_and_one_file(data, classifier):
     assert meta["torchann.task"] == "classification" and meta["torchann.classes"] == '["big", "cheap", "dear"]'
 
 
-def test_unknown_category_is_refused_by_predict_and_matches_no_category_in_onnx(data, classifier):
-    """``predict`` refuses an unknown category; a graph cannot refuse, and answers as for a missing one
-    (the model was trained with fill_missing, so a missing category is an all-zero block)."""
+def test_trained_defaults_are_exported_quantile_map_indicator_missing_slot(regression):
+    """The fixtures' models use the defaults: quantile scaling, an indicator for the column with
+    missing numbers, a missing slot for the text column; the comparisons above cover them."""
+    pre = regression[0].preprocessor
+    features = {f.name: f for f in pre.features}
+    assert pre.scaling.value == "quantile" and features["size"].knots is not None
+    assert features["age"].indicator and features["colour"].missing_slot
+
+
+def test_unseen_category_answers_as_predict_does(data, classifier):
+    """``predict`` warns about a category never seen in training and sets no input of its column; the
+    graph sets none either (a missing category, unlike an unseen one, sets the missing slot)."""
     model, path = classifier
-    rows = {"size": np.array([50.0, 150.0]), "age": np.array([30.0, np.nan]),
-            "colour": np.array(["purple", "red"], dtype=object), "garden": np.array([True, False])}
-    with pytest.raises(DataError, match="holds 'purple', an unknown category; known: 'blue', 'green', 'red'"):
-        model.predict(rows)
-    as_missing = dict(rows, colour=np.array([None, "red"], dtype=object))
-    feeds = _feeds(model, torchann.Table.from_columns(rows))
-    out = _run(_session(path), feeds)
-    assert out["kind"].tolist() == model.predict(as_missing).tolist()
-    np.testing.assert_allclose(out["probabilities"], model.predict_proba(as_missing), rtol=RTOL, atol=1e-12)
+    rows = {"size": np.array([50.0, 150.0, 90.0]), "age": np.array([30.0, np.nan, 41.0]),
+            "colour": np.array(["purple", "red", None], dtype=object), "garden": np.array([True, False, True])}
+    with pytest.warns(torchann.preprocess.UnseenCategoryWarning, match="'colour': 1 row"):
+        expected, proba = model.predict(rows), model.predict_proba(rows)
+    out = _run(_session(path), _feeds(model, torchann.Table.from_columns(rows)))
+    assert out["kind"].tolist() == expected.tolist()
+    np.testing.assert_allclose(out["probabilities"], proba, rtol=RTOL, atol=1e-12)
+
+
+def test_rare_categories_other_slot_and_log_target(tmp_path):
+    """A text column with many values keeps the frequent ones and pools the rest in ``other`` (an
+    unseen value too); a skewed positive target is learnt as log1p and answered through expm1."""
+    rng = np.random.default_rng(3)
+
+    def table(n, seed):
+        rng = np.random.default_rng(seed)
+        street = np.array([f"s{i}" for i in rng.integers(0, 8, n)], dtype=object)
+        rare = rng.random(n) < 0.3
+        street[rare] = [f"r{i}" for i in rng.integers(0, 400, rare.sum())]
+        street[rng.random(n) < 0.05] = None
+        x = rng.normal(0, 1, n)
+        x[rng.random(n) < 0.1] = np.nan
+        y = np.exp(1.5 * np.nan_to_num(x) + rng.normal(0, 0.3, n) + 0.2 * (street == "s1"))
+        return {"x": x, "street": street, "y": y}
+
+    model = torchann.train(table(600, 1), target="y", hidden=[8], epochs=3, seed=0, fill_missing="mean")
+    pre = model.preprocessor
+    street = pre.features[1]
+    assert street.other and street.missing_slot and pre.target_log == [True] and pre.features[0].knots
+    held = table(300, 2)
+    held["street"][:3] = ["never-seen", None, "s1"]
+    path = model.export_onnx(tmp_path / "y.onnx")
+    out = _run(_session(path), _feeds(model, torchann.Table.from_columns(held)))["y"]
+    np.testing.assert_allclose(out, model.predict(held), rtol=RTOL, atol=0)
 
 
 # -- hand arithmetic ------------------------------------------------------------------------
@@ -217,6 +251,32 @@ def test_each_step_by_hand(tmp_path):
     # row 2: a missing -> 10 -> 2; c missing -> 0; k=1 -> 1000: 1002.5
     # row 3: -1 + 10 + 0 + 0.5 = 9.5
     assert out.tolist() == [10101.5 * 2 + 5, 1002.5 * 2 + 5, 9.5 * 2 + 5]
+
+
+def test_quantile_map_indicator_other_missing_slot_and_log_by_hand(tmp_path):
+    """The quantile map below, on and between the knots and past the last, the indicator, the
+    ``other`` and missing slots of a category, and expm1 for a target learnt as log1p."""
+    pre = Preprocessor(
+        task=Task.REGRESSION, scale=True, fill_missing=FillMissing.MEAN, target_names=["y", "z"],
+        target_mean=[0.0, 0.0], target_std=[1.0, 1.0], target_log=[False, True],
+        features=[Feature("a", "numeric", fill=1.0, knots=[0.0, 1.0, 3.0], scores=[-1.0, 0.0, 2.0], indicator=True),
+                  Feature("c", "categorical", categories=["blue", "red"], label_kind="str", other=True,
+                          missing_slot=True)])
+    # inputs: map(a), a missing, c=blue, c=red, c=<other>, c=<missing>
+    model = _linear_model(pre, [[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0], [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]],
+                          [0.0, 1e-7])
+    a = np.array([-5.0, 0.0, 0.5, 1.0, 2.0, 3.0, 7.0, np.nan])
+    c = np.array(["blue", "red", "", "green", "blue", "", "red", "blue"], dtype=object)
+    out = _run(_session(model.export_onnx(tmp_path / "m.onnx")), {"a": a, "c": c})
+    mapped = np.array([-1.0, -1.0, -0.5, 0.0, 1.0, 2.0, 2.0, 0.0])
+    slots = np.array([100.0, 1000.0, 100000.0, 10000.0, 100.0, 100000.0, 1000.0, 100.0])
+    assert out["y"].tolist() == (mapped + slots + 10.0 * np.isnan(a)).tolist()
+    z = (mapped.astype(np.float32) + np.float32(1e-7)).astype(np.float64)
+    np.testing.assert_allclose(out["z"], np.expm1(z), rtol=1e-12, atol=0)
+    rows = {"a": a, "c": np.where(c == "", None, c)}
+    with np.errstate(over="ignore"):  # predict takes expm1 of both columns and keeps the logged one
+        expected = model.predict(rows)
+    np.testing.assert_allclose(np.stack([out["y"], out["z"]], axis=1), expected, rtol=1e-7, atol=0)
 
 
 def test_two_classes_from_one_logit_by_hand(tmp_path):
@@ -268,5 +328,16 @@ def test_preprocessing_the_exporter_does_not_know_is_refused(tmp_path, monkeypat
     monkeypatch.setattr(type(pre), "to_dict", lambda self: record)
     with pytest.raises(UsageError, match=r"uses clip \(x\), which the ONNX export does not cover yet; export the "
                                          r"network alone \(--network-only\)"):
+        model.export_onnx(tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_date_feature_is_refused_in_one_line(tmp_path):
+    pre = Preprocessor(task=Task.REGRESSION, scale=True, fill_missing=None, target_names=["y"],
+                       features=[Feature("when", "date", date_format="%Y-%m-%d", date_mean=[2000.0, 6.0, 3.0, 1e4],
+                                         date_std=[5.0, 3.0, 2.0, 1e3])], target_mean=[0.0], target_std=[1.0])
+    model = _linear_model(pre, [[1.0, 1.0, 1.0, 1.0]], [0.0])
+    with pytest.raises(UsageError, match=r"^this model's preprocessing uses feature kind 'date' \(when\), which the "
+                                         r"ONNX export does not cover yet; export the network alone"):
         model.export_onnx(tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []

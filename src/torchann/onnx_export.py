@@ -120,16 +120,18 @@ def graph_signature(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
 
 # What the ONNX steps reproduce; a preprocessing record with more is refused rather than exported wrong.
 _COVERED_RECORD = {"format", "version", "task", "scale", "fill_missing", "features", "targets", "target_mean",
-                   "target_std", "classes", "class_kind"}
-_COVERED_FEATURE = {"name", "kind", "mean", "std", "fill", "categories", "label_kind"}
+                   "target_std", "classes", "class_kind", "scaling", "target_log", "dropped"}
+_COVERED_FEATURE = {"name", "kind", "mean", "std", "fill", "categories", "label_kind", "knots", "scores",
+                    "indicator", "missing_slot", "other"}
 
 
 def _check_covered(pre: Any) -> None:
     record = pre.to_dict()
     extra = sorted(k for k in set(record) - _COVERED_RECORD if record[k] not in (None, False, [], {}))
     for f in record["features"]:
-        if f.get("kind") not in ("numeric", "categorical"):
+        if f.get("kind") not in ("numeric", "categorical"):  # dates: parsing text is not written as ONNX
             extra.append(f"feature kind {f.get('kind')!r} ({f.get('name')})")
+            continue
         extra += [f"{k} ({f.get('name')})" for k in sorted(set(f) - _COVERED_FEATURE) if f[k] not in (None, False, [], {})]
     if extra:
         raise UsageError(f"this model's preprocessing uses {', '.join(extra[:5])}, which the ONNX export does not "

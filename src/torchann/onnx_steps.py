@@ -84,15 +84,29 @@ def feature_block(g: GraphBuilder, feature: Any, fill_categories: bool) -> str:
     """Add the input for one raw column and its preprocessing; returns a ``(batch, width)`` float64 value.
 
     ``fill_categories``: the model was trained with ``fill_missing`` set, so a missing category is
-    an all-zero block (without it, torchann refuses the row; the graph gives the same zero block).
+    its ``missing_slot`` input, or an all-zero block when training rows had none missing (without
+    it, torchann refuses the row; the graph gives the same block).
     """
     from onnx import helper
 
     g.inputs.append(helper.make_tensor_value_info(feature.name, input_type(feature), ["batch"]))
     column = g.op("Unsqueeze", [feature.name, g.const(np.array([1], dtype=np.int64), "axes")], "column")
     if feature.kind == "numeric":
-        return scaled(g, filled(g, column, feature.fill), feature.mean, feature.std)
-    return one_hot(g, column, feature.categories or [], feature.label_kind)
+        value = filled(g, column, feature.fill)
+        if feature.knots is not None:
+            value = quantile_mapped(g, value, feature.knots, feature.scores or [])
+        else:
+            value = scaled(g, value, feature.mean, feature.std)
+        return with_indicator(g, value, column) if feature.indicator else value
+    categories = feature.categories or []
+    block = one_hot(g, column, categories, feature.label_kind) if categories else None
+    missing = is_missing(g, column, feature.label_kind)
+    parts = [block] if block is not None else []
+    if feature.other:
+        parts.append(other_slot(g, block, missing))
+    if feature.missing_slot:
+        parts.append(g.op("Cast", [missing], "missing_slot", to=_double()))
+    return parts[0] if len(parts) == 1 else g.op("Concat", parts, "categorical", axis=1)
 
 
 def filled(g: GraphBuilder, x: str, fill: float | None) -> str:
@@ -109,6 +123,59 @@ def scaled(g: GraphBuilder, x: str, mean: float, std: float) -> str:
         return x
     centred = g.op("Sub", [x, g.const(np.array(mean, dtype=np.float64), "mean")], "centred")
     return g.op("Div", [centred, g.const(np.array(std, dtype=np.float64), "std")], "scaled")
+
+
+def quantile_mapped(g: GraphBuilder, x: str, knots: list, scores: list) -> str:
+    """``np.interp(x, knots, scores)`` in float64, as ``encoders.apply_quantile_map`` computes it.
+
+    The segment of ``x`` is the number of knots (but the last) at or below it, less one; inside it
+    the value is ``slope * (x - knot) + score`` with numpy's slope ``(s[j+1] - s[j]) / (k[j+1] - k[j])``.
+    Below the first knot the first score, at or above the last the last score; NaN stays NaN.
+    """
+    k = np.asarray(knots, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    nan = g.op("IsNaN", [x], "nan")
+    if k.size == 1:
+        return g.op("Where", [nan, x, g.const(np.array(s[0]), "score")], "quantile_mapped")
+    slopes = (s[1:] - s[:-1]) / (k[1:] - k[:-1])
+    low = g.op("Max", [x, g.const(np.array(k[0]), "first_knot")], "at_least_first")
+    at_or_above = g.op("GreaterOrEqual", [low, g.const(k[None, :-1], "knots")], "at_or_above")
+    count = g.op("ReduceSum", [g.op("Cast", [at_or_above], "at_or_above_n", to=_int64()),
+                               g.const(np.array([1], dtype=np.int64), "axes")], "count", keepdims=1)
+    segment = g.op("Sub", [count, g.const(np.array(1, dtype=np.int64), "one")], "segment")
+    knot = g.op("Gather", [g.const(k[:-1], "knots"), segment], "knot", axis=0)
+    score = g.op("Gather", [g.const(s[:-1], "scores"), segment], "score", axis=0)
+    slope = g.op("Gather", [g.const(slopes, "slopes"), segment], "slope", axis=0)
+    inside = g.op("Add", [g.op("Mul", [slope, g.op("Sub", [low, knot], "offset")], "rise"), score], "inside")
+    top = g.op("GreaterOrEqual", [x, g.const(np.array(k[-1]), "last_knot")], "at_or_above_last")
+    mapped = g.op("Where", [top, g.const(np.array(s[-1]), "last_score"), inside], "mapped")
+    return g.op("Where", [nan, x, mapped], "quantile_mapped")
+
+
+def with_indicator(g: GraphBuilder, value: str, raw: str) -> str:
+    """``value`` and a second column, 1.0 where the raw number was missing (NaN), else 0.0."""
+    flag = g.op("Cast", [g.op("IsNaN", [raw], "missing")], "indicator", to=_double())
+    return g.op("Concat", [value, flag], "with_indicator", axis=1)
+
+
+def is_missing(g: GraphBuilder, x: str, label_kind: str | None) -> str:
+    """``(batch, 1)`` bool: the category is missing (``""`` for text, NaN otherwise)."""
+    if label_kind == "str":
+        return g.op("Equal", [x, g.const(np.array([""], dtype=object), "empty")], "missing")
+    return g.op("IsNaN", [x], "missing")
+
+
+def other_slot(g: GraphBuilder, block: str | None, missing: str) -> str:
+    """``(batch, 1)`` 0/1: a present value that matches no kept category (a rare or unseen one),
+    as ``transform_x`` pools a category left out of ``categories`` into ``other``."""
+    if block is None:
+        known = g.op("Cast", [missing], "known", to=_double())
+    else:
+        known = g.op("Add", [g.op("ReduceSum", [block, g.const(np.array([1], dtype=np.int64), "axes")], "matched",
+                                  keepdims=1),
+                             g.op("Cast", [missing], "missing_number", to=_double())], "known")
+    return g.op("Sub", [g.const(np.array(1.0), "one"), g.op("Min", [known, g.const(np.array(1.0), "one")], "known1")],
+                "other_slot")
 
 
 def one_hot(g: GraphBuilder, x: str, categories: list, label_kind: str | None) -> str:
@@ -145,6 +212,8 @@ def answers(g: GraphBuilder, outputs: str, pre: Any, out_features: int) -> None:
         values = g.op("Add", [g.op("Mul", [wide, g.const(np.asarray(pre.target_std, dtype=np.float64), "target_std")],
                                    "times_std"),
                               g.const(np.asarray(pre.target_mean, dtype=np.float64), "target_mean")], "answers")
+        if pre.target_log and any(pre.target_log):
+            values = from_log(g, values, pre.target_log)
         for k, name in enumerate(pre.target_names):
             g.op("Gather", [values, g.const(np.array(k, dtype=np.int64), "target")], out=name, axis=1)
             g.outputs.append(helper.make_tensor_value_info(name, _double(), ["batch"]))
@@ -157,6 +226,23 @@ def answers(g: GraphBuilder, outputs: str, pre: Any, out_features: int) -> None:
     g.op("Gather", [g.const(labels, "classes"), best], out=label, axis=0)
     g.outputs.append(helper.make_tensor_value_info(label, label_type(pre.class_kind), ["batch"]))
     g.outputs.append(helper.make_tensor_value_info(proba_name, _double(), ["batch", len(pre.classes)]))
+
+
+def from_log(g: GraphBuilder, values: str, logged: list) -> str:
+    """``expm1`` of the targets learnt as ``log1p(y)`` (``inverse_y``), the others as they are.
+
+    ONNX has no ``Expm1``: ``exp(y) - 1``, and below ``|y| < 1e-5`` the series ``y + y^2/2 + y^3/6``,
+    which keeps the relative error near float64's where ``exp(y) - 1`` would cancel."""
+    small = g.op("Less", [g.op("Abs", [values], "magnitude"), g.const(np.array(1e-5), "small")], "small")
+    square = g.op("Mul", [values, values], "square")
+    series = g.op("Add", [values, g.op("Mul", [square, g.op("Add", [g.const(np.array(0.5), "half"),
+                                                                     g.op("Div", [values, g.const(np.array(6.0), "six")],
+                                                                          "sixth")], "coefficient")], "tail")],
+                  "series")
+    direct = g.op("Sub", [g.op("Exp", [values], "exp"), g.const(np.array(1.0), "one")], "exp_less_one")
+    expm1 = g.op("Where", [small, series, direct], "expm1")
+    mask = g.const(np.asarray([bool(v) for v in logged], dtype=np.bool_), "target_log")
+    return g.op("Where", [mask, expm1, values], "answers")
 
 
 def probabilities(g: GraphBuilder, logits: str, n_classes: int, out_features: int, *, out: str) -> str:
@@ -189,6 +275,12 @@ def label_type(class_kind: str | None) -> int:
 
     return {"int": TensorProto.INT64, "float": TensorProto.DOUBLE, "bool": TensorProto.BOOL}.get(
         class_kind or "str", TensorProto.STRING)
+
+
+def _int64() -> int:
+    from onnx import TensorProto
+
+    return TensorProto.INT64
 
 
 def _double() -> int:
