@@ -1,9 +1,11 @@
 """The preprocessing and the answers of a ``Model`` as ONNX operators.
 
 Each fitted step of ``Preprocessor`` has one small function here that adds its nodes to a
-:class:`GraphBuilder`: filling a missing number, scaling, one-hot encoding a category, and on
-the way out turning the network's outputs back into target units, or into class labels and
-probabilities. ``onnx_export.py`` puts the blocks on either side of the network.
+:class:`GraphBuilder`: filling a missing number, scaling or the quantile map, the missing
+indicator, one-hot encoding a category with its ``other`` and missing slots, and on the way
+out turning the network's outputs back into target units (``expm1`` for a target learnt as
+``log1p``), or into class labels and probabilities. Date features are not covered (the
+exporter refuses them). ``onnx_export.py`` puts the blocks on either side of the network.
 
 The arithmetic follows ``Preprocessor`` step by step and in the same precision: raw numbers
 come in as float64 (as torchann reads them), are filled and scaled in float64 and cast to
