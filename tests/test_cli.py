@@ -38,6 +38,7 @@ def test_train_then_predict_a_csv(tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", str(data), "--target", "sum", "--features", "a,b", "--task", "regression", "--hidden", "16",
                                  "--epochs", "150", "--batch-size", "8", "--lr", "0.01", "--seed", "0",
+                                 "--val-split", "0", "--dropout", "0", "--early-stopping", "0",
                                  "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert {"spec.json", "weights.safetensors", "history.jsonl", "loss.png"} <= {p.name for p in out.iterdir()}

@@ -444,7 +444,7 @@ def test_train_nproc_2_matches_one_process_and_only_rank_zero_writes(tmp_path, c
     data.write_text("a,b,c,y\n" + "".join(f"{a!r},{b!r},{c!r},{t!r}\n" for (a, b, c), t in zip(x.tolist(), y.tolist())))
     common = ["train", str(data), "--target", "y", "--hidden", "8", "--epochs", "4", "--lr", "0.05",
               "--optimizer", "sgd", "--val-split", "0.2", "--early-stopping", "3", "--seed", "1",
-              "--checkpoint-every", "2", "--quiet", "--json"]
+              "--checkpoint-every", "2", "--dropout", "0", "--quiet", "--json"]
     runner = CliRunner()
     one = runner.invoke(app, [*common, "--batch-size", "16", "--out", str(tmp_path / "one")])
     assert one.exit_code == 0, one.output

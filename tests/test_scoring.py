@@ -101,15 +101,15 @@ def test_a_failure_midway_leaves_no_file_and_the_old_one_as_it_was(models, tmp_p
     assert os.listdir(tmp_path) == ["p.parquet"] and (tmp_path / "p.parquet").read_bytes() == b"old"
 
 
-def test_an_error_names_the_row_of_the_file_not_of_the_chunk(models, tmp_path):
+def test_an_unseen_category_in_one_chunk_is_counted_and_the_rest_is_scored(models, tmp_path):
     folder, classifier, _, held = models
     colour = held.column("colour").to_pylist()
     colour[57] = "purple"
     bad = held.set_column(held.schema.get_field_index("colour"), "colour", pa.array(colour))
     pacsv.write_csv(bad, tmp_path / "bad.csv")
-    with pytest.raises(DataError, match=r"bad.csv: column 'colour' row 58 holds 'purple', an unknown category"):
-        score_file(classifier, tmp_path / "bad.csv", tmp_path / "p.csv", chunk_rows=8)
-    assert sorted(os.listdir(tmp_path)) == ["bad.csv"]
+    with pytest.warns(UserWarning, match=r"'colour': 1 row"):
+        rows = score_file(classifier, tmp_path / "bad.csv", tmp_path / "p.csv", chunk_rows=8)
+    assert rows == 103 and sorted(os.listdir(tmp_path)) == ["bad.csv", "p.csv"]
 
 
 def test_cli_predict_streams_parquet_to_parquet(models, tmp_path):

@@ -83,7 +83,7 @@ def test_classifier_predictions_probabilities_and_score():
     x, y = _classification()
     labels = np.array(["ant", "bee", "cat"])[y]
     xtr, xte, ytr, yte = train_test_split(x, labels, test_size=0.3, random_state=0, stratify=labels)
-    clf = MLPClassifier(hidden=(32,), epochs=60, lr=1e-2, random_state=0).fit(xtr, ytr)
+    clf = MLPClassifier(hidden=(32,), epochs=60, lr=1e-2, random_state=0, scaling="standard").fit(xtr, ytr)
     assert list(clf.classes_) == ["ant", "bee", "cat"] and clf.n_features_in_ == 6
     proba = clf.predict_proba(xte)
     assert proba.shape == (len(xte), 3)

@@ -160,9 +160,9 @@ def test_task_inferred_and_overridden(tmp_path):
 def test_no_scale_stores_identity_statistics(tmp_path):
     x, y = _numbers()
     (tmp_path / "d.csv").write_text(_csv_text({"a": x[:, 0] * 100 + 50, "y": y}))
-    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", *QUIET,
-        "--out", tmp_path / "s")
-    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", "--no-scale", *QUIET,
+    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", "--scaling", "standard",
+        *QUIET, "--out", tmp_path / "s")
+    _ok("train", tmp_path / "d.csv", "--target", "y", "--epochs", "1", "--val-split", "0", "--no-scale", "--scaling", "standard", *QUIET,
         "--out", tmp_path / "n")
     scaled = _spec(tmp_path / "s")["extra"]["preprocessor"]
     raw = _spec(tmp_path / "n")["extra"]["preprocessor"]
@@ -269,9 +269,16 @@ def colour_model(tmp_path):
     return out
 
 
+def test_an_unknown_category_at_predict_answers_with_a_warning(tmp_path, colour_model):
+    (tmp_path / "q.csv").write_text("size,colour\n3,purple\n3,red\n")
+    result = _invoke("predict", colour_model, "--data", tmp_path / "q.csv")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 3  # the header and both rows
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "'colour': 1 row(s)" in warning[0], result.stderr
+
+
 @pytest.mark.parametrize("rows, fragment", [
-    ("size,colour\n3,purple\n",
-     "column 'colour' row 1 holds 'purple', an unknown category; known: 'blue', 'green', 'red'"),
     ("size\n3\n", "missing feature column(s) colour that the model was trained on"),
     ("size,colour\n3,red\n4\n", "row 2 (line 3) has 1 fields but the header has 2 columns"),
 ])

@@ -71,7 +71,7 @@ def test_training_metrics_are_those_of_the_model_that_took_the_step():
     # One epoch of one full batch: the epoch's training metrics describe the initial weights.
     table = _regression_table(n=40)
     trained = train(table, hidden=(8,), seed=1, epochs=1, batch_size=40, lr=1e-2, device="cpu", val_split=0,
-                    early_stopping=0, optimizer="adam")
+                    early_stopping=0, optimizer="adam", dropout=0.0, scaling="standard")
     torch.manual_seed(1)
     initial = torchann.ModelSpec(2, (8,), 1).build()  # fit_table seeds the initial weights the same way
     pre = trained.preprocessor
@@ -353,7 +353,7 @@ def test_regression_target_scaling_uses_training_rows_and_predicts_in_target_uni
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", str(path), "--target", "y", "--hidden", "16", "--epochs", "40",
                                  "--batch-size", "16", "--lr", "0.01", "--val-split", "0.2", "--seed", "0",
-                                 "--quiet", "--out", str(out)])
+                                 "--scaling", "standard", "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output
     pre = json.loads((out / "spec.json").read_text())["extra"]["preprocessor"]
     train, _ = split_indices(200, 0.2, seed=0)

@@ -114,6 +114,10 @@ class Model:
         """Class labels in the order of ``predict_proba``'s columns; None for regression."""
         return None if self.preprocessor.classes is None else list(self.preprocessor.classes)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The training rows kept for the report stay behind: a pickled model carries no data.
+        return {k: v for k, v in self.__dict__.items() if k != "_run_rows"}
+
     def __repr__(self) -> str:
         shape = "-".join(str(n) for n in (self.spec.in_features, *self.spec.hidden, self.spec.out_features))
         where = f", path={str(self.path)!r}" if self.path is not None else ""

@@ -395,6 +395,7 @@ class Preprocessor:
 # ------------------------------------------------------------------- checking a stored record
 
 MAX_STORED_CLASSES = 100_000  # a classifier with more classes is not one torchann trained
+MAX_CATEGORIES = 1000  # a stored categorical feature with more categories is not one torchann fitted
 _RECORD_KEYS = {"format", "version", "task", "scale", "fill_missing", "features", "targets", "target_mean",
                 "target_std", "classes", "class_kind", "scaling", "target_log", "dropped"}
 _OPTIONAL_KEYS = {"version", "scaling", "target_log", "dropped"}  # absent in version 1 records

@@ -157,7 +157,7 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from .data import _ragged_message, _sniff
+    from .readers import _ragged_message, _sniff
 
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; a table needs a header line and at least one data row")

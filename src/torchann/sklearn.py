@@ -97,9 +97,13 @@ class _MLPBase(BaseEstimator):
         val_split: float = _d("val_split"),
         scale: bool = _d("scale"),
         fill_missing: str | None = _d("fill_missing"),
+        scaling: str = _d("scaling"),
+        target_log: bool | None = _d("target_log"),
+        class_weight: str | None = _d("class_weight"),
         random_state: Any = None,
         device: str = _d("device"),
         precision: str = _d("precision"),
+        threads: int | None = _d("threads"),
     ) -> None:
         self.hidden = hidden
         self.activation = activation
@@ -117,9 +121,13 @@ class _MLPBase(BaseEstimator):
         self.val_split = val_split
         self.scale = scale
         self.fill_missing = fill_missing
+        self.scaling = scaling
+        self.target_log = target_log
+        self.class_weight = class_weight
         self.random_state = random_state
         self.device = device
         self.precision = precision
+        self.threads = threads
 
     # ------------------------------------------------------------------------------ checks
 
@@ -145,6 +153,13 @@ class _MLPBase(BaseEstimator):
                              f"a fifth of the rows for early stopping")
         params = self.get_params()
         params.pop("random_state")
+        if self._task == "regression":
+            params.pop("class_weight")
+        else:
+            params.pop("target_log")
+            if isinstance(self.class_weight, dict):  # labels -> the class codes the model trains on
+                codes = {label: float(i) for i, label in enumerate(self.classes_.tolist())}
+                params["class_weight"] = {codes[k]: w for k, w in self.class_weight.items() if k in codes}
         params["hidden"] = tuple(int(s) for s in sizes)
         params["epochs"] = int(self.epochs)
         if self.batch_size is not None:

@@ -112,9 +112,18 @@ def train(
     batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
     loss_used: Any = (loss or default_loss(task)).value
     if f.class_weight is not None:
-        if f.class_weight != "balanced" or task is not Task.CLASSIFICATION:
-            raise UsageError(f"class_weight takes 'balanced' (for classification) or none, got {f.class_weight!r}")
-        weights = torch.as_tensor(class_weights(y[train_rows], pre.out_features), dtype=torch.float32)
+        given = f.class_weight
+        if task is not Task.CLASSIFICATION or not (given == "balanced" or isinstance(given, dict)):
+            raise UsageError(f"class_weight takes 'balanced' or a dict {{class: weight}} (for classification) or "
+                             f"none, got {given!r}")
+        if isinstance(given, dict):  # a weight per class label; classes not named weigh 1
+            unknown = [k for k in given if k not in (pre.classes or [])]
+            if unknown:
+                raise UsageError(f"class_weight names {unknown[0]!r}, not a class of the target; classes are "
+                                 f"{', '.join(map(repr, (pre.classes or [])[:20]))}")
+            weights = torch.as_tensor([float(given.get(c, 1.0)) for c in pre.classes or []], dtype=torch.float32)
+        else:
+            weights = torch.as_tensor(class_weights(y[train_rows], pre.out_features), dtype=torch.float32)
         loss_used = torch.nn.CrossEntropyLoss(weight=weights)
     history = fit(
         network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,

@@ -37,15 +37,18 @@ def predict_cmd(
     keep_names = [k.strip() for k in keep.split(",") if k.strip()] if keep else []
     if keep_names and data is None:
         raise UsageError("--keep copies columns of --data; it needs --data FILE")
+    from .train_cmd import warnings_to
+
     model = load(model_dir)
     if proba and model.task != "classification":
         raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(model.target_names)} as "
                          f"numbers (regression); leave out --proba")
-    if data is not None and not as_json and _streams(data):
-        _score_file(model, data, out, keep_names, proba)
-        return
-    source = data if data is not None else input_table(model, rows or [])
-    columns = model.predictions(source, proba=proba, keep=keep_names)
+    with warnings_to(stderr_console()):  # e.g. categories never seen in training, counted
+        if data is not None and not as_json and _streams(data):
+            _score_file(model, data, out, keep_names, proba)
+            return
+        source = data if data is not None else input_table(model, rows or [])
+        columns = model.predictions(source, proba=proba, keep=keep_names)
     if as_json:
         text = json.dumps({k: [_plain(v) for v in col] for k, col in columns.items()}) + "\n"
     else:

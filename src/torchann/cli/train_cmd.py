@@ -62,6 +62,10 @@ def train_cmd(
     device: Annotated[Optional[str], typer.Option("--device", help=_h("device"))] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help=_h("precision"))] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help=_h("threads"))] = None,
+    scaling: Annotated[Optional[str], typer.Option("--scaling", help=_h("scaling"))] = None,
+    target_log: Annotated[Optional[bool], typer.Option("--target-log/--no-target-log", help=_h("target_log"),
+                                                       show_default=False)] = None,
+    class_weight: Annotated[Optional[str], typer.Option("--class-weight", help=_h("class_weight"))] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", min=1,
                                                             help="Write OUT/checkpoint every N epochs.")] = None,
     global_batch_size: Annotated[Optional[int], typer.Option("--global-batch-size", min=1,
@@ -90,7 +94,8 @@ def train_cmd(
         "activation": activation, "dropout": dropout, "norm": norm, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "optimizer": optimizer, "loss": loss, "weight_decay": weight_decay, "momentum": momentum,
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
-        "device": device, "precision": precision, "threads": threads,
+        "device": device, "precision": precision, "threads": threads, "scaling": scaling,
+        "target_log": target_log, "class_weight": class_weight,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"
@@ -172,7 +177,7 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
             super().on_train_start(**kw)
 
     with _Progress(console, enabled=not quiet, run_dir=out if main else None,
-                   tensorboard=tensorboard and main) as bar, _warnings_to(console):
+                   tensorboard=tensorboard and main) as bar, warnings_to(console):
         try:
             model = train(args["data"], val=args.get("val"), progress=bar, checkpoint=checkpoint,
                           resume=(out / "checkpoint") if resume is not None else None,
@@ -220,12 +225,12 @@ def stopping_line(history: Any) -> str | None:
 
 
 @contextlib.contextmanager
-def _warnings_to(console: Any) -> Iterator[None]:
+def warnings_to(console: Any) -> Iterator[None]:
     """Show Python warnings raised while training as one ``warning:`` line each on stderr."""
     previous = warnings.showwarning
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        console.print(f"warning: {message}", highlight=False, markup=False)
+        console.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
 
     warnings.showwarning = show
     try:
