@@ -270,7 +270,8 @@ class Model:
         extra = loaded.extra
         record = extra.get("preprocessor")
         if record is not None:
-            pre = Preprocessor.from_dict(record)
+            pre = Preprocessor.from_dict(record, source=f"{loaded.path}/spec.json extra.preprocessor",
+                                         in_features=loaded.spec.in_features, out_features=loaded.spec.out_features)
         else:  # saved with torchann.save(module): numbers in, outputs as they are
             names = extra.get("features")
             names = names if isinstance(names, list) and len(names) == loaded.spec.in_features else None

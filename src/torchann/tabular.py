@@ -75,6 +75,8 @@ def train(
     if not isinstance(d.val_split, (int, float)) or isinstance(d.val_split, bool) or not 0 <= d.val_split < 1:
         raise UsageError(f"val_split must be in [0, 1), got {d.val_split!r}; 0.2 holds out a fifth of the rows")
     table = _training_table(data, target, d.target)
+    for note in table.notes:  # e.g. a ';' file read with decimal commas: say so where the user looks
+        warnings.warn(note, stacklevel=2)
     table = table.select(None, _features(table, d.features, d.exclude))
     task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
     loss = None if f.loss is None else parse(Loss, f.loss, name="loss")
@@ -99,7 +101,7 @@ def train(
         val_table = as_table(val, names=pre.feature_names)
         validation = (pre.transform_x(val_table), pre.transform_y(val_table))
     patience = f.early_stopping or None
-    if patience and validation is None:
+    if patience and validation is None and not d.val_split:  # asked for no held-out rows
         warnings.warn(f"early stopping (patience {patience}) watches the training loss: there are no "
                       f"validation rows; set val_split or pass val=", stacklevel=2)
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
