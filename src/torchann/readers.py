@@ -104,12 +104,7 @@ def _read_text(path: Path, delimiter: str | None) -> Table:
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
         )
     except pa.ArrowInvalid as err:
-        msg = str(err)
-        if "Empty CSV file" in msg:
-            raise DataError(f"{path}: the file is empty; a table needs a header line and a data row") from None
-        if "Expected" in msg and "columns" in msg:
-            raise DataError(_ragged_message(path, delimiter)) from None
-        raise DataError(f"{path}: cannot read as delimited text ({msg.splitlines()[0]}); check the file") from None
+        raise csv_error(path, delimiter, str(err)) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the file ({err})") from None
     notes: list[str] = []
@@ -149,6 +144,19 @@ def _decimal_commas(arrow: Any) -> tuple[Any, list[str]]:
         arrow = arrow.set_column(i, name, pc.cast(plain, pa.float64()))
         converted.append(name)
     return arrow, converted
+
+
+def csv_error(path: Path, delimiter: str, msg: str, *, streamed: bool = False) -> DataError:
+    """The one-line error for pyarrow's complaint ``msg`` about a delimited text file (``streamed``:
+    read block by block, where a column's type is fixed by the first block)."""
+    if "Empty CSV file" in msg:
+        return DataError(f"{path}: the file is empty; a table needs a header line and a data row")
+    if "Expected" in msg and "columns" in msg:
+        return DataError(_ragged_message(path, delimiter))
+    if streamed and "conversion error" in msg:
+        return DataError(f"{path}: a column changes type partway through the file ({msg.splitlines()[0]}); "
+                         f"correct that value, or score the file whole")
+    return DataError(f"{path}: cannot read as delimited text ({msg.splitlines()[0]}); check the file")
 
 
 def _ragged_message(path: Path, delimiter: str) -> str:

@@ -157,7 +157,7 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from .readers import _ragged_message, _sniff
+    from .readers import _sniff, csv_error
 
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; a table needs a header line and at least one data row")
@@ -186,15 +186,7 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
         if pending:
             yield _joined(pending)
     except pa.ArrowInvalid as err:
-        msg = str(err)
-        if "Empty CSV file" in msg:
-            raise DataError(f"{path}: the file is empty; a table needs a header line and a data row") from None
-        if "Expected" in msg and "columns" in msg:
-            raise DataError(_ragged_message(path, delimiter)) from None
-        if "conversion error" in msg:
-            raise DataError(f"{path}: a column changes type partway through the file ({msg.splitlines()[0]}); "
-                            f"correct that value, or score the file whole") from None
-        raise DataError(f"{path}: cannot read as delimited text ({msg.splitlines()[0]}); check the file") from None
+        raise csv_error(path, delimiter, str(err), streamed=True) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the file ({err})") from None
 
