@@ -370,7 +370,7 @@ CASES += [
     Bad("spec", "spec.json that is a JSON list", "m_list/spec.json: not a torchann model spec (format 'list'",
         _predict("m_list")),
     Bad("spec", "preprocessor listing 100,000 categories", "field features[0].categories holds a list of 100,000 "
-        "item(s); expected a list of 1 to 1,000 values", _predict("m_cats")),
+        "item(s); expected a list of 1 to 2 values", _predict("m_cats")),
     Bad("spec", "preprocessor with a text std", "field features[0].std holds 'a', not a finite number",
         _predict("m_stdtext")),
     Bad("spec", "summary of a spec with a 5000-digit size", "big_digits.json: field hidden[0] holds an integer of 5000 "
