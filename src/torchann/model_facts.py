@@ -21,14 +21,24 @@ def feature_rows(model: "Model") -> list[dict[str, Any]]:
     for f in model.preprocessor.features:
         record = vars(f).copy()
         kind = record.get("kind")
-        if kind == "numeric":
+        if kind == "numeric" and record.get("knots"):
+            encoding = f"quantile scores over {len(record['knots'])} training quantiles"
+        elif kind == "numeric":
             scaled = record.get("std", 1.0) != 1.0 or record.get("mean", 0.0) != 0.0
             encoding = (f"standardised (mean {record['mean']:.6g}, std {record['std']:.6g})" if scaled
                         else "as is")
+        elif kind == "date":
+            encoding = f"date ({record.get('date_format')}) as year, month, weekday, day, standardised"
         else:
             cats = record.get("categories") or []
             shown = ", ".join(str(c) for c in cats[:6]) + (f", ... ({len(cats) - 6} more)" if len(cats) > 6 else "")
             encoding = f"one-hot over {len(cats)} categor{'y' if len(cats) == 1 else 'ies'} ({shown})"
+            if record.get("other"):
+                encoding += " + one input for rare or unseen values"
+            if record.get("missing_slot"):
+                encoding += " + one for a missing value"
+        if record.get("indicator"):
+            encoding += " + a missing-value indicator"
         rows.append({
             "name": f.name, "kind": kind, "inputs": f.width, "encoding": encoding,
             "fill": record.get("fill"), "details": {k: v for k, v in record.items() if k not in ("name",)},
