@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import torchann
 from torchann.batches import epoch_permutation
+from torchann.dropout import Dropout
 from torchann.errors import DataError, UsageError
 from torchann.optim import DirectStep, make_optimizer
 from torchann.steps import AutogradStep, MLPStep, make_train_step
@@ -67,6 +68,8 @@ CASES = [
     ({"activation": "gelu"}, nn.MSELoss(), {"name": "adam"}),
     ({"activation": "leaky_relu", "bias": False}, nn.MSELoss(), {"name": "adam"}),
     ({"out": 3}, nn.CrossEntropyLoss(), {"name": "adam"}),
+    ({"dropout": 0.2}, nn.MSELoss(), {"name": "adamw", "weight_decay": 0.01}),
+    ({"dropout": 0.5, "activation": "tanh", "out": 3}, nn.CrossEntropyLoss(), {"name": "adam"}),
 ]
 
 
@@ -85,7 +88,9 @@ def test_mlp_step_matches_autograd_and_optimizer_step(model_opts, loss_fn, opt_o
 
     step = make_train_step(fast, fast, loss_fn, opt_fast)
     assert isinstance(step, MLPStep)
+    torch.manual_seed(1)  # dropout masks: both loops draw the same ones
     fast_losses = [float(step(x[s : s + 16], y[s : s + 16])[0]) for _ in range(4) for s in range(0, 40, 16)]
+    torch.manual_seed(1)
     plain_losses = _plain_steps(plain, loss_fn, opt_plain, x, y, 16, 4)
 
     assert fast_losses == pytest.approx(plain_losses, rel=1e-6, abs=1e-7)
@@ -102,6 +107,9 @@ BUFFER_MODELS = {
     "relu-tanh-sigmoid": lambda: nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Tanh(), nn.Linear(16, 8),
                                                nn.Sigmoid(), nn.Linear(8, 1), nn.Linear(1, 3)),
     "gelu-to-sigmoid": lambda: nn.Sequential(nn.Linear(5, 16), nn.GELU(), nn.Linear(16, 1), nn.Sigmoid()),
+    # torchann's dropout after an in-place activation, and after one that is not in place
+    "dropout": lambda: nn.Sequential(nn.Linear(5, 16), nn.ReLU(), Dropout(0.3), nn.Linear(16, 8), nn.GELU(),
+                                     Dropout(0.5), nn.Linear(8, 1)),
 }
 
 
@@ -123,11 +131,13 @@ def test_mlp_step_reuses_buffers_and_equals_autograd_bit_for_bit(name, bf16):
     assert isinstance(step, MLPStep)
     auto = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     outputs = []
-    for start, rows in [(0, 8), (8, 16), (0, 40), (24, 3), (4, 16), (0, 40)]:
+    for i, (start, rows) in enumerate([(0, 8), (8, 16), (0, 40), (24, 3), (4, 16), (0, 40)]):
         xb, yb = x[start : start + rows], y[start : start + rows]
+        torch.manual_seed(i)  # the same dropout masks for both
         loss, out = step(xb, yb)
         outputs.append(out)
         opt_plain.zero_grad()
+        torch.manual_seed(i)
         with auto:
             expected_out = plain(xb)
             expected = nn.functional.mse_loss(expected_out.float(), yb)
@@ -180,10 +190,10 @@ def test_bf16_mlp_step_is_autocast_and_close_to_float32():
 
 
 @pytest.mark.parametrize("model", [
-    lambda: torchann.mlp(5, [16], 1, dropout=0.2),
+    lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 1)),  # torch's own dropout
     lambda: torchann.mlp(5, [16], 1, norm="batch"),
     lambda: nn.Sequential(nn.Linear(5, 8), nn.PReLU(), nn.Linear(8, 1)),
-], ids=["dropout", "batchnorm", "prelu"])
+], ids=["nn-dropout", "batchnorm", "prelu"])
 def test_models_the_fast_step_does_not_know_take_autograd(model):
     net = model()
     opt = make_optimizer("adam", net.parameters(), lr=0.01, device=CPU)

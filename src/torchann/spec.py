@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from torch import nn
 
 from .choices import Activation, Norm, parse
+from .dropout import Dropout
 from .errors import SpecError
 
 __all__ = ["ModelSpec", "MLP", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS"]
@@ -173,7 +174,7 @@ class MLP(nn.Sequential):
                 layers[f"norm{i}"] = nn.LayerNorm(n_out)
             layers[f"act{i}"] = _activation_module(spec.activation)
             if spec.dropout > 0:
-                layers[f"dropout{i}"] = nn.Dropout(spec.dropout)
+                layers[f"dropout{i}"] = Dropout(spec.dropout)
         layers["output"] = nn.Linear(spec.sizes[-2], spec.out_features, bias=spec.bias)
         if spec.output_activation is not Activation.IDENTITY:
             layers["output_act"] = _activation_module(spec.output_activation)

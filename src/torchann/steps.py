@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .dropout import Dropout, dropout_mask
 from .optim import DirectStep
 
 __all__ = ["AutogradStep", "MLPStep", "make_train_step", "StepLosses", "autocast"]
@@ -73,6 +74,16 @@ class AutogradStep:
             nn.utils.clip_grad_norm_(self.params, self.clip)
         self.step_optimizer()
         return loss.detach(), out
+
+
+class _Dropout:
+    """A ``dropout.Dropout`` in an MLPStep plan: the same mask as the module draws, kept for backward."""
+
+    def __init__(self, module: Dropout) -> None:
+        self.p = module.p
+
+
+_DROPOUT = "dropout"
 
 
 class _Activation:
@@ -161,7 +172,7 @@ class MLPStep:
     """The step of ``AutogradStep`` for a plain MLP, with the backward pass written out.
 
     A plain MLP is an ``nn.Sequential`` of ``nn.Linear`` layers and the activations in
-    ``_ACTIVATIONS`` (``Identity`` and ``Dropout(p=0)`` are skipped), trained with an MSE,
+    ``_ACTIVATIONS``, and torchann's ``Dropout`` (``Identity`` and ``Dropout(p=0)`` are skipped), trained with an MSE,
     L1, BCE-with-logits or cross-entropy loss. Under ``bf16`` it does what autocast does:
     linear layers run in bfloat16 on bfloat16 copies of the weights, the loss in float32, and
     the gradients come back to the float32 parameters. Batches it cannot take (not 2-D, or
@@ -186,9 +197,11 @@ class MLPStep:
         self.compute = lower or self.dtype  # the dtype the linear layers run in
         self.one = torch.ones((), dtype=self.dtype, device=self.device)
         # The plan: linear layers, with an activation that directly follows one run in place.
-        self.plan: list[Any] = []  # layers is [(kind, module)]: kind is "linear" or an _Activation
+        self.plan: list[Any] = []  # layers is [(kind, module)]: kind is "linear", "dropout" or an _Activation
         for kind, module in layers:
-            if kind != "linear" and kind.forward_ is not None and isinstance(self.plan[-1], _Linear) \
+            if kind == _DROPOUT:
+                self.plan.append(_Dropout(module))
+            elif kind != "linear" and kind.forward_ is not None and isinstance(self.plan[-1], _Linear) \
                     and self.plan[-1].activation is None:
                 self.plan[-1].activation = kind
             else:
@@ -250,6 +263,10 @@ class MLPStep:
                 if layer.activation is not None:
                     layer.activation.forward_(out)
                 saved.append((a, w))
+            elif isinstance(layer, _Dropout):
+                mask = dropout_mask(a.shape, layer.p, dtype=a.dtype, device=a.device)
+                out = a * mask
+                saved.append((a, mask))
             else:
                 kind, module = layer
                 out = kind.forward(a, module)
@@ -282,6 +299,10 @@ class MLPStep:
                 elif j:  # the first layer's input needs no gradient
                     grad = torch.mm(grad, w, out=buffers["grad_in"][j])  # the gradient for the layer below
                 a = a_in
+            elif isinstance(layer, _Dropout):
+                a_in, mask = saved[k]
+                grad = grad.mul_(mask)  # grad is this step's own buffer: the next layer's input gradient
+                a = a_in
             else:
                 kind, module = layer
                 a_in, a_out = saved[k]
@@ -310,8 +331,10 @@ def plain_mlp_layers(model: nn.Module) -> list[tuple[Any, nn.Module]] | None:
             layers.append(("linear", module))
         elif kind in _ACTIVATIONS:
             layers.append((_ACTIVATIONS[kind], module))
-        elif kind is nn.Identity or (kind is nn.Dropout and module.p == 0.0):
+        elif kind is nn.Identity or (kind in (nn.Dropout, Dropout) and module.p == 0.0):
             continue
+        elif kind is Dropout and not module.inplace:
+            layers.append((_DROPOUT, module))
         else:
             return None
     if not layers or layers[0][0] != "linear":
