@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from safetensors.torch import load_file
 from sklearn import metrics as skm
 from typer.testing import CliRunner
@@ -371,3 +372,22 @@ def test_regression_target_scaling_uses_training_rows_and_predicts_in_target_uni
     out_std = torchann.predict(torchann.load(out).network, x.astype(np.float32)).double().numpy().ravel()
     assert values == pytest.approx(out_std * pre["target_std"][0] + pre["target_mean"][0], rel=1e-6)
     assert values == pytest.approx([1000 + 1500, 1000 + 600 - 800], abs=150)  # near the truth, in its units
+
+
+def test_adamw_decays_by_default_and_an_explicit_zero_turns_it_off():
+    # AdamW's update with decay: w <- w - lr * wd * w - lr * adam_step; on a zero gradient
+    # (a bias-free layer fed zeros) the adam step is 0, so one step leaves w * (1 - lr * wd).
+    from torchann.optim import make_optimizer
+
+    cpu = torch.device("cpu")
+    for wd, expected in [(None, 0.01), (0.0, 0.0), (0.3, 0.3)]:
+        layer = nn.Linear(3, 2, bias=False)
+        w0 = layer.weight.detach().clone()
+        opt = make_optimizer("adamw", layer.parameters(), lr=0.1, weight_decay=wd, device=cpu)
+        assert opt.param_groups[0]["weight_decay"] == expected
+        layer(torch.zeros(4, 3)).sum().backward()
+        opt.step()
+        torch.testing.assert_close(layer.weight.detach(), w0 * (1 - 0.1 * expected))
+    for name in ("sgd", "adam"):
+        opt = make_optimizer(name, nn.Linear(3, 2).parameters(), lr=0.1, device=cpu)
+        assert opt.param_groups[0]["weight_decay"] == 0.0

@@ -56,7 +56,7 @@ class StepOptions:
     loss_kind: Loss | None  # its name, None for a loss module of the user's
     optimizer: Optimizer
     lr: float
-    weight_decay: float
+    weight_decay: float | None  # None: the optimizer's default (optim.make_optimizer)
     momentum: float
     clip_grad_norm: float | None
     scheduler: Scheduler | Callable[[torch.optim.Optimizer], Any] | None  # None: no schedule
@@ -110,7 +110,7 @@ def check_fit_arguments(a: dict[str, Any]) -> tuple[StepOptions, LoopOptions, Wa
         loss=loss_fn, loss_kind=loss_kind,
         optimizer=parse(Optimizer, a["optimizer"], name="optimizer"),
         lr=check_positive_number("learning rate", a["lr"], hint="; try 1e-3"),
-        weight_decay=check_non_negative_number("weight decay", a["weight_decay"]),
+        weight_decay=None if a["weight_decay"] is None else check_non_negative_number("weight decay", a["weight_decay"]),
         momentum=check_fraction("momentum", a["momentum"], hint="; 0.9 is common"),
         clip_grad_norm=None if clip is None else check_positive_number("clip_grad_norm", clip),
         scheduler=scheduler,

@@ -58,7 +58,7 @@ def fit(
     lr: float = _DEFAULT.lr,
     optimizer: str = _DEFAULT.optimizer,
     loss: str | nn.Module | None = _DEFAULT.loss,
-    weight_decay: float = _DEFAULT.weight_decay,
+    weight_decay: float | None = _DEFAULT.weight_decay,
     momentum: float = _DEFAULT.momentum,
     clip_grad_norm: float | None = _DEFAULT.clip_grad_norm,
     scheduler: str | Callable[[torch.optim.Optimizer], Any] | None = _DEFAULT.scheduler,

@@ -13,18 +13,26 @@ from .errors import UsageError
 
 __all__ = ["make_optimizer", "make_loss", "make_scheduler", "SCHEDULERS_PER_STEP", "DirectStep"]
 
+ADAMW_WEIGHT_DECAY = 0.01  # what weight_decay=None gives AdamW
+
 
 def make_optimizer(
     name: str | Optimizer,
     params: Iterable[nn.Parameter],
     *,
     lr: float,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     momentum: float = 0.0,
     device: torch.device,
 ) -> torch.optim.Optimizer:
-    """SGD, Adam or AdamW; the fused kernels where this torch has them for ``device``."""
+    """SGD, Adam or AdamW; the fused kernels where this torch has them for ``device``.
+
+    ``weight_decay=None`` is each optimizer's usual default: 0.01 for AdamW (torch's own), 0 for
+    SGD and Adam, whose decay is an L2 term in the gradient. An explicit 0 turns it off for all.
+    """
     kind = parse(Optimizer, name, name="optimizer")
+    if weight_decay is None:
+        weight_decay = ADAMW_WEIGHT_DECAY if kind is Optimizer.ADAMW else 0.0
     if not _finite_number(lr) or lr <= 0:
         raise UsageError(f"learning rate must be a positive number, got {lr!r}; try 1e-3")
     if not _finite_number(weight_decay) or weight_decay < 0:
@@ -38,7 +46,7 @@ def make_optimizer(
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **fused)
     if kind is Optimizer.ADAM:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay or 0.01, **fused)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
 
 
 def _finite_number(value: object) -> bool:

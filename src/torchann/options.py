@@ -72,7 +72,8 @@ class FitOptions:
                                      "cross_entropy for classification].")
     class_weight: Optional[str] = _opt(
         None, "balanced weighs each class by n_rows / (n_classes * its rows) in the loss; none for equal weights.")
-    weight_decay: float = _opt(0.0, "Weight decay (decoupled for adamw, L2 for sgd and adam).")
+    weight_decay: Optional[float] = _opt(
+        None, "Weight decay, decoupled for adamw, L2 for sgd and adam [default: 0.01 for adamw, 0 for sgd and adam].")
     momentum: float = _opt(0.0, "Momentum for sgd.")
     clip_grad_norm: Optional[float] = _opt(None, "Clip the gradient norm to this value.")
     scheduler: Optional[str] = _opt(None, "none, cosine, step, plateau or one_cycle.")
