@@ -144,6 +144,9 @@ def three_free_cores(monkeypatch):
     monkeypatch.setattr(threads, "_cgroup_quota", lambda root="": None)
     monkeypatch.setattr(threads, "_torch_defaults", lambda cpus: {len(cpus)})
     monkeypatch.setattr(threads, "busy_cores", lambda cpus=None, **kw: 0.0)
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 0.0)
+    monkeypatch.setattr(threads, "BusyLook", _LookAfterSteps)
+    _LookAfterSteps.after = 0  # done before the first step ends
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     yield
@@ -157,17 +160,33 @@ def _fit(rows, hidden, batch, **options):
     return torchann.fit(model, x, y, epochs=1, batch_size=batch, seed=0, device="cpu", precision="fp32", **options)
 
 
+class _LookAfterSteps:
+    """``threads.BusyLook`` without a thread: its sample is in once ``after`` steps have been polled."""
+
+    after = 0
+
+    def __init__(self, sample, decide):
+        self.choice = decide(sample())
+        self.polls = 0
+
+    def ready(self):
+        self.polls += 1
+        return self.choice if self.polls > self.after else None
+
+
 class _ThreadsDuringTraining:
     """A progress object that notes torch's thread count at every step."""
 
     def __init__(self):
         self.seen = set()
+        self.steps = []
 
     def on_train_start(self, **kw):
         pass
 
     def on_step(self, **kw):
         self.seen.add(torch.get_num_threads())
+        self.steps.append(torch.get_num_threads())
 
     def on_epoch_end(self, record):
         pass
@@ -183,10 +202,66 @@ def test_fit_trains_a_large_step_on_the_free_cores_and_restores_the_count(three_
 
 def test_fit_leaves_the_core_another_process_keeps_busy(three_free_cores, monkeypatch):
     monkeypatch.setattr(threads, "busy_cores", lambda cpus=None, **kw: 1.0)
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)
     probe = _ThreadsDuringTraining()
     history = _fit(1024, [256, 256], 1024, progress=probe)
     assert history.info["threads"] == 2 and probe.seen == {2}
     assert torch.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("instant, looked, expected", [
+    (0.0, 1.0, [3, 3, 2, 2, 2, 2]),  # quiet at the start; the look finds a busy core: one switch, down
+    (2.0, 0.0, [1, 1, 3, 3, 3, 3]),  # a burst at the start; the look finds the cores free: up
+    (0.0, 0.0, [3] * 6),             # both agree: no switch
+])
+def test_fit_starts_on_the_instant_count_and_switches_once_when_the_look_is_in(
+        three_free_cores, monkeypatch, instant, looked, expected):
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: instant)
+    monkeypatch.setattr(threads, "busy_cores", lambda cpus=None, **kw: looked)
+    _LookAfterSteps.after = 2  # the sample comes in during the third step
+    probe = _ThreadsDuringTraining()
+    history = _fit(6 * 64, [256, 256], 64, progress=probe)  # 6 steps of 29 MFLOP: 3 threads wanted
+    assert probe.steps == expected
+    assert history.info["threads"] == expected[-1]
+    assert torch.get_num_threads() == 3  # the count from before fit, also after a switch
+
+
+def test_running_elsewhere_takes_this_process_own_running_threads_off(tmp_path):
+    (tmp_path / "stat").write_text("cpu  1 2 3\nprocs_running 5\nprocs_blocked 0\n")
+    for tid, state in [(10, "R"), (11, "S"), (12, "R")]:
+        (tmp_path / "task" / str(tid)).mkdir(parents=True)
+        # the command name may hold spaces and parentheses: the state follows the last ')'
+        (tmp_path / "task" / str(tid) / "stat").write_text(f"{tid} (py (x) y) {state} 1 2 3\n")
+    assert threads.running_elsewhere(str(tmp_path / "stat"), str(tmp_path / "task")) == 3.0
+    assert threads.running_elsewhere(str(tmp_path / "missing"), str(tmp_path / "task")) == 0.0
+
+
+def test_busy_cores_takes_this_process_own_cpu_time_off():
+    # two CPUs fully busy for 0.5 s, this process used 0.5 CPU-seconds of it: one core is others'
+    readings = iter([{0: (0, 0), 1: (0, 0)}, {0: (50, 50), 1: (50, 50)}])
+    clock = iter([10.0, 10.5])
+    busy = busy_cores({0, 1}, window=0.5, read=lambda: next(readings), sleep=lambda s: None, own=lambda: next(clock))
+    assert busy == pytest.approx(1.0)
+    readings = iter([{0: (0, 0), 1: (0, 0)}, {0: (5, 50), 1: (0, 50)}])
+    clock = iter([0.0, 0.5])  # own time above the busy ticks (tick rounding): never below zero
+    assert busy_cores({0, 1}, window=0.5, read=lambda: next(readings), sleep=lambda s: None,
+                      own=lambda: next(clock)) == 0.0
+
+
+def test_busy_look_samples_in_the_background():
+    import threading
+
+    release = threading.Event()
+
+    def sample():
+        release.wait(10)
+        return 1.0
+
+    look = threads.BusyLook(sample, lambda busy: ThreadChoice(int(busy) + 1, "work"))
+    assert look.ready() is None  # the sample is still waiting: training goes on meanwhile
+    release.set()
+    look._done.wait(10)
+    assert look.ready() == ThreadChoice(2, "work")
 
 
 def test_fit_trains_a_small_step_on_one_thread(three_free_cores):

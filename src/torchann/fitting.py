@@ -151,6 +151,7 @@ def fit(
     state, training = _build(model, run, step, loop, watch)
     if thread_choice is not None:
         state.history.info["threads"] = thread_choice.threads
+        training.look = thread_choice.look
     with use_threads(thread_choice):
         training.run()
     return state.history

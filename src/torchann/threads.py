@@ -13,9 +13,14 @@ core the threads wait on each other at every operator: a 20-epoch ``torchann tra
 * otherwise one thread per ``FLOPS_PER_THREAD`` of the step's work (forward and backward,
   6 x rows x parameters), at least one;
 * never more than the cores this process may use (its CPU affinity, the cgroup CPU quota,
-  shared by the ``torchrun`` processes on this machine), less the cores other processes kept
-  busy just before training (``/proc/stat``, sampled only when more than one thread is in
-  question).
+  shared by the ``torchrun`` processes on this machine), less the cores other processes keep
+  busy. That load is looked at only when more than one thread is in question, in two steps
+  that cost training nothing: training starts on the count that the tasks running elsewhere
+  at that instant leave free (``procs_running`` in ``/proc/stat``, less this process's own
+  running threads), while a background thread (``BusyLook``) samples the busy ticks of this
+  process's CPUs over 50 ms, less this process's own CPU time; after the first step that ends
+  once the sample is in, the loop switches to the count it gives, once. (A look that made
+  training wait 30 ms cost a one-epoch fit of 50 ms a third of its time.)
 
 ``fit`` sets the count for the duration of training and puts the previous one back after
 (``use_threads``). The decision itself (``decide_threads``) is a pure function, so that it
@@ -27,8 +32,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -38,8 +44,11 @@ from .errors import UsageError
 
 __all__ = [
     "FLOPS_PER_THREAD", "ThreadChoice", "step_flops", "rows_per_step", "threads_for_work", "allowed_cores",
-    "busy_cores", "user_thread_count", "decide_threads", "check_threads", "choose_threads", "use_threads",
+    "busy_cores", "running_elsewhere", "BusyLook", "user_thread_count", "decide_threads", "check_threads",
+    "choose_threads", "use_threads",
 ]
+
+LOOK_SECONDS = 0.05  # the background look's window: 5 ticks of /proc/stat on each CPU
 
 # Work (floating-point operations of one step, forward and backward) that keeps one more
 # thread busy enough to pay for waking it and for the waits at every operator. On a quiet
@@ -55,6 +64,7 @@ class ThreadChoice:
 
     threads: int
     reason: str  # "threads=", "OMP_NUM_THREADS", "torch.set_num_threads", "work" or "device"
+    look: "BusyLook | None" = field(default=None, compare=False)  # a refinement under way (``BusyLook``)
 
 
 def step_flops(model: torch.nn.Module, rows: int) -> float:
@@ -142,24 +152,73 @@ def _cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]]:
 
 def busy_cores(cpus: set[int] | None = None, *, window: float = 0.03,
                read: Callable[[], dict[int, tuple[int, int]]] = _cpu_times,
-               sleep: Callable[[float], None] = time.sleep) -> float:
-    """Cores that other processes kept busy during ``window`` seconds (this one sleeps meanwhile).
+               sleep: Callable[[float], None] = time.sleep,
+               own: Callable[[], float] | None = None) -> float:
+    """Cores that other processes kept busy on ``cpus`` during ``window`` seconds.
 
     ``/proc/stat`` counts in ticks of 10 ms, so 30 ms gives 3 ticks a CPU: enough to tell a
     core that another process keeps busy from an idle one, which is all the decision needs.
+    ``own`` (``time.process_time``) is this process's CPU time: what it used meanwhile (when
+    it trains while another thread looks) is taken off.
     """
     cpus = cpus if cpus is not None else _affinity()
     before = read()
     if not before:
         return 0.0
+    own_before = own() if own is not None else 0.0
     sleep(window)
     after = read()
+    own_used = (own() - own_before) / window if own is not None else 0.0
     busy = total = 0
     for cpu in cpus:
         if cpu in before and cpu in after:
             busy += after[cpu][0] - before[cpu][0]
             total += after[cpu][1] - before[cpu][1]
-    return 0.0 if total <= 0 else len(cpus) * busy / total
+    return 0.0 if total <= 0 else max(0.0, len(cpus) * busy / total - own_used)
+
+
+def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task") -> float:
+    """Tasks of other processes running or ready to run at this instant (no waiting): the
+    ``procs_running`` line of ``/proc/stat``, less this process's threads in state R. It counts
+    the whole machine, not only this process's CPUs; ``BusyLook`` then measures those. 0 where
+    there is no ``/proc``."""
+    try:
+        with open(stat, encoding="ascii") as f:
+            running = next((int(line.split()[1]) for line in f if line.startswith("procs_running ")), 0)
+        mine = 0
+        for tid in os.listdir(tasks):
+            try:
+                with open(os.path.join(tasks, tid, "stat"), encoding="ascii", errors="replace") as f:
+                    mine += f.read().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
+                continue  # a thread that ended meanwhile
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return float(max(0, running - mine))
+
+
+class BusyLook:
+    """The load of other processes, sampled in a background thread while training runs.
+
+    ``sample()`` gives the cores others keep busy (``busy_cores`` over ``LOOK_SECONDS``, less
+    this process's own CPU time) and ``decide(busy)`` the count for that load. The training
+    loop calls ``ready()`` after each step: None until the look is done, then the choice.
+    """
+
+    def __init__(self, sample: Callable[[], float], decide: Callable[[float], ThreadChoice]) -> None:
+        self._sample, self._decide = sample, decide
+        self._choice: ThreadChoice | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="torchann-load-look", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._choice = self._decide(self._sample())
+        finally:
+            self._done.set()  # a failed look leaves the first count in place
+
+    def ready(self) -> ThreadChoice | None:
+        return self._choice if self._done.is_set() else None
 
 
 # -- the user's count ------------------------------------------------------------------------
@@ -246,13 +305,23 @@ def choose_threads(flops: float, threads: int | None, device: torch.device) -> T
     if device.type != "cpu":
         return None if threads is None else ThreadChoice(threads, "threads=")
     cpus = _affinity()
-    return decide_threads(flops, requested=threads, user=user_thread_count(), cores=allowed_cores(affinity=cpus),
-                          cpus=len(cpus), busy=lambda: busy_cores(cpus))
+    cores = allowed_cores(affinity=cpus)
+    first = decide_threads(flops, requested=threads, user=user_thread_count(), cores=cores, cpus=len(cpus),
+                           busy=running_elsewhere)
+    if first.reason != "work" or min(threads_for_work(flops), cores) <= 1:
+        return first  # the user's count, or one thread: no load to look at
+
+    def decide(busy: float) -> ThreadChoice:
+        return decide_threads(flops, requested=None, user=None, cores=cores, cpus=len(cpus), busy=busy)
+
+    look = BusyLook(lambda: busy_cores(cpus, window=LOOK_SECONDS, own=time.process_time), decide)
+    return ThreadChoice(first.threads, first.reason, look=look)
 
 
 @contextlib.contextmanager
 def use_threads(choice: ThreadChoice | None) -> Iterator[ThreadChoice | None]:
-    """Run the block with ``choice.threads`` intra-op threads; put the previous count back after."""
+    """Run the block with ``choice.threads`` intra-op threads; put the previous count back after
+    (also the count a ``BusyLook`` switched to inside the block)."""
     if choice is None:
         yield None
         return
