@@ -76,14 +76,7 @@ class AutogradStep:
         return loss.detach(), out
 
 
-class _Dropout:
-    """A ``dropout.Dropout`` in an MLPStep plan: the same mask as the module draws, kept for backward."""
-
-    def __init__(self, module: Dropout) -> None:
-        self.p = module.p
-
-
-_DROPOUT = "dropout"
+_DROPOUT = "dropout"  # the kind plain_mlp_layers gives a dropout.Dropout; the plan holds the module itself
 
 
 class _Activation:
@@ -200,7 +193,7 @@ class MLPStep:
         self.plan: list[Any] = []  # layers is [(kind, module)]: kind is "linear", "dropout" or an _Activation
         for kind, module in layers:
             if kind == _DROPOUT:
-                self.plan.append(_Dropout(module))
+                self.plan.append(module)
             elif kind != "linear" and kind.forward_ is not None and isinstance(self.plan[-1], _Linear) \
                     and self.plan[-1].activation is None:
                 self.plan[-1].activation = kind
@@ -263,7 +256,7 @@ class MLPStep:
                 if layer.activation is not None:
                     layer.activation.forward_(out)
                 saved.append((a, w))
-            elif isinstance(layer, _Dropout):
+            elif isinstance(layer, Dropout):  # the mask the module would draw, kept for backward
                 mask = dropout_mask(a.shape, layer.p, dtype=a.dtype, device=a.device)
                 out = a * mask
                 saved.append((a, mask))
@@ -299,7 +292,7 @@ class MLPStep:
                 elif j:  # the first layer's input needs no gradient
                     grad = torch.mm(grad, w, out=buffers["grad_in"][j])  # the gradient for the layer below
                 a = a_in
-            elif isinstance(layer, _Dropout):
+            elif isinstance(layer, Dropout):
                 a_in, mask = saved[k]
                 grad = grad.mul_(mask)  # grad is this step's own buffer: the next layer's input gradient
                 a = a_in
