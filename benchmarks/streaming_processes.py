@@ -6,10 +6,13 @@
 It writes one ``.npy`` of ``--gb`` GB (32 float32 features and a target column, the
 throughput benchmark's task), drops its pages from the page cache, and trains one epoch over
 it with ``--nproc`` processes under torch's launcher (gloo, CPU), then with one process, each
-run in fresh processes. Every process reports its own peak resident set size (``VmHWM`` of
-``/proc/self/status``: the high-water mark of this program's own memory; ``getrusage``'s
-``ru_maxrss`` would also carry the resident size of the process it was forked from). The network is small (32-16-1, batch 16384 per process) so that
-the epoch measures reading and sharding rather than the matmuls; the file is deleted at the end
+run in fresh processes. Both runs take the same steps: a global batch of 32,768 rows and
+``--lanes`` lanes (default: one per process), so their losses agree. Every process reports its
+own peak resident set size (``VmHWM`` of ``/proc/self/status``: the high-water mark of this
+program's own memory; ``getrusage``'s ``ru_maxrss`` would also carry the resident size of the
+process it was forked from) and the bytes it read during training (``rchar`` of
+``/proc/self/io``, from disk or page cache alike). The network is small (32-16-1) so that the
+epoch measures reading and sharding rather than the matmuls; the file is deleted at the end
 unless ``--keep``.
 """
 
@@ -26,6 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FEATURES = 32
+GLOBAL_BATCH = 32768
+LANES = int(os.environ.get("TORCHANN_BENCH_LANES", "2"))
 
 
 def peak_rss_mb() -> float:
@@ -39,6 +44,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bytes_read() -> int:
+    """Bytes this process has read through system calls (``rchar`` of ``/proc/self/io``), from
+    the disk or the page cache alike: what the process asked for, whatever served it."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def child(path: str, out: str) -> None:
     import torch
 
@@ -48,14 +65,15 @@ def child(path: str, out: str) -> None:
     with distributed.session(device="cpu") as world:
         torch.manual_seed(0)
         model = torchann.mlp(FEATURES, [16], 1)
-        source = torchann.NpyBatches(path, target=-1)
+        source = torchann.NpyBatches(path, target=-1, lanes=LANES)
+        read_before = bytes_read()
         started = time.perf_counter()
-        history = torchann.fit(model, source, epochs=1, batch_size=16384, lr=1e-3, seed=0, device="cpu",
-                               precision="fp32")
+        history = torchann.fit(model, source, epochs=1, global_batch_size=GLOBAL_BATCH,
+                               batch_size=GLOBAL_BATCH // world.size, lr=1e-3, seed=0, device="cpu", precision="fp32")
         seconds = time.perf_counter() - started
         report = {"rank": world.rank, "world": world.size, "rows": source.rows, "seconds": seconds,
                   "threads": history.info.get("threads"), "loss": history.final_loss,
-                  "peak_rss_mb": peak_rss_mb()}
+                  "peak_rss_mb": peak_rss_mb(), "read_gb": (bytes_read() - read_before) / 1e9}
     Path(out, f"rank{world.rank}-of-{world.size}.json").write_text(json.dumps(report))
 
 
@@ -68,6 +86,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/torchann-dist"))
     parser.add_argument("--gb", type=float, default=3.0)
     parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--lanes", type=int, help="lanes of the epoch's order (default: --nproc)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("PATH", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -80,6 +99,7 @@ def main() -> int:
 
     from torchann import distributed
 
+    os.environ["TORCHANN_BENCH_LANES"] = str(args.lanes or args.nproc)  # the children's lanes: the same order in both runs
     args.dir.mkdir(parents=True, exist_ok=True)
     big = args.dir / "big.npy"
     rows = int(args.gb * 1e9 / ((FEATURES + 1) * 4))
@@ -116,12 +136,15 @@ def main() -> int:
 
     print(f"File: {rows * (FEATURES + 1) * 4 / 1e9:.2f} GB ({rows:,} rows x {FEATURES + 1} float32 columns), "
           f"read from disk (page cache dropped before each run); load average {os.getloadavg()[0]:.2f}.\n")
-    print("| processes | wall s (launch + epoch) | epoch s (slowest rank) | rows/s | peak RSS MB per process | loss |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"Global batch {GLOBAL_BATCH:,} rows, lanes {os.environ['TORCHANN_BENCH_LANES']}: both runs take the same steps.\n")
+    print("| processes | wall s (launch + epoch) | epoch s (slowest rank) | rows/s | peak RSS MB per process "
+          "| GB read per process | loss |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for procs, res in results.items():
         epoch = max(r["seconds"] for r in res["ranks"])
+        read = ", ".join(f"{r['read_gb']:.2f}" for r in res["ranks"])
         print(f"| {procs} | {res['wall_s']:.0f} | {epoch:.0f} | {rows / epoch:,.0f} | "
-              f"{_mb(res['ranks'])} | {res['ranks'][0]['loss']:.4f} |")
+              f"{_mb(res['ranks'])} | {read} | {res['ranks'][0]['loss']:.6f} |")
     return 0
 
 

@@ -35,7 +35,6 @@ import functools
 import math
 import mmap
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -66,20 +65,26 @@ class StreamingBatches:
 
     def __init__(self, *, batch_size: int = 32, shuffle: bool = True, seed: int = 0,
                  device: str | torch.device = "cpu", classes: int | None = None,
-                 rank: int = 0, world_size: int = 1, global_batch_size: int | None = None) -> None:
+                 rank: int = 0, world_size: int = 1, global_batch_size: int | None = None,
+                 lanes: int | None = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+            raise UsageError(f"lanes must be a positive integer (or None: one per process), got {lanes!r}")
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, int(seed)
         self.device = torch.device(device)
         self.classes = classes  # targets are class indices in [0, classes) (cross-entropy)
         self.rank, self.world_size = rank, world_size  # this process's place under torchrun
         self.global_batch = global_batch_size or batch_size * world_size  # rows per step over all ranks
+        self._lanes = lanes
+        self.lanes = lanes or world_size  # stretches of the epoch each global batch draws from
 
-    _OPTIONS = ("batch_size", "shuffle", "seed", "device", "classes", "rank", "world_size", "global_batch_size")
+    _OPTIONS = ("batch_size", "shuffle", "seed", "device", "classes", "rank", "world_size", "global_batch_size",
+                "lanes")
 
     def configured(self, **options: Any) -> "StreamingBatches":
-        """A copy with other ``batch_size``, ``shuffle``, ``seed``, ``device``, ``classes``, or
-        place in a distributed job (``rank``, ``world_size``, ``global_batch_size``)."""
+        """A copy with other ``batch_size``, ``shuffle``, ``seed``, ``device``, ``classes``,
+        ``lanes``, or place in a distributed job (``rank``, ``world_size``, ``global_batch_size``)."""
         unknown = set(options) - set(self._OPTIONS)
         if unknown:
             raise UsageError(f"unknown streaming option(s) {sorted(unknown)}")
@@ -91,18 +96,29 @@ class StreamingBatches:
         return {"batch_size": self.batch_size, "shuffle": self.shuffle, "seed": self.seed,
                 "device": self.device, "classes": self.classes, "rank": self.rank,
                 "world_size": self.world_size,
-                "global_batch_size": self.global_batch if self.world_size > 1 else None}
+                "global_batch_size": self.global_batch if self.world_size > 1 else None, "lanes": self._lanes}
 
     def for_fit(self, model: torch.nn.Module, loss: Any, *, batch_size: int, shuffle: bool, seed: int,
                 device: torch.device, world: Any, global_batch_size: int | None = None) -> "StreamingBatches":
         """Checked against ``model`` and configured with ``fit``'s options (what ``fit`` calls)."""
-        from .choices import Loss
-        from .data_tensors import check_input_width, output_width
-
+        classes = self.check_for(model, loss, world)
         global_batch = global_batch_size or batch_size * world.size
         if world.is_distributed and global_batch < world.size:
             raise UsageError(f"the global batch of {global_batch} rows is smaller than the {world.size} processes; "
                              f"use a global batch of at least {world.size}")
+        lanes = self._lanes or world.size
+        if lanes > global_batch:
+            raise UsageError(f"lanes={lanes} is more than the global batch of {global_batch} rows; "
+                             f"use at most {global_batch} lanes or a larger batch")
+        return self.configured(batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, classes=classes,
+                               rank=world.rank, world_size=world.size,
+                               global_batch_size=global_batch if world.is_distributed else None)
+
+    def check_for(self, model: torch.nn.Module, loss: Any, world: Any) -> int | None:
+        """Check the file against ``model``, ``loss`` and the job; the class count for cross-entropy."""
+        from .choices import Loss
+        from .data_tensors import check_input_width, output_width
+
         if world.is_distributed and self.rows < world.size:
             raise UsageError(f"{self.source}: {self.rows} rows cannot be shared by {world.size} processes; "
                              f"use fewer processes")
@@ -112,9 +128,7 @@ class StreamingBatches:
         if classes is None and width is not None and self.targets != width:
             raise DataError(f"{self.source}: {self.targets} target column(s) but the model has {width} output(s); "
                             f"match the output size to the number of targets")
-        return self.configured(batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, classes=classes,
-                               rank=world.rank, world_size=world.size,
-                               global_batch_size=global_batch if world.is_distributed else None)
+        return classes
 
     def __len__(self) -> int:
         return math.ceil(self.rows / self.global_batch)
@@ -133,60 +147,35 @@ class StreamingBatches:
         return np.random.default_rng([self.seed % 2**63, epoch, chunk]).permutation(stop - start)
 
     def order(self, epoch: int) -> torch.Tensor:
-        """The epoch's row order as one int64 tensor (``rows`` entries: for checks, not for training)."""
+        """The file rows of the epoch in the order the steps use them, as one int64 tensor
+        (``rows`` entries: for checks, not for training). It depends on the global batch only
+        when there are several lanes."""
+        from .streaming_shards import Layout
+
         parts = []
         for c in self._chunk_order(epoch):
             start, stop = self.chunks[c]
             perm = self._row_order(epoch, int(c))
             parts.append(np.arange(start, stop) if perm is None else start + perm)
-        return torch.from_numpy(np.concatenate(parts).astype(np.int64))
+        base = np.concatenate(parts).astype(np.int64)
+        if self.lanes > 1:
+            base = base[Layout(self.rows, self.global_batch, self.lanes).epoch_positions()]
+        return torch.from_numpy(base)
 
     # -- the batches ------------------------------------------------------------------------
 
     def epoch(self, epoch: int, *, start_step: int = 0) -> Iterator[Batch]:
         """Yield this rank's batches of ``epoch``, skipping the first ``start_step``."""
-        if self.world_size > 1:
-            from .streaming_shards import sharded_epoch
+        from .streaming_shards import stream_epoch
 
-            yield from sharded_epoch(self, epoch, start_step)
-            return
-        skip = start_step * self.batch_size  # rows of the epoch already trained on
-        todo: list[int] = []
-        for c in self._chunk_order(epoch):
-            length = self.chunks[c][1] - self.chunks[c][0]
-            if skip >= length:
-                skip -= length
-                continue
-            todo.append(int(c))
-        if not todo:
-            return
-        b = self.batch_size
-        carry: tuple[torch.Tensor, torch.Tensor] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchann-read") as pool:
-            pending = pool.submit(self._load, epoch, todo[0])
-            for i in range(len(todo)):
-                x, y, perm = pending.result()
-                if i + 1 < len(todo):
-                    pending = pool.submit(self._load, epoch, todo[i + 1])  # read ahead while this chunk trains
-                x, y = self._shuffled(x, y, perm)
-                if i == 0 and skip:
-                    x, y = x[skip:], y[skip:]
-                start = 0
-                if carry is not None:  # the last rows of the previous chunk open this chunk's first batch
-                    need = b - carry[0].shape[0]
-                    if need > x.shape[0]:  # a chunk shorter than the rest of the batch (a short last chunk)
-                        carry = (torch.cat([carry[0], x]), torch.cat([carry[1], y]))
-                        continue
-                    yield Batch(torch.cat([carry[0], x[:need]]), torch.cat([carry[1], y[:need]]))
-                    start, carry = need, None
-                n = x.shape[0]
-                while start + b <= n:
-                    yield Batch(x[start : start + b], y[start : start + b])
-                    start += b
-                if start < n:
-                    carry = (x[start:], y[start:])
-        if carry is not None:
-            yield Batch(carry[0], carry[1])
+        yield from stream_epoch(self, epoch, start_step)
+
+    def empty_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """x and y with no rows: a rank's share of a last global batch smaller than the job."""
+        x = torch.empty((0, self.features), dtype=torch.float32, device=self.device)
+        y = (torch.empty((0,), dtype=torch.int64, device=self.device) if self.classes is not None
+             else torch.empty((0, self.targets), dtype=torch.float32, device=self.device))
+        return x, y
 
     def _load(self, epoch: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One chunk read and checked (in the reader thread): x, y and the chunk's row order.
@@ -207,27 +196,13 @@ class StreamingBatches:
             _check_finite(y, f"{self.source} target", start)
         return x, y, self._row_order(epoch, chunk)
 
-    def _shuffled(self, x: np.ndarray, y: np.ndarray, perm: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The chunk's rows in their shuffled order, as contiguous tensors on the device.
-
-        The gather runs here, in the training thread, with torch's threads: on a machine whose
-        cores all train, work in the reader thread would take the same time from training, and
-        a single-threaded numpy gather took several times longer.
-        """
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        if perm is None:
-            xt, yt = xt.contiguous(), yt.contiguous()
-        else:
-            order = torch.from_numpy(perm)
-            xt, yt = xt.index_select(0, order), yt.index_select(0, order)
-        return xt.to(self.device), yt.to(self.device)
-
     def _read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.source!r}, rows={self.rows}, features={self.features}, "
-                f"targets={self.targets}, chunks={len(self.chunks)}, batch_size={self.batch_size})")
+                f"targets={self.targets}, chunks={len(self.chunks)}, batch_size={self.batch_size}"
+                + (f", lanes={self.lanes})" if self.lanes > 1 else ")"))
 
 
 class NpyBatches(StreamingBatches):

@@ -124,8 +124,7 @@ def check_training_data(model: nn.Module, x: Any, y: Any, loss: Loss | None, *, 
     if isinstance(x, DataLoader):
         return TrainingData(x, len(x.dataset), x.batch_size)  # type: ignore[arg-type]
     if isinstance(x, StreamingBatches):
-        # A dry run of the checks for_fit makes (widths, targets, torchrun) before anything moves.
-        x.for_fit(model, loss, batch_size=1, shuffle=False, seed=0, device=torch.device("cpu"), world=world)
+        x.check_for(model, loss, world)  # widths, targets, rows for the job: before anything moves
         return TrainingData(x, x.rows)
     if isinstance(x, Dataset):
         return TrainingData(x, len(x))  # type: ignore[arg-type]
