@@ -6,21 +6,23 @@ the next chunk while the current one trains. Memory holds about three chunks at 
 the file. The file is read with plain reads, not a memory map: a mapped file's pages would
 count as this process's memory as soon as training touched them.
 
-The order is a pure function of ``(seed, epoch)``, as in ``TensorBatches``. A resumed run
-therefore sees the same batches. Batches run across chunk boundaries, so every batch but the
-epoch's last has ``batch_size`` rows, and ``shuffle=False`` gives exactly the batches of the
-in-memory path.
+The order is a pure function of ``(seed, epoch)`` (and the lanes below), as in
+``TensorBatches``. A resumed run therefore sees the same batches. Batches run across chunk
+boundaries, so every batch but the epoch's last has ``batch_size`` rows, and with one lane
+``shuffle=False`` gives exactly the batches of the in-memory path.
 
 Shuffling has two levels: the order of the chunks, then the rows inside each chunk. Rows that
 sit in the same chunk of the file stay in the same stretch of the epoch. Shuffle a file that is
-sorted (by target, by time) once on disk, or give it smaller chunks.
+sorted (by target, by time) once on disk, or give it smaller chunks, or more lanes.
 
-Under ``torchrun`` the epoch's order stays the one above, whatever the number of processes:
-each global batch (``batch_size`` x processes rows, or ``global_batch_size``) is split over the
-ranks as ``TensorBatches`` splits it, so N processes train on exactly the rows of one process
-with an N-times larger batch. Each rank keeps only its share of every chunk it reads and skips
-the chunks that hold none of its rows; since all ranks walk the same chunks in step, the file is
-read from disk about once per machine (the other ranks find the pages in the page cache).
+Lanes (``streaming_shards.py``): the epoch can draw every batch from ``lanes`` consecutive
+stretches of that order at once, a share of the batch from each. One lane (the default in one
+process) is the order above. Under ``torchrun`` the default is one lane per process, and each
+rank then reads only the chunks of its own stretch, about 1/N of the file. The order depends on
+the seed, the epoch, the chunks and the lanes, never on the number of processes: N processes
+train on exactly the rows of one process with an N-times larger batch and the same ``lanes``.
+Set ``lanes`` yourself to keep one order whatever the number of processes. Each lane holds its
+own chunk in memory, so one process with several lanes holds several chunks.
 
 Example:
     >>> batches = torchann.NpyBatches("train.npy", target=-1)   # last column is y
@@ -214,7 +216,9 @@ class NpyBatches(StreamingBatches):
             name the target column(s) of ``x`` with ``target``.
         target: index or indices of target columns inside ``x`` (e.g. ``-1``); the other
             columns are the features.
-        chunk_rows: rows read at a time; memory holds about three chunks.
+        chunk_rows: rows read at a time; memory holds about three chunks per lane.
+        lanes: stretches of the epoch's order each batch draws from (default: one per
+            ``torchrun`` process, 1 alone).
         batch_size, shuffle, seed, device: as for ``TensorBatches``; ``fit`` sets them.
     """
 
@@ -304,6 +308,7 @@ class ParquetBatches(StreamingBatches):
         target: the target column name(s).
         features: the feature columns (default: every other column); all must be numeric.
         chunk_rows: row groups are read together until they hold at least this many rows.
+        lanes, batch_size, shuffle, seed, device: as for ``NpyBatches``.
     """
 
     def __init__(self, path: str | os.PathLike, *, target: str | Sequence[str], features: Sequence[str] | None = None,
