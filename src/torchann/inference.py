@@ -13,7 +13,8 @@ __all__ = ["predict"]
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, pad_to: int | None = None) -> torch.Tensor:
+def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, block: int | None = None,
+            first_row: int = 0) -> torch.Tensor:
     """Outputs of ``model`` for the rows of ``x``, as a CPU tensor.
 
     Runs on the model's own device in eval mode (dropout off, batch norm on its running
@@ -22,11 +23,13 @@ def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, pad_to: 
     Args:
         x: rows x features (tensor, array or nested lists).
         batch_size: rows per forward pass; ``None`` sends all rows at once.
-        pad_to: pad each forward pass with zero rows up to a multiple of this many rows. The CPU's
-            matrix kernels compute the rows of a ragged last tile in another order, so a row's
-            float32 answer could change in its last bits with the number of rows sent with it;
-            padded passes give every row the same answer in any chunk (scoring a file in chunks
-            equals scoring it whole).
+        block: instead of ``batch_size``, forward passes of exactly ``block`` rows each (zero
+            rows fill the gaps), aligned to multiples of ``block`` counted from ``first_row``.
+            The CPU's matrix kernels give a row's float32 answer last bits that depend on where
+            the row sits in the pass and on the pass's size, so only this gives every row the
+            same answer whatever else it is sent with: scoring a file in chunks then equals
+            scoring it whole.
+        first_row: the index of ``x``'s first row in the whole it belongs to (with ``block``).
 
     Shape:
         x: ``(N, in_features)`` -> ``(N, out_features)``
@@ -34,19 +37,32 @@ def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, pad_to: 
     xt = as_feature_tensor(model, x)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    step = batch_size or xt.shape[0]
     was_training = model.training
     model.eval()
     try:
-        outs = [_forward(model, xt[i : i + step].to(device), pad_to) for i in range(0, xt.shape[0], step)]
+        if block is not None:
+            outs = list(_aligned_passes(model, xt, block, first_row, device))
+        else:
+            step = batch_size or max(xt.shape[0], 1)
+            outs = [model(xt[i : i + step].to(device)).float().cpu() for i in range(0, xt.shape[0], step)]
     finally:
         model.train(was_training)
+    if not outs:
+        return model(xt.to(device)).float().cpu()
     return torch.cat(outs)
 
 
-def _forward(model: nn.Module, x: torch.Tensor, pad_to: int | None) -> torch.Tensor:
-    n = x.shape[0]
-    padded = -(-n // pad_to) * pad_to if pad_to else n
-    if padded != n:  # (n, F) -> (padded, F), answers for the first n rows kept
-        x = torch.cat([x, x.new_zeros(padded - n, *x.shape[1:])])
-    return model(x)[:n].float().cpu()
+def _aligned_passes(model: nn.Module, x: torch.Tensor, block: int, first_row: int, device: torch.device):
+    """Each row at place ``(first_row + i) % block`` of a pass of exactly ``block`` rows."""
+    n, i = x.shape[0], 0
+    while i < n:
+        at = (first_row + i) % block
+        m = min(block - at, n - i)
+        if at == 0 and m == block:
+            rows = x[i : i + m].to(device)
+        else:
+            rows = x.new_zeros(block, *x.shape[1:])
+            rows[at : at + m] = x[i : i + m]
+            rows = rows.to(device)
+        yield model(rows)[at : at + m].float().cpu()
+        i += m

@@ -212,7 +212,7 @@ def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], f
             if missing:
                 raise DataError(f"{table.source}: no column {missing[0]!r} to keep; columns are: "
                                 f"{', '.join(table.names[:20])}")
-            answers = model.predictions(table, proba=proba)
+            answers = model.predictions(table, proba=proba, first_row=rows)  # the rows so far: the same answers as whole
             arrow = _arrow_chunk(model, batch, keep, answers)
             if sink is None:
                 sink = _sink(fmt, handle, arrow.schema)
