@@ -245,3 +245,24 @@ def test_two_streaming_processes_match_one_with_twice_the_batch(job, name):
         err = float((r0[name][key] - value).abs().max() / value.abs().max().clamp_min(1e-6))
         assert err <= 1e-5, f"{name} {key}: relative difference {err:.1e}"
     assert r0["losses"][name] == pytest.approx(losses, rel=1e-5)
+
+
+def test_a_streamed_run_resumes_only_with_its_lanes(table, tmp_path):
+    path, _ = table
+    options = dict(epochs=2, batch_size=40, lr=1e-2, seed=5, device="cpu", optimizer="adam", early_stopping=None)
+    torch.manual_seed(0)
+    full = torchann.mlp(4, [8], 1)
+    start = {k: v.clone() for k, v in full.state_dict().items()}
+    history = torchann.fit(full, NpyBatches(path, target=-1, chunk_rows=100, lanes=2), **options)
+    assert history.info["lanes"] == 2
+    ck = torchann.fitting.Checkpointing(tmp_path / "ck", every=1)
+    part = torchann.mlp(4, [8], 1)
+    part.load_state_dict(start)
+    torchann.fit(part, NpyBatches(path, target=-1, chunk_rows=100, lanes=2), **{**options, "epochs": 1}, checkpoint=ck)
+    with pytest.raises(UsageError, match=r"streamed its file in 2 lane\(s\), this run in 1; .* resume with lanes=2"):
+        torchann.fit(torchann.mlp(4, [8], 1), NpyBatches(path, target=-1, chunk_rows=100), **options,
+                     resume=tmp_path / "ck")
+    again = torchann.mlp(4, [8], 1)
+    torchann.fit(again, NpyBatches(path, target=-1, chunk_rows=100, lanes=2), **options, resume=tmp_path / "ck")
+    for a, b in zip(full.parameters(), again.parameters()):
+        assert torch.equal(a, b)

@@ -39,6 +39,7 @@ from .loop import TrainingLoop
 from .optim import make_optimizer, make_scheduler
 from .options import FitOptions, auto_batch_size
 from .steps import make_train_step
+from .streaming import StreamingBatches
 from .threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
 from .training_data import check_training_data
 from .training_state import Stopper, TrainingState, check_resumable
@@ -199,7 +200,7 @@ def _check_run(model: nn.Module, x: Any, y: Any, init_weights: Any, step: StepOp
     global_batch = getattr(batches, "global_batch", batch_size * world.size)
     if saved is not None:
         check_resumable(saved, source=watch.resume, batch_size=batch_size, rows=data.rows, global_batch=global_batch,
-                        schedule=_schedule_state(step, loop.epochs, len(batches)))
+                        schedule=_schedule_state(step, loop.epochs, len(batches)), lanes=getattr(batches, "lanes", None))
     return _CheckedRun(device=dev, world=world, saved=saved, seed=seed, rows=data.rows, batches=batches,
                        validation=val, init=init, batch_size=batch_size, global_batch=global_batch)
 
@@ -221,6 +222,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
         "device": str(dev), "seed": run.seed, "rows": run.rows, "batch_size": run.batch_size,
         "steps_per_epoch": len(run.batches), "world_size": world.size, "global_batch_size": run.global_batch,
         "precision": step.precision.value, "torch": str(torch.__version__),  # a plain str, not TorchVersion
+        **({"lanes": run.batches.lanes} if isinstance(run.batches, StreamingBatches) else {}),
     })
     state = TrainingState(model, opt, sched, Stopper(watch.early_stopping), history, seed=run.seed,
                           batch_size=run.batch_size, rows=run.rows)

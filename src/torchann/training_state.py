@@ -119,7 +119,7 @@ class TrainingState:
 
 
 def check_resumable(state: dict[str, Any], *, source: Any, batch_size: int, rows: int, global_batch: int,
-                    schedule: dict[str, Any] | None) -> None:
+                    schedule: dict[str, Any] | None, lanes: int | None = None) -> None:
     """Refuse, before anything changes, a checkpoint written for other data, batches or schedule."""
     try:
         saved_batch, saved_rows = state["batch_size"], state["rows"]
@@ -134,6 +134,13 @@ def check_resumable(state: dict[str, Any], *, source: Any, batch_size: int, rows
             f"the checkpoint was written with a global batch of {saved_global} rows ({info.get('world_size', 1)} "
             f"process(es)), this run has {global_batch}; resume with the same global batch "
             f"(--global-batch-size {saved_global})"
+        )
+    saved_lanes = info.get("lanes")
+    if saved_lanes is not None and lanes is not None and saved_lanes != lanes:
+        raise UsageError(
+            f"the checkpoint streamed its file in {saved_lanes} lane(s), this run in {lanes}; the order of the "
+            f"remaining batches would change: resume with lanes={saved_lanes} (NpyBatches/ParquetBatches(..., "
+            f"lanes={saved_lanes}))"
         )
     if saved_batch != batch_size or saved_rows != rows:
         raise UsageError(
