@@ -541,10 +541,6 @@ def _fail_safetensors(code: int):
         checkpoint.save_file = real
 
 
-# The summary command reads a bare spec file with its own JSON parser (cli/inspect_cmd.py), which
-# turns Python's ValueError for a 5000-digit integer into a traceback; torchann.imports.read_spec_file
-# (strict) or files.read_json is the fix there.
-KNOWN_GAPS["spec: summary of a spec with a 5000-digit size"] = "cli/inspect_cmd.py parses spec files itself"
 
 
 def _write_inputs(d: Path) -> None:

@@ -150,26 +150,15 @@ def _model_and_spec(path: Path) -> tuple[Any, Any]:
     """A model directory loads with its weights; a JSON file builds a fresh net from its spec
     (parameter counts and shapes do not depend on the weights)."""
     from ..errors import ModelFileError
+    from ..imports import read_spec_file
     from ..model import load
-    from ..spec import ModelSpec
 
     if path.is_dir():
         model = load(path)
         return model.network, model.spec
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model directory or spec.json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelFileError(f"{path}: not UTF-8 text; give a model directory or a spec.json file") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        document = None
-    if isinstance(document, dict) and "format" in document and "model" in document:
-        spec = ModelSpec.from_dict(document["model"], source=str(path))  # a model directory's spec.json
-    else:
-        spec = ModelSpec.from_json(text, source=str(path))  # a bare ModelSpec
+    spec = read_spec_file(path)  # strict JSON: a bare ModelSpec or a model directory's spec.json
     return spec.build(), spec
 
 
