@@ -74,7 +74,7 @@ def competitor() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def threads_table(rows_for: dict[str, int], rounds: int, busy: bool, log) -> list[dict[str, Any]]:
+def threads_table(rows_for: dict[str, int], rounds: int, busy: bool, ceiling: float, log) -> list[dict[str, Any]]:
     variants = {"default": None, "1": 1, "2": 2}
     out = []
     rival = competitor() if busy else None
@@ -97,9 +97,11 @@ def threads_table(rows_for: dict[str, int], rounds: int, busy: bool, log) -> lis
                     " ".join(f"{k}={v[-1]:.3f}s" for k, v in times.items() if v and r))
             ratio = statistics.median(times["default"][i] / min(times["1"][i], times["2"][i]) for i in range(rounds))
             model = torchann.mlp(sizes[0], list(sizes[1:-1]), sizes[-1])
+            flops = step_flops(model, batch) * -(-rows_for[name] // batch)  # the epoch's steps
             out.append({
                 "workload": name, "condition": "busy" if busy else "quiet", "rows": rows_for[name],
                 "mflop_per_step": step_flops(model, batch) / 1e6,
+                "share_default": flops / statistics.median(times["default"]) / 1e9 / ceiling,
                 "chosen": sorted(set(chosen)), **{f"s_{k}": statistics.median(v) for k, v in times.items()},
                 "default_over_best": ratio,
             })
@@ -110,12 +112,18 @@ def threads_table(rows_for: dict[str, int], rounds: int, busy: bool, log) -> lis
     return out
 
 
-def precision_table(rows: int, rounds: int, log) -> list[dict[str, Any]]:
-    # the best of three medians: on a shared machine one median can fall well below the ceiling
+def measured_ceilings(log) -> dict[str, float | None]:
+    """fp32 and (where native) bf16 GFLOP/s of a 2048 x 2048 matmul, the best of three medians:
+    on a shared machine one median can fall well below the ceiling."""
     ceilings = {"fp32": max(peak_gflops("float32", size=2048, repeats=3) for _ in range(3)),
                 "bf16": max(peak_gflops("bfloat16", size=2048, repeats=3) for _ in range(3))
                 if cpu_capability().native_bf16 else None}
     log(f"  ceilings GFLOP/s: {ceilings}")
+    return ceilings
+
+
+def precision_table(rows: int, rounds: int, log) -> list[dict[str, Any]]:
+    ceilings = measured_ceilings(log)
     out = []
     for name, (sizes, batch) in PRECISION_WORKLOADS.items():
         x, y = data(sizes, rows)
@@ -168,15 +176,18 @@ def main(argv: list[str] | None = None) -> int:
         scale = args.scale or (0.1 if args.quick else 1.0)
         rows_for = {name: int(scale * (2_000 if b == 2 else 20_000 if b == 32 else 100_000))
                     for name, (_, b, _, _) in THREAD_WORKLOADS.items()}
+        ceiling = measured_ceilings(log)["fp32"]  # measured before the busy process starts
+        lines.append(f"fp32 ceiling: {ceiling:.0f} GFLOP/s (2048 x 2048 matmul, best of three medians, quiet)")
         results = []
         for condition in args.conditions.split(","):
-            results += threads_table(rows_for, rounds, condition == "busy", log)
+            results += threads_table(rows_for, rounds, condition == "busy", ceiling, log)
         lines += ["", "| workload | MFLOP/step | condition | default picked | default s | 1 thread s | 2 threads s "
-                      "| default / best fixed |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+                      "| default / best fixed | default's share of the fp32 ceiling |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in results:
             lines.append(f"| {r['workload']} | {r['mflop_per_step']:.2f} | {r['condition']} | "
                          f"{','.join(map(str, r['chosen']))} | {r['s_default']:.3f} | {r['s_1']:.3f} | "
-                         f"{r['s_2']:.3f} | {r['default_over_best']:.2f} |")
+                         f"{r['s_2']:.3f} | {r['default_over_best']:.2f} | {r['share_default']:.1%} |")
     else:
         results = precision_table(int((args.scale or (0.1 if args.quick else 1.0)) * 50_000), rounds, log)
         lines += ["", "| workload | MFLOP/step | fp32 GFLOP/s (share of fp32 ceiling) | bf16 GFLOP/s (share of bf16 "
