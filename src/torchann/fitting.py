@@ -39,7 +39,6 @@ from .loop import TrainingLoop
 from .optim import make_optimizer, make_scheduler
 from .options import FitOptions, auto_batch_size
 from .steps import make_train_step
-from .streaming import StreamingBatches
 from .threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
 from .training_data import check_training_data
 from .training_state import Stopper, TrainingState, check_resumable
@@ -222,7 +221,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
         "device": str(dev), "seed": run.seed, "rows": run.rows, "batch_size": run.batch_size,
         "steps_per_epoch": len(run.batches), "world_size": world.size, "global_batch_size": run.global_batch,
         "precision": step.precision.value, "torch": str(torch.__version__),  # a plain str, not TorchVersion
-        **({"lanes": run.batches.lanes} if isinstance(run.batches, StreamingBatches) else {}),
+        **({"lanes": lanes} if (lanes := getattr(run.batches, "lanes", None)) is not None else {}),  # streamed
     })
     state = TrainingState(model, opt, sched, Stopper(watch.early_stopping), history, seed=run.seed,
                           batch_size=run.batch_size, rows=run.rows)

@@ -43,12 +43,10 @@ def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, block: i
         if block is not None:
             outs = list(_aligned_passes(model, xt, block, first_row, device))
         else:
-            step = batch_size or max(xt.shape[0], 1)
+            step = batch_size or xt.shape[0]  # as_feature_tensor refuses no rows
             outs = [model(xt[i : i + step].to(device)).float().cpu() for i in range(0, xt.shape[0], step)]
     finally:
         model.train(was_training)
-    if not outs:
-        return model(xt.to(device)).float().cpu()
     return torch.cat(outs)
 
 

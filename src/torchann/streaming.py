@@ -78,8 +78,7 @@ class StreamingBatches:
         self.classes = classes  # targets are class indices in [0, classes) (cross-entropy)
         self.rank, self.world_size = rank, world_size  # this process's place under torchrun
         self.global_batch = global_batch_size or batch_size * world_size  # rows per step over all ranks
-        self._lanes = lanes
-        self.lanes = lanes or world_size  # stretches of the epoch each global batch draws from
+        self._lanes = lanes  # None: one lane per process
 
     _OPTIONS = ("batch_size", "shuffle", "seed", "device", "classes", "rank", "world_size", "global_batch_size",
                 "lanes")
@@ -115,6 +114,11 @@ class StreamingBatches:
         return self.configured(batch_size=batch_size, shuffle=shuffle, seed=seed, device=device, classes=classes,
                                rank=world.rank, world_size=world.size,
                                global_batch_size=global_batch if world.is_distributed else None)
+
+    @property
+    def lanes(self) -> int:
+        """Stretches of the epoch's order each global batch draws from."""
+        return self._lanes or self.world_size
 
     def check_for(self, model: torch.nn.Module, loss: Any, world: Any) -> int | None:
         """Check the file against ``model``, ``loss`` and the job; the class count for cross-entropy."""

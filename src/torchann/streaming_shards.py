@@ -90,6 +90,11 @@ class Layout:
         """Rows of ``lane`` that steps before ``step`` use (all ranks together)."""
         return min(step, self.full) * int(self.piece[0][lane]) + (int(self.piece[1][lane]) if step > self.full else 0)
 
+    def span(self, lane: int, first_step: int = 0) -> tuple[int, int]:
+        """The stretch ``[lo, hi)`` of the base order that ``lane`` still holds from ``first_step`` on."""
+        start = int(self.lane_start[lane])
+        return start + self.before(lane, first_step), start + int(self.lane_length[lane])
+
     def whole(self, lane: int) -> bool:
         """Whether this rank takes every row of the lane (then its rows are one stretch)."""
         return all(self.skip[k][lane] == 0 and self.take[k][lane] == self.piece[k][lane] for k in (0, 1))
@@ -97,8 +102,7 @@ class Layout:
     def wanted(self, lane: int, lo: int, hi: int, first_step: int = 0) -> np.ndarray:
         """The base-order positions in ``[lo, hi)`` that this rank takes from ``lane`` in steps
         ``first_step`` and later, in increasing order (which is the order it uses them in)."""
-        start = int(self.lane_start[lane]) + self.before(lane, first_step)
-        stop = int(self.lane_start[lane] + self.lane_length[lane])
+        start, stop = self.span(lane, first_step)
         q = np.arange(max(lo, start), min(hi, stop), dtype=np.int64)
         if self.whole(lane) or not q.size:
             return q
@@ -139,12 +143,12 @@ class _Lane:
         order = source._chunk_order(epoch)
         lengths = np.array([source.chunks[c][1] - source.chunks[c][0] for c in order], dtype=np.int64)
         offsets = np.cumsum(lengths) - lengths  # where each chunk starts in the base order
-        lo = int(layout.lane_start[lane]) + layout.before(lane, first_step)
-        hi = int(layout.lane_start[lane] + layout.lane_length[lane])
+        lo, hi = layout.span(lane, first_step)
         first, last = np.searchsorted(offsets, lo, side="right") - 1, np.searchsorted(offsets, hi, side="left")
-        self.todo = [(int(order[i]), int(offsets[i])) for i in range(max(first, 0), last)
-                     if hi > lo and (layout.whole(lane) or layout.wanted(lane, int(offsets[i]), int(offsets[i] + lengths[i]),
-                                                                         first_step).size)]
+        chunks = range(max(first, 0), last) if hi > lo else range(0)
+        self.todo = [(int(order[i]), int(offsets[i])) for i in chunks  # (chunk, where it starts in the base order)
+                     if layout.whole(lane) or layout.wanted(lane, int(offsets[i]), int(offsets[i] + lengths[i]),
+                                                            first_step).size]
         self.next = 0
         self.pending: Future | None = None
         self.x = self.y = None  # the current chunk's wanted rows, on the device
@@ -159,7 +163,7 @@ class _Lane:
         if self.pending is None:
             raise RuntimeError(f"{self.source.source}: lane {self.lane} ran out of rows before the epoch ended")
         x, y, perm = self.pending.result()
-        chunk, offset = self.todo[self.next]
+        _, offset = self.todo[self.next]
         self.next += 1
         self.pending = None
         self._read_ahead()
