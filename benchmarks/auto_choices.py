@@ -32,10 +32,10 @@ from typing import Any
 import torch
 
 import torchann
-from torchann.bench import peak_gflops
-from torchann.devices import BF16_MIN_FLOPS, cpu_capability
-from torchann.threads import FLOPS_PER_THREAD, allowed_cores, step_flops
-from torchann.timing import cpu_model
+from torchann.bench.matmul import peak_gflops
+from torchann.runtime.devices import BF16_MIN_FLOPS, cpu_capability
+from torchann.runtime.threads import FLOPS_PER_THREAD, allowed_cores, step_flops
+from torchann.bench.timing import cpu_model
 
 # name: (layer sizes, batch size, optimizer, lr)
 THREAD_WORKLOADS = {

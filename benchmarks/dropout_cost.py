@@ -17,9 +17,9 @@ import time
 import torch
 from torch import nn
 
-from torchann.devices import cpu_capability
-from torchann.dropout import Dropout
-from torchann.timing import cpu_model
+from torchann.runtime.devices import cpu_capability
+from torchann.network.dropout import Dropout
+from torchann.bench.timing import cpu_model
 
 
 def _time(fn, steps: int) -> float:

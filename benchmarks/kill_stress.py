@@ -45,7 +45,7 @@ def _models():
 def _save_forever(target: str) -> None:
     import torch
 
-    from torchann import modeldir
+    from torchann.model import directory as modeldir
 
     torch.set_num_threads(1)
     first, second, _, _ = _models()
@@ -62,8 +62,8 @@ def _which(model, x, answers) -> int:
 
 
 def random_kills(folder: Path, kills: int, seed: int) -> dict:
-    from torchann import modeldir
-    from torchann.errors import ModelFileError
+    from torchann.model import directory as modeldir
+    from torchann.core.errors import ModelFileError
 
     first, _, x, answers = _models()
     target = folder / "killed"
@@ -95,8 +95,8 @@ def random_kills(folder: Path, kills: int, seed: int) -> dict:
 
 
 def racing_loads(folder: Path, loads: int) -> dict:
-    from torchann import modeldir
-    from torchann.errors import ModelFileError
+    from torchann.model import directory as modeldir
+    from torchann.core.errors import ModelFileError
 
     first, _, x, answers = _models()
     target = folder / "raced"

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import model_factory, regression_data  # noqa: E402
 
-from torchann.optim import make_optimizer  # noqa: E402
-from torchann.steps import AutogradStep, make_train_step  # noqa: E402
+from torchann.training.optim import make_optimizer
+from torchann.training.steps import AutogradStep, make_train_step
 
 
 GROUPS = {

@@ -34,7 +34,7 @@ def _labels(y: np.ndarray) -> np.ndarray:
 # -- torchann ----------------------------------------------------------------------------------
 
 def _table(df: pd.DataFrame, target: str | None):
-    from torchann.data import Table
+    from torchann.data.table import Table
 
     cols = {}
     for c in df.columns:
@@ -52,38 +52,13 @@ def torchann_fit_predict(train, test, target, task, seed, options: dict[str, Any
 
     train_table = _table(train, target)
     test_table = _table(test.drop(columns=[target]), None)
-    if callable(getattr(torchann, "train", None)):
-        model = torchann.train(train_table, target=target, seed=seed, **(options or {}))
-    else:
-        model = _fit_table_with_defaults(train_table, target, seed, options or {})
+    model = torchann.train(train_table, target=target, seed=seed, **(options or {}))
     if task == "regression":
         return np.asarray(model.predict(test_table), dtype=np.float64).reshape(-1), None, None
     proba = model.predict_proba(test_table)
     classes = [str(c) for c in model.preprocessor.classes]
     return _labels(model.predict(test_table)), proba, classes
 
-
-def _fit_table_with_defaults(table, target, seed, options):
-    """Until ``torchann.train`` exists: ``fit_table`` fed with the declared defaults."""
-    from torchann.options import TrainOptions, auto_batch_size
-    from torchann.tabular import fit_table
-
-    opts = TrainOptions().to_flat()
-    opts.update(options)
-    n_train = int(round(table.n_rows * (1 - opts["val_split"])))
-    fit_opts = {k: opts[k] for k in ("epochs", "lr", "optimizer", "weight_decay", "momentum", "clip_grad_norm",
-                                      "scheduler", "device", "precision")}
-    extra = {k: opts[k] for k in ("scaling", "target_log", "class_weight") if k in opts}
-    return fit_table(
-        table, target=target, hidden=tuple(opts["hidden"]), task=opts["task"], scale=opts["scale"],
-        fill_missing=opts["fill_missing"], val_split=opts["val_split"], loss=opts["loss"], seed=seed, **extra,
-        spec_options={k: opts[k] for k in ("activation", "dropout", "norm")},
-        batch_size=opts["batch_size"] or auto_batch_size(n_train),
-        early_stopping=opts["early_stopping"] or None, **fit_opts,
-    )
-
-
-# -- gradient-boosted trees ---------------------------------------------------------------------
 
 def _ordinal(train: pd.DataFrame, test: pd.DataFrame, target: str):
     """Text columns as category codes learnt on the training rows (unknown or missing: NaN)."""

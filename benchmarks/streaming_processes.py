@@ -60,7 +60,7 @@ def child(path: str, out: str) -> None:
     import torch
 
     import torchann
-    from torchann import distributed
+    from torchann.training import distributed
 
     with distributed.session(device="cpu") as world:
         torch.manual_seed(0)
@@ -97,7 +97,7 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     from streaming_throughput import drop_cache, make_npy
 
-    from torchann import distributed
+    from torchann.training import distributed
 
     os.environ["TORCHANN_BENCH_LANES"] = str(args.lanes or args.nproc)  # the children's lanes: the same order in both runs
     args.dir.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,7 @@ def train_once(mode: str, path: str) -> dict:
     import torch
 
     import torchann
-    from torchann.streaming import NpyBatches, ParquetBatches
+    from torchann.batching.stream_files import NpyBatches, ParquetBatches
 
     started = time.perf_counter()
     torch.set_num_threads(2)

@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402  (benchmarks/peers.py)
 
 import torchann  # noqa: E402
-from torchann.bench import bf16_supported, machine_info, peak_gflops  # noqa: E402
+from torchann.bench.timing import bf16_supported, machine_info
+from torchann.bench.matmul import peak_gflops
 
 THREADS = 2
 MAIN_VARIANTS = ["tutorial", "tensordataset", "hand", "torchann", "torchann-fp32", "torchann-bf16", "skorch", "lightning", "sklearn"]
@@ -258,7 +259,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def update_doc(path: Path, text: str) -> None:
-    from torchann.files import atomic_write_text
+    from torchann.core.files import atomic_write_text
 
     doc = path.read_text(encoding="utf-8")
     if DOC_BEGIN not in doc or DOC_END not in doc:
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     log(f"duration {report['duration_s']:.0f} s")
     if args.json:
-        from torchann.files import atomic_write_text
+        from torchann.core.files import atomic_write_text
 
         args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.json, json.dumps(report, indent=2, default=str) + "\n")

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from torchann.bench import bench_matmul
+from torchann.bench.matmul import bench_matmul
 
 
 def out_dir(default: str = "runs/tutorial") -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import torchann
-from torchann.batches import epoch_permutation
+from torchann.batching.batches import epoch_permutation
 
 X = [[1, 2], [3, 4], [5, 6], [7, 8]]
 Y = [[3], [7], [11], [15]]

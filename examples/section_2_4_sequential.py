@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import torchann
-from torchann.devices import resolve_device
+from torchann.runtime.devices import resolve_device
 
 X = [[1, 2], [3, 4], [5, 6], [7, 8]]
 Y = [[3], [7], [11], [15]]

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 import torchann
-from torchann.imports import import_state_dict
+from torchann.model.pth import import_state_dict
 
 X = [[1, 2], [3, 4], [5, 6], [7, 8]]
 Y = [[3], [7], [11], [15]]

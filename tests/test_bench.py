@@ -17,10 +17,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from torchann import bench
-from torchann.bench import (MatmulRow, Timing, bench_matmul, bf16_supported, matmul_inputs, parse_shape,
-                            peak_gflops, time_call)
-from torchann.errors import UsageError
+from torchann.bench import matmul as bench
+from torchann.bench.matmul import MatmulRow, bench_matmul, matmul_inputs, peak_gflops
+from torchann.bench.timing import Timing, bf16_supported, time_call
+from torchann.bench import naive as naive_timing
+from torchann.bench.naive import parse_shape
+from torchann.core.errors import UsageError
 
 SHAPE = (64, 128, 96)
 FLOPS = 2 * 64 * 128 * 96                      # 1_572_864
@@ -135,7 +137,7 @@ def test_a_wrong_product_is_flagged(monkeypatch):
 def test_accelerator_path_runs_with_the_cpu_standing_in(monkeypatch):
     # No GPU here: run the CUDA/MPS code path (copy timing, launch timing, unsynchronised naive
     # reading and its sentences) with the CPU standing in as an "accelerator".
-    monkeypatch.setattr(bench, "ACCELERATORS", ("cpu",))
+    monkeypatch.setattr(naive_timing, "ACCELERATORS", ("cpu",))
     rep = bench_matmul((8, 16, 4), devices="cpu", repeats=3, warmup=1)
     row = rep.find("cpu")
     assert row.status == "ok" and row.copy_s > 0 and row.launch_s > 0
@@ -273,7 +275,7 @@ def test_cli_runs_as_a_real_process():
 
 
 def test_cpu_capability_and_both_dtypes_are_reported():
-    from torchann.devices import cpu_capability
+    from torchann.runtime.devices import cpu_capability
 
     rep = bench_matmul((8, 16, 4), dtype="float32", devices="cpu", repeats=2, warmup=0)
     assert rep.capability == cpu_capability().describe() and "bf16" in rep.capability

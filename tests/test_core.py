@@ -12,9 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import torchann
-from torchann.batches import TensorBatches, epoch_permutation
-from torchann.demo import DEMO_QUERIES, train_demo
-from torchann.errors import DataError, SpecError, UsageError
+from torchann.batching.batches import TensorBatches, epoch_permutation
+from torchann.api.demo import DEMO_QUERIES, train_demo
+from torchann.core.errors import DataError, SpecError, UsageError
 
 
 # -- ModelSpec ------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
 
     part = torchann.mlp(3, [16], 1, dropout=0.1)
     part.load_state_dict(start)
-    ck = torchann.fitting.Checkpointing(tmp_path / "ck", every=1)
+    ck = torchann.training.Checkpointing(tmp_path / "ck", every=1)
     torchann.fit(part, x, y, **{**options, "epochs": 3}, checkpoint=ck)
     again = torchann.mlp(3, [16], 1, dropout=0.1)  # fresh weights: all state comes from the checkpoint
     history = torchann.fit(again, x, y, **options, checkpoint=ck, resume=tmp_path / "ck")

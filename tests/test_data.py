@@ -10,9 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from torchann.data import Table, load_table, split_indices
-from torchann.datasets import dataset_names, describe_datasets, friedman1_target, load_dataset, BLOB_CENTERS
-from torchann.errors import DataError, UsageError
+from torchann.data.table import Table
+from torchann.data.readers import load_table
+from torchann.data.splits import split_indices
+from torchann.data.datasets import dataset_names, describe_datasets, friedman1_target, load_dataset, BLOB_CENTERS
+from torchann.core.errors import DataError, UsageError
 
 
 def write(path, text: str):

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from torchann.cli.relaunch import relaunch_argv
 import torchann
-from torchann import distributed
-from torchann.errors import UsageError
+from torchann.training import distributed
+from torchann.core.errors import UsageError
 
 # The script every rank runs. It is also imported by the test (runpy) to compute the
 # one-process reference with exactly the same code.
@@ -37,9 +37,9 @@ WORKER = textwrap.dedent(
     import torch
 
     import torchann
-    from torchann import distributed
-    from torchann.errors import TrainingError, TrainingInterrupted
-    from torchann.fitting import Checkpointing, EarlyStopping
+    from torchann.training import distributed
+    from torchann.core.errors import TrainingError, TrainingInterrupted
+    from torchann.training.arguments import Checkpointing, EarlyStopping
 
     GLOBAL_BATCH = 16
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import torchann
-from torchann.dropout import Dropout, dropout_mask
+from torchann.network.dropout import Dropout, dropout_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])

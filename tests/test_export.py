@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 import torchann
 from torchann.cli import app
-from torchann.errors import DataError, UsageError
-from torchann.preprocess import Feature, FillMissing, Preprocessor
-from torchann.choices import Task
+from torchann.core.errors import DataError, UsageError
+from torchann.preprocess.features import Feature
+from torchann.core.choices import FillMissing
+from torchann.preprocess.preprocessor import Preprocessor
+from torchann.core.choices import Task
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -156,7 +158,7 @@ def test_classifier_labels_and_probabilities_equal_torchann_predict(data, classi
 
 def test_graph_inputs_outputs_metadata_and_one_file(data, classifier):
     model, path = classifier
-    from torchann.onnx_export import graph_signature
+    from torchann.export.onnx import graph_signature
     import onnx
 
     sig = graph_signature(path)

@@ -11,10 +11,11 @@ import pytest
 from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils.class_weight import compute_class_weight
 
-from torchann.data import Table
-from torchann.encoders import TAIL, apply_quantile_map, date_format, date_parts, fit_quantile_map
-from torchann.features import MAX_ONE_HOT, MIN_COUNT
-from torchann.preprocess import Preprocessor, class_weights
+from torchann.data.table import Table
+from torchann.preprocess.encoders import TAIL, apply_quantile_map, date_format, date_parts, fit_quantile_map
+from torchann.preprocess.features import MAX_ONE_HOT, MIN_COUNT
+from torchann.preprocess.preprocessor import Preprocessor
+from torchann.preprocess.target import class_weights
 
 
 def test_quantile_map_knots_and_scores_match_scikit_learn():

@@ -18,9 +18,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import torchann
-from torchann import checkpoint as ckpt
-from torchann.errors import DataError, NonFiniteLoss, TorchannError, TrainingInterrupted, UsageError
-from torchann.fitting import Checkpointing, EarlyStopping, fit
+from torchann.training import checkpoint as ckpt
+from torchann.core.errors import DataError, NonFiniteLoss, TorchannError, TrainingInterrupted, UsageError
+from torchann.training.arguments import Checkpointing, EarlyStopping
+from torchann.training.fitting import fit
 
 
 def _data(rows=40, features=3, seed=0):
@@ -195,7 +196,7 @@ def test_batch_norm_with_a_one_row_last_batch_trains_it_with_the_batch_before():
 
 
 def test_only_models_with_batch_norm_merge_a_short_last_batch_also_over_ranks():
-    from torchann.batches import TensorBatches
+    from torchann.batching.batches import TensorBatches
 
     x = torch.arange(49.0)[:, None]
     # 49 rows in global batches of 16 over 2 ranks: 16, 16, 16 and a last batch of 1 row.
@@ -257,7 +258,8 @@ def test_stop_errors_pickle_with_their_fields():
 _CHILD = textwrap.dedent("""
     import os, signal, sys
     import torch, torchann
-    from torchann.fitting import Checkpointing, TrainingInterrupted, fit
+    from torchann.core.errors import TrainingInterrupted
+    from torchann.training import Checkpointing, fit
 
     folder, signum = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(1)
@@ -323,6 +325,6 @@ def test_a_signal_stops_after_the_step_checkpoints_and_resumes_bit_identically(t
 def test_importing_fit_leaves_torchann_train_the_function():
     import subprocess as sp
 
-    code = ("import torchann; torchann.fit; import torchann.fitting; from torchann.tabular import train; "
+    code = ("import torchann; torchann.fit; import torchann.training.fitting; from torchann.api.tabular import train; "
             "print(torchann.train is train)")
     assert sp.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip() == "True"

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 import torchann
-from torchann import modeldir
-from torchann.errors import ModelFileError, SpecError, UsageError
-from torchann.imports import import_state_dict, infer_spec, read_spec_file, read_state_dict
-from torchann.spec import ModelSpec
+from torchann.model import directory as modeldir
+from torchann.core.errors import ModelFileError, SpecError, UsageError
+from torchann.model.pth import import_state_dict, infer_spec, read_spec_file, read_state_dict
+from torchann.network.spec import ModelSpec
 from tutorial_code import MyNeuralNet
 
 

@@ -19,7 +19,7 @@ import torchinfo
 from torch import nn
 
 import torchann
-from torchann.errors import UsageError
+from torchann.core.errors import UsageError
 from tutorial_code import MyNeuralNet, TutorialNet
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -159,8 +159,8 @@ def test_activations_uses_recorded_feature_names(tmp_path):
 
 
 def test_activations_apply_the_stored_scaling(tmp_path):
-    from torchann.data import Table
-    from torchann.preprocess import Preprocessor
+    from torchann.data.table import Table
+    from torchann.preprocess.preprocessor import Preprocessor
 
     train = {"a": [1.0, 2.0, 3.0, 6.0], "b": [10.0, 0.0, 5.0, 5.0], "y": [0.0, 1.0, 2.0, 3.0]}
     pre = Preprocessor.fit(Table.from_columns(train, source="train"), target="y", task="regression")
@@ -244,7 +244,7 @@ def test_inspect_json_statistics(add_dir):
 
 
 def test_describe_spec_in_words():
-    from torchann.inspect import describe_spec
+    from torchann.inspect.layers import describe_spec
 
     spec = torchann.ModelSpec(30, [64, 32], 2, activation="tanh", dropout=0.1, norm="batch", bias=False)
     # 30*64 + 64*32 + 32*2 weights, 2*(64+32) batch-norm parameters

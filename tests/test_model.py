@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import torchann
 from torchann.cli import app
-from torchann.errors import DataError, UsageError
+from torchann.core.errors import DataError, UsageError
 
 runner = CliRunner()
 FAST = dict(hidden=[16], epochs=6, lr=1e-2, seed=3, device="cpu")
@@ -159,7 +159,7 @@ def test_evaluate_classification_equals_sklearn_metrics():
 
 
 def test_evaluate_binary_auc_equals_sklearn_with_ties():
-    from torchann.scores import roc_auc
+    from torchann.model.scores import roc_auc
 
     rng = np.random.default_rng(0)
     positive = rng.random(300) < 0.3
@@ -240,8 +240,8 @@ def test_defaults_are_declared_once():
     """The estimators' defaults and the train command's help come from torchann.options."""
     import typer
 
-    from torchann.options import TRAIN_OPTION_NAMES, option_default, option_help
-    from torchann.sklearn import MLPClassifier
+    from torchann.core.options import TRAIN_OPTION_NAMES, option_default, option_help
+    from torchann.api.sklearn import MLPClassifier
 
     params = MLPClassifier().get_params()
     shared = [n for n in TRAIN_OPTION_NAMES if n in params]

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import torchann
-from torchann import devices
-from torchann.choices import Precision
-from torchann.devices import BF16_MIN_FLOPS, cpu_capability, resolve_precision
+from torchann.runtime import devices
+from torchann.core.choices import Precision
+from torchann.runtime.devices import BF16_MIN_FLOPS, cpu_capability, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -115,7 +115,7 @@ def test_fit_records_the_precision_auto_chose(monkeypatch, native, expected):
 
 
 def test_options_default_is_auto():
-    from torchann.options import option_default, option_help
+    from torchann.core.options import option_default, option_help
 
     assert option_default("precision") == "auto"
     assert "natively" in option_help("precision")

@@ -9,10 +9,13 @@ import pytest
 import torch
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from torchann.choices import Task
-from torchann.data import Table, load_table, split_indices
-from torchann.errors import DataError, ModelFileError, UsageError
-from torchann.preprocess import UnseenCategoryWarning, Preprocessor, infer_task
+from torchann.core.choices import Task
+from torchann.data.table import Table
+from torchann.data.readers import load_table
+from torchann.data.splits import split_indices
+from torchann.core.errors import DataError, ModelFileError, UsageError
+from torchann.preprocess.preprocessor import UnseenCategoryWarning, Preprocessor
+from torchann.preprocess.target import infer_task
 
 
 def mixed_table(n=40, seed=0):

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torchann
-from torchann import modeldir
-from torchann.errors import TorchannError
-from torchann.spec import ModelSpec
+from torchann.model import directory as modeldir
+from torchann.core.errors import TorchannError
+from torchann.network.spec import ModelSpec
 
 FIELDS = ["in_features", "hidden", "out_features", "activation", "dropout", "norm", "bias", "output_activation"]
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
@@ -130,8 +130,8 @@ csv_texts = st.one_of(
 @SETTINGS
 @given(text=csv_texts)
 def test_small_tables_load_and_train_or_raise_data_errors(tmp_path, text):
-    from torchann.data import load_table
-    from torchann.tabular import train
+    from torchann.data.readers import load_table
+    from torchann.api.tabular import train
 
     path = tmp_path / "t.csv"
     path.write_text(text)
@@ -185,7 +185,7 @@ YC = (X[:, :1] > 0).long().squeeze(1)
        scheduler=st.none() | choices)
 def test_fit_arguments_train_or_raise(epochs, batch_size, lr, optimizer, loss, weight_decay, clip, seed, precision,
                                       metrics, early, shuffle, scheduler):
-    from torchann.fitting import fit
+    from torchann.training.fitting import fit
 
     model = torchann.mlp(2, [3], 2)
     classes = str(loss).strip().lower().replace("-", "_") == "cross_entropy"

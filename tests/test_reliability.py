@@ -24,10 +24,11 @@ import torch
 from safetensors.torch import save as st_save
 
 import torchann
-from torchann import checkpoint as ckpt
-from torchann import modeldir
-from torchann.errors import ModelFileError, NonFiniteLoss, TrainingError
-from torchann.fitting import Checkpointing, fit
+from torchann.training import checkpoint as ckpt
+from torchann.model import directory as modeldir
+from torchann.core.errors import ModelFileError, NonFiniteLoss, TrainingError
+from torchann.training.arguments import Checkpointing
+from torchann.training.fitting import fit
 
 X = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import torchann
-from torchann import modeldir
-from torchann.errors import ModelFileError
-from torchann.model_summary import summary, summary_of_spec
-from torchann.spec import ModelSpec
+from torchann.model import directory as modeldir
+from torchann.core.errors import ModelFileError
+from torchann.inspect.summary import summary, summary_of_spec
+from torchann.network.spec import ModelSpec
 
 
 def _peak_kib(code: str, *args: str) -> tuple[str, int]:
@@ -32,7 +32,7 @@ def test_summary_of_a_tiny_spec_declaring_an_8_gb_layer_allocates_nothing(tmp_pa
     spec_text = json.dumps({"in_features": 46000, "hidden": [46000], "out_features": 1})
     assert len(spec_text) < 70
     (tmp_path / "spec.json").write_text(spec_text)
-    code = ("from torchann.model_summary import summary_of_spec\nfrom torchann.imports import read_spec_file\n"
+    code = ("from torchann.inspect.summary import summary_of_spec\nfrom torchann.model.pth import read_spec_file\n"
             "s = summary_of_spec(read_spec_file(sys.argv[1]))\nprint(s.total_params)")
     printed, grew = _peak_kib(code, str(tmp_path / "spec.json"))
     assert int(printed) == 46000 * 46000 + 46000 + 46000 + 1  # hand arithmetic: W1, b1, W2, b2
@@ -56,7 +56,7 @@ def test_weights_linked_to_a_huge_sparse_file_are_refused_unread(tmp_path):
         f.truncate(30 * 2**30)  # 30 GiB that take no disk
     (target / "weights.safetensors").unlink()
     (target / "weights.safetensors").symlink_to(sparse)
-    code = ("from torchann import modeldir\ntry:\n    modeldir.load(sys.argv[1])\n"
+    code = ("from torchann.model import directory as modeldir\ntry:\n    modeldir.load(sys.argv[1])\n"
             "except Exception as e:\n    print(e)")
     printed, grew = _peak_kib(code, str(target))
     limit = modeldir.weights_size_limit(ModelSpec(in_features=2, hidden=(4,), out_features=1))
@@ -71,7 +71,7 @@ def test_weights_size_limit_is_the_tensors_plus_a_header():
 
 
 def test_a_preprocessor_with_ten_million_categories_for_two_inputs_is_refused(tmp_path):
-    from torchann.preprocess import Preprocessor
+    from torchann.preprocess.preprocessor import Preprocessor
 
     record = {"format": "torchann.preprocessor", "version": 1, "task": "regression", "scale": True,
               "fill_missing": None, "targets": ["y"], "target_mean": [0.0], "target_std": [1.0],

@@ -27,9 +27,12 @@ import pytest
 import torch
 
 import torchann
-from torchann import checkpoint, errors, files, rundir
-from torchann.fitting import Checkpointing, fit
-from torchann.preprocess import Preprocessor
+from torchann.training import checkpoint
+from torchann.core import errors, files
+from torchann.model import run_args, rundir
+from torchann.training.arguments import Checkpointing
+from torchann.training.fitting import fit
+from torchann.preprocess.preprocessor import Preprocessor
 
 DOC = Path(__file__).parents[1] / "docs" / "reliability.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
@@ -450,21 +453,21 @@ CASES += [
         call=lambda d: checkpoint.load_state("ck_fifot"), error=errors.ModelFileError),
     # -- args.json --------------------------------------------------------------------------------
     Bad("args", "truncated args.json", "args_cut.json: malformed JSON (Expecting ',' delimiter at line 1",
-        call=lambda d: rundir.read_args("args_cut.json"), error=errors.UsageError),
+        call=lambda d: run_args.read_args("args_cut.json"), error=errors.UsageError),
     Bad("args", "args.json holding a list", "args_list.json: expected a JSON object of argument names and values, "
-        "got list", call=lambda d: rundir.read_args("args_list.json"), error=errors.UsageError),
+        "got list", call=lambda d: run_args.read_args("args_list.json"), error=errors.UsageError),
     Bad("args", "args.json with NaN", "args_nan.json: field lr holds NaN",
-        call=lambda d: rundir.read_args("args_nan.json"), error=errors.UsageError),
+        call=lambda d: run_args.read_args("args_nan.json"), error=errors.UsageError),
     Bad("args", "args.json with a 5000-digit integer", "args_digits.json: field epochs holds an integer of 5000 digits",
-        call=lambda d: rundir.read_args("args_digits.json"), error=errors.UsageError),
+        call=lambda d: run_args.read_args("args_digits.json"), error=errors.UsageError),
     Bad("args", "args.json with a wrongly typed field", "args_type.json: field 'epochs' holds 'ten', expected int",
-        call=lambda d: rundir.read_args("args_type.json", {"epochs": int}), error=errors.UsageError),
+        call=lambda d: run_args.read_args("args_type.json", {"epochs": int}), error=errors.UsageError),
     Bad("args", "args.json with an unknown field", "args_type.json: unknown field 'epochs'; valid fields: lr",
-        call=lambda d: rundir.read_args("args_type.json", {"lr": float}), error=errors.UsageError),
+        call=lambda d: run_args.read_args("args_type.json", {"lr": float}), error=errors.UsageError),
     Bad("args", "args.json that is a named pipe", "fifo.json is a named pipe (FIFO), not a regular file",
-        call=lambda d: rundir.read_args("fifo.json"), error=errors.UsageError),
+        call=lambda d: run_args.read_args("fifo.json"), error=errors.UsageError),
     Bad("args", "args.json missing", "noargs.json: missing; resume a run that was trained with --checkpoint-every",
-        call=lambda d: rundir.read_args("noargs.json"), error=errors.UsageError),
+        call=lambda d: run_args.read_args("noargs.json"), error=errors.UsageError),
     # -- run folders ------------------------------------------------------------------------------
     Bad("run", "--out .", "--out . is the current folder; a run writes spec.json, checkpoint/ and more there",
         call=lambda d: rundir.claim_run_dir("."), error=errors.UsageError),
@@ -548,7 +551,7 @@ def _write_inputs(d: Path) -> None:
     import pyarrow.parquet as pq
     from safetensors.torch import save as st_save
 
-    from torchann import modeldir
+    from torchann.model import directory as modeldir
 
     (d / "newline.csv").write_text('"a\nb",c\n')
     (d / "ok.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{2 * i}\n" for i in range(20)))
@@ -620,7 +623,7 @@ def _write_more_inputs(d: Path, model: Any) -> None:
 
     from safetensors.torch import save_file
 
-    from torchann import modeldir
+    from torchann.model import directory as modeldir
 
     for name in ("fifo.csv", "fifo.npy", "fifo.parquet", "fifo.npz", "fifo.json", "fifo.pth"):
         os.mkfifo(d / name)

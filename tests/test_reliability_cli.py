@@ -73,7 +73,7 @@ def test_ctrl_c_and_sigkill_then_resume_match_an_undisturbed_run(tmp_path):
     assert "Traceback" not in err and err.count("\n") == 1
     assert kill.returncode == -signal.SIGKILL
 
-    from torchann.checkpoint import load_state
+    from torchann.training.checkpoint import load_state
 
     for run in (interrupted, killed):
         state = load_state(run)  # the checkpoint latest.json names is complete

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import torchann
-from torchann import modeldir
-from torchann.errors import ModelFileError
+from torchann.model import directory as modeldir
+from torchann.core.errors import ModelFileError
 
 
 @pytest.fixture

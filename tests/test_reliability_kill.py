@@ -54,7 +54,8 @@ def _train(ckdir: Path, result: Path) -> None:
     """What each forked process runs: resume if a checkpoint exists, train, write the result."""
     import torchann
     from safetensors.torch import save_file
-    from torchann.fitting import Checkpointing, fit
+    from torchann.training.arguments import Checkpointing
+    from torchann.training.fitting import fit
 
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1)
@@ -126,7 +127,7 @@ def _kill_when(pid: int, ckdir: Path, rng: random.Random, mode: str) -> bool:
 
 def run_kill_chain(tmp: Path, *, kills: int = KILLS, seed: int = 0) -> dict:
     """Train to the end through ``kills`` SIGKILLs; return what was observed."""
-    from torchann.checkpoint import latest_checkpoint, load_state
+    from torchann.training.checkpoint import latest_checkpoint, load_state
 
     rng = random.Random(seed)
     ckdir, result, log = tmp / "ck", tmp / "chain.safetensors", tmp / "child.log"
@@ -238,7 +239,7 @@ def _save_killed_at(save, k: int, when: str) -> int:
 
 def test_sigkill_at_every_step_of_saving_over_a_model_directory_leaves_the_old_or_the_new_model(tmp_path):
     import torchann
-    from torchann import modeldir
+    from torchann.model import directory as modeldir
 
     torch.manual_seed(0)
     first = torchann.mlp(2, [64], 1)
@@ -276,7 +277,7 @@ def test_sigkill_at_every_step_of_saving_over_a_model_directory_leaves_the_old_o
 
 
 def test_sigkill_at_every_step_of_a_checkpoint_write_keeps_a_loadable_checkpoint(tmp_path):
-    from torchann import checkpoint as ckpt
+    from torchann.training import checkpoint as ckpt
 
     def state(epoch):
         return {"n": epoch, "w": torch.full((64,), float(epoch))}

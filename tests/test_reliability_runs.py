@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from torchann import files, rundir
+from torchann.core import files
+from torchann.model import rundir
 from torchann.cli import app
 
 

@@ -14,10 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 import torchann
-from torchann.tabular import train
+from torchann.api.tabular import train
 from torchann.cli import app
-from torchann.report import report_html, run_rows
-from torchann.report_data import gather
+from torchann.report.page import report_html, run_rows
+from torchann.report.gather import gather
 
 
 @pytest.fixture(scope="module")
@@ -207,17 +207,13 @@ def test_tensorboard_event_files_hold_the_history(tmp_path):
 
 
 def test_best_epoch_and_early_stop_are_marked_on_every_curve():
-    from torchann.history import History
-    from torchann.report_data import _curves
-    from torchann.report_parts import curves_section
+    from torchann.render.html import history_curves
+    from torchann.report.sections import curves_section
 
     records = [{"epoch": e, "loss": 1.0 / e, "val_loss": [0.9, 0.5, 0.4, 0.45, 0.5][e - 1], "lr": 0.01}
                for e in range(1, 6)]
 
-    class Run:
-        history = History(records, {"best_epoch": 3, "stopped_early": True})
-
-    html = curves_section(_curves(Run()))
+    html = curves_section(history_curves(records, {"best_epoch": 3, "stopped_early": True}))
     assert html.count(">best epoch 3</text>") == 4  # loss and lr charts, linear and log copies
     assert html.count(">early stop</text>") == 4
     assert "best epoch (3)" in html and "training stopped early" in html

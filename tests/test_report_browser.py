@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import torchann
-from torchann.tabular import train
+from torchann.api.tabular import train
 from torchann.cli import app
 
 CHROMIUM = "/usr/bin/chromium"

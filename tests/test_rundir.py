@@ -14,10 +14,12 @@ from typing import Optional
 
 import pytest
 
-from torchann import files, rundir
-from torchann.errors import UsageError
-from torchann.files import StorageError
-from torchann.rundir import LOCK_FILE, RunDirBusy, claim_run_dir, read_args
+from torchann.core import files
+from torchann.model import rundir
+from torchann.core.errors import UsageError
+from torchann.core.files import StorageError
+from torchann.model.rundir import LOCK_FILE, RunDirBusy, claim_run_dir
+from torchann.model.run_args import args_schema, read_args
 
 
 def _listing(d: Path) -> list[str]:
@@ -136,7 +138,7 @@ def test_a_second_claim_of_a_held_folder_is_refused_with_the_holders_pid(here):
 
 _CHILD = textwrap.dedent("""
     import os, sys
-    from torchann.rundir import claim_run_dir, RunDirBusy
+    from torchann.model.rundir import claim_run_dir, RunDirBusy
     mode = sys.argv[1]
     try:
         run = claim_run_dir("run", overwrite=True)
@@ -282,7 +284,7 @@ class _Args:
     scale: bool = True
 
 
-SCHEMA = rundir.args_schema(_Args)
+SCHEMA = args_schema(_Args)
 
 
 @pytest.mark.parametrize("text, fragment", [

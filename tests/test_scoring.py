@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import torchann
 from torchann.cli import app
-from torchann.errors import DataError
-from torchann.scoring import score_file
+from torchann.core.errors import DataError
+from torchann.model.scoring import score_file
 
 runner = CliRunner()
 

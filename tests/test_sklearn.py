@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from torchann import MLPClassifier, MLPRegressor, load_dataset  # noqa: E402
+from torchann import MLPClassifier, MLPRegressor, load_dataset
 
 # Checks that cannot pass here, with the reason (also listed in docs/sklearn.md). Skips that
 # depend on the environment (pandas absent, SCIPY_ARRAY_API unset) are scikit-learn's own.
@@ -55,7 +55,7 @@ def test_params_are_stored_as_given_and_clone_keeps_them():
     params = est.get_params()
     assert params["hidden"] == [16, 8] and params["lr"] == 3e-3 and params["optimizer"] == "sgd"
     # The defaults are train()'s, declared once in torchann.options.
-    from torchann.options import option_default
+    from torchann.core.options import option_default
 
     for name in ("epochs", "early_stopping", "scale", "val_split", "batch_size", "weight_decay", "fill_missing"):
         assert params[name] == option_default(name), name
@@ -95,7 +95,7 @@ def test_classifier_predictions_probabilities_and_score():
     assert clf.score(xte, yte) > 0.85
     # the fitted scaling is the mean and population std of the rows that trained (the held-out
     # rows excluded), as StandardScaler's on those rows
-    from torchann.splits import split_indices
+    from torchann.data.splits import split_indices
 
     train_rows, _ = split_indices(len(xtr), 0.2, seed=0, stratify=ytr)
     scaler = StandardScaler().fit(xtr[train_rows])
@@ -116,7 +116,7 @@ def test_regressor_predicts_in_target_units_and_scores_r2():
     # The kept weights are the best epoch's; its validation metrics, in target units, are
     # scikit-learn's on the held-out rows (the seeded split train() documents; the seed is
     # random_state itself).
-    from torchann.splits import split_indices
+    from torchann.data.splits import split_indices
 
     train_rows, val = split_indices(len(xtr), 0.2, seed=0)
     pre = reg.model_.preprocessor

@@ -18,12 +18,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import torchann
-from torchann.batches import epoch_permutation
-from torchann.dropout import Dropout
-from torchann.errors import DataError, UsageError
-from torchann.optim import DirectStep, make_optimizer
-from torchann.steps import AutogradStep, MLPStep, make_train_step
-from torchann.streaming import NpyBatches, ParquetBatches
+from torchann.batching.batches import epoch_permutation
+from torchann.network.dropout import Dropout
+from torchann.core.errors import DataError, UsageError
+from torchann.training.optim import DirectStep, make_optimizer
+from torchann.training.steps import AutogradStep, make_train_step
+from torchann.training.mlp_step import MLPStep
+from torchann.batching.stream_files import NpyBatches, ParquetBatches
 
 CPU = torch.device("cpu")
 

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import torchann
-from torchann import distributed
-from torchann.distributed import World
-from torchann.errors import UsageError
-from torchann.streaming import NpyBatches
-from torchann.streaming_shards import Layout, split_sizes
+from torchann.training import distributed
+from torchann.training.distributed import World
+from torchann.core.errors import UsageError
+from torchann.batching.stream_files import NpyBatches
+from torchann.batching.lanes import Layout, split_sizes
 
 
 def oracle(rows, g, lanes, world):
@@ -174,7 +174,7 @@ WORKER = textwrap.dedent(
     import torch
 
     import torchann
-    from torchann import distributed
+    from torchann.training import distributed
 
     GLOBAL_BATCH = 16
 
@@ -255,7 +255,7 @@ def test_a_streamed_run_resumes_only_with_its_lanes(table, tmp_path):
     start = {k: v.clone() for k, v in full.state_dict().items()}
     history = torchann.fit(full, NpyBatches(path, target=-1, chunk_rows=100, lanes=2), **options)
     assert history.info["lanes"] == 2
-    ck = torchann.fitting.Checkpointing(tmp_path / "ck", every=1)
+    ck = torchann.training.Checkpointing(tmp_path / "ck", every=1)
     part = torchann.mlp(4, [8], 1)
     part.load_state_dict(start)
     torchann.fit(part, NpyBatches(path, target=-1, chunk_rows=100, lanes=2), **{**options, "epochs": 1}, checkpoint=ck)

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import torchann
-from torchann import threads
-from torchann.errors import UsageError
-from torchann.threads import (FLOPS_PER_THREAD, ThreadChoice, allowed_cores, busy_cores, decide_threads,
-                              rows_per_step, step_flops, threads_for_work, use_threads, user_thread_count)
+from torchann.runtime import threads
+from torchann.core.errors import UsageError
+from torchann.runtime.threads import FLOPS_PER_THREAD, ThreadChoice, allowed_cores, busy_cores, decide_threads, rows_per_step, step_flops, threads_for_work, use_threads, user_thread_count
 
 
 def test_step_flops_is_six_per_parameter_per_row():
@@ -290,7 +289,7 @@ def test_train_and_the_cli_take_threads(tmp_path):
     from typer.testing import CliRunner
 
     from torchann.cli import app
-    from torchann.options import option_default, option_help
+    from torchann.core.options import option_default, option_help
 
     assert option_default("threads") is None and "free cores" in option_help("threads")
     csv = tmp_path / "t.csv"

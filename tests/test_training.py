@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 import torchann
 from torchann.cli import app
-from torchann.data import Table
-from torchann.splits import split_indices
-from torchann.tabular import train
-from torchann.fitting import Checkpointing
+from torchann.data.table import Table
+from torchann.data.splits import split_indices
+from torchann.api.tabular import train
+from torchann.training.arguments import Checkpointing
 
 runner = CliRunner()
 
@@ -377,7 +377,7 @@ def test_regression_target_scaling_uses_training_rows_and_predicts_in_target_uni
 def test_adamw_decays_by_default_and_an_explicit_zero_turns_it_off():
     # AdamW's update with decay: w <- w - lr * wd * w - lr * adam_step; on a zero gradient
     # (a bias-free layer fed zeros) the adam step is 0, so one step leaves w * (1 - lr * wd).
-    from torchann.optim import make_optimizer
+    from torchann.training.optim import make_optimizer
 
     cpu = torch.device("cpu")
     for wd, expected in [(None, 0.01), (0.0, 0.0), (0.3, 0.3)]:

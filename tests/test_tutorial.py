@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.optim import SGD
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from torchann.batches import epoch_permutation
+from torchann.batching.batches import epoch_permutation
 from tutorial_code import MyNeuralNet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,54 +9,54 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {
     # spec.py
-    "ModelSpec": "spec",
-    "mlp": "spec",
+    "ModelSpec": "network.spec",
+    "mlp": "network.spec",
     # train.py / history.py / inference.py
-    "fit": "fitting",
-    "EarlyStopping": "fitting",
-    "History": "history",
-    "predict": "inference",
+    "fit": "training.fitting",
+    "EarlyStopping": "training.arguments",
+    "History": "training.history",
+    "predict": "network.predict",
     # model.py / tabular.py: the trained model, and training on a table
-    "Model": "model",
-    "load": "model",
-    "train": "tabular",
-    "TrainOptions": "options",
+    "Model": "api.model",
+    "load": "api.model",
+    "train": "api.tabular",
+    "TrainOptions": "core.options",
     # modeldir.py / checkpoint.py
-    "save": "modeldir",
-    "read_model_dir": "modeldir",
-    "ModelDir": "modeldir",
-    "import_state_dict": "imports",
+    "save": "model.directory",
+    "read_model_dir": "model.directory",
+    "ModelDir": "model.directory",
+    "import_state_dict": "model.pth",
     # inspect.py
-    "summary": "inspect",
-    "Summary": "inspect",
-    "activations": "inspect",
-    "parameters_table": "inspect",
+    "summary": "inspect.layers",
+    "Summary": "inspect.summary",
+    "activations": "inspect.layers",
+    "parameters_table": "inspect.layers",
     # data.py
-    "load_table": "data",
-    "Table": "data",
-    "split_indices": "data",
-    "Preprocessor": "preprocess",
-    "infer_task": "preprocess",
-    "load_dataset": "datasets",
-    "dataset_names": "datasets",
+    "load_table": "data.readers",
+    "Table": "data.table",
+    "split_indices": "data.splits",
+    "Preprocessor": "preprocess.preprocessor",
+    "infer_task": "preprocess.target",
+    "load_dataset": "data.datasets",
+    "dataset_names": "data.datasets",
     # streaming.py
-    "NpyBatches": "streaming",
-    "ParquetBatches": "streaming",
+    "NpyBatches": "batching.stream_files",
+    "ParquetBatches": "batching.stream_files",
     # sklearn.py
-    "MLPRegressor": "sklearn",
-    "MLPClassifier": "sklearn",
+    "MLPRegressor": "api.sklearn",
+    "MLPClassifier": "api.sklearn",
     # errors.py
-    "TorchannError": "errors",
-    "UsageError": "errors",
-    "DataError": "errors",
-    "SpecError": "errors",
-    "ModelFileError": "errors",
-    "TrainingError": "errors",
+    "TorchannError": "core.errors",
+    "UsageError": "core.errors",
+    "DataError": "core.errors",
+    "SpecError": "core.errors",
+    "ModelFileError": "core.errors",
+    "TrainingError": "core.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -76,12 +76,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .errors import DataError, ModelFileError, SpecError, TorchannError, TrainingError, UsageError
-    from .history import History
-    from .model import Model, load
-    from .modeldir import ModelDir, read_model_dir, save
-    from .options import TrainOptions
-    from .tabular import train
-    from .inference import predict
-    from .spec import ModelSpec, mlp
-    from .fitting import EarlyStopping, fit
+    from .core.errors import DataError, ModelFileError, SpecError, TorchannError, TrainingError, UsageError
+    from .training.history import History
+    from .api.model import Model, load
+    from .model.directory import ModelDir, read_model_dir, save
+    from .core.options import TrainOptions
+    from .api.tabular import train
+    from .network.predict import predict
+    from .network.spec import ModelSpec, mlp
+    from .training.fitting import EarlyStopping, fit

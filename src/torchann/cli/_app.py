@@ -7,8 +7,8 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
-from ..errors import TorchannError
+from ..core.version import __version__
+from ..core.errors import TorchannError
 
 
 try:  # typer vendors click from 0.22 on
@@ -96,7 +96,7 @@ def stderr_console():
 
 def parse_floats(text: str, *, option: str) -> list[float]:
     """Parse ``"10,11"`` into ``[10.0, 11.0]`` with an error that names the option."""
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     try:
         return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
@@ -106,7 +106,7 @@ def parse_floats(text: str, *, option: str) -> list[float]:
 
 def parse_ints(text: str, *, option: str) -> list[int]:
     """Parse ``"8,8"`` into ``[8, 8]`` with an error that names the option."""
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     try:
         return [int(part) for part in text.split(",") if part.strip()]

@@ -37,7 +37,7 @@ def matmul(
     """Time one matrix product carefully (warm-up, synchronisation, medians) beside the tutorial's way."""
     import json
 
-    from ..bench import bench_matmul, parse_shape
+    from ..bench.matmul import bench_matmul, parse_shape
 
     parse_shape(shape)  # fail on a bad value before anything slow is imported or run
     err = stderr_console()

@@ -19,9 +19,9 @@ def demo_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Train the tutorial's 2-8-1 ReLU network to add two numbers, save it, and predict unseen pairs."""
-    from ..demo import DEMO_QUERIES, DEMO_STARTS, train_demo
-    from ..inspect import summary
-    from ..spec import ModelSpec
+    from ..api.demo import DEMO_QUERIES, DEMO_STARTS, train_demo
+    from ..inspect.layers import summary
+    from ..network.spec import ModelSpec
     from .progress import StartsProgress, display_for
 
     console = stderr_console()

@@ -23,12 +23,12 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the graph's inputs and outputs as JSON.")] = False,
 ) -> None:
     """Export a saved model to ONNX, with its preprocessing (filling, scaling, one-hot) and answers inside."""
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     if fmt.strip().lower() != "onnx":
         raise UsageError(f"unknown --format {fmt!r}; choose onnx")
-    from ..model import load
-    from ..onnx_export import export_onnx, graph_signature
+    from ..api.model import load
+    from ..export.onnx import export_onnx, graph_signature
 
     model = load(model_dir)
     path = export_onnx(model, out, network_only=network_only)

@@ -35,7 +35,7 @@ def import_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the imported spec and key mapping as JSON.")] = False,
 ) -> None:
     """Convert a PyTorch state dict (e.g. the tutorial's model_weights.pth) into a model directory."""
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     if spec is not None and (hidden is not None or activation is not None):
         raise UsageError("give either --spec or --hidden/--activation, not both: the spec file already holds them")
@@ -45,8 +45,8 @@ def import_cmd(
     if hidden is not None and not hidden_sizes:
         raise UsageError("--hidden expects comma-separated integers such as '8,8', got an empty value")
 
-    from .. import modeldir
-    from ..imports import convert_state_dict, parse_activation, read_spec_file, read_state_dict
+    from ..model import directory as modeldir
+    from ..model.pth import convert_state_dict, parse_activation, read_spec_file, read_state_dict
 
     act = parse_activation(activation) if activation is not None else None
     model_spec = read_spec_file(spec) if spec is not None else None

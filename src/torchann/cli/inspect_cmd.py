@@ -30,7 +30,7 @@ def summary_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print rows, totals and sizes as JSON on stdout.")] = False,
 ) -> None:
     """The torchsummary table: layers, output shapes, parameter counts and sizes in MB."""
-    from ..inspect import summary
+    from ..inspect.layers import summary
 
     net, spec = _model_and_spec(model)
     if input_size is not None:
@@ -61,7 +61,7 @@ def activations_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout.")] = False,
 ) -> None:
     """Record each layer's output for some inputs (forward hooks; the model is not changed)."""
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     if out is None:
         raise UsageError("activations needs --out FILE.npz (one array per layer) or --out FILE.csv")
@@ -73,8 +73,8 @@ def activations_cmd(
 
     import torch
 
-    from ..inspect import activations
-    from ..model import load
+    from ..inspect.layers import activations
+    from ..api.model import load
     from .predict_cmd import input_table
 
     model = load(model_dir)
@@ -102,8 +102,8 @@ def inspect_cmd(
 ) -> None:
     """What the model reads and how (features, kinds, encodings), what it predicts, how training
     went (best epoch, final metrics), the network in words and a table of its parameters."""
-    from ..inspect import parameters_table
-    from ..model import load
+    from ..inspect.layers import parameters_table
+    from ..api.model import load
 
     model = load(model_dir)
     facts = model.describe()
@@ -149,9 +149,9 @@ def render_facts(facts: dict[str, Any]) -> str:
 def _model_and_spec(path: Path) -> tuple[Any, Any]:
     """A model directory loads with its weights; a JSON file builds a fresh net from its spec
     (parameter counts and shapes do not depend on the weights)."""
-    from ..errors import ModelFileError
-    from ..imports import read_spec_file
-    from ..model import load
+    from ..core.errors import ModelFileError
+    from ..model.pth import read_spec_file
+    from ..api.model import load
 
     if path.is_dir():
         model = load(path)
@@ -167,7 +167,7 @@ def _write_arrays(out: Path, arrays: dict) -> None:
 
     import numpy as np
 
-    from ..files import atomic_write_bytes, atomic_write_text
+    from ..core.files import atomic_write_bytes, atomic_write_text
 
     if out.suffix.lower() == ".npz":
         buffer = io.BytesIO()

@@ -29,8 +29,8 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON instead of CSV.")] = False,
 ) -> None:
     """Predict with a saved model; CSV with one column named after each target, on stdout or --out."""
-    from ..errors import UsageError
-    from ..model import load
+    from ..core.errors import UsageError
+    from ..api.model import load
 
     if (rows is None) == (data is None):
         raise UsageError("give either --input ROW (repeatable) or --data FILE")
@@ -56,7 +56,7 @@ def predict_cmd(
     if out is None:
         sys.stdout.write(text)
     else:
-        from ..files import atomic_write_text
+        from ..core.files import atomic_write_text
 
         atomic_write_text(out, text)
         stderr_console().print(f"wrote {len(next(iter(columns.values())))} predictions to {out}", highlight=False)
@@ -70,7 +70,7 @@ def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
 ) -> None:
     """Score a saved model on a labelled table: r2, mse, mae, or accuracy, log loss, auc."""
-    from ..model import load
+    from ..api.model import load
 
     model = load(model_dir)
     scores = model.evaluate(data)
@@ -85,8 +85,8 @@ def evaluate_cmd(
 
 def input_table(model: Any, rows: list[str]) -> Any:
     """``--input 10,11`` rows as a table with the model's feature names, checked for width."""
-    from ..errors import UsageError
-    from ..table_input import as_table
+    from ..core.errors import UsageError
+    from ..data.table_input import as_table
 
     names = model.feature_names
     values = [[v.strip() for v in r.split(",")] for r in rows]
@@ -103,7 +103,7 @@ def input_table(model: Any, rows: list[str]) -> Any:
 
 
 def _streams(data: Path) -> bool:
-    from ..scoring import STREAMED
+    from ..model.scoring import STREAMED
 
     name = data.name.lower()
     for ending in (".gz", ".bz2", ".zst", ".lz4"):
@@ -113,7 +113,7 @@ def _streams(data: Path) -> bool:
 
 def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool) -> None:
     """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.scoring``)."""
-    from ..scoring import score_file
+    from ..model.scoring import score_file
 
     if out is None:
         sys.stdout.flush()

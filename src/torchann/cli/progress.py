@@ -142,8 +142,8 @@ class HistoryLog:
         self.path = Path(run_dir) / file_name
 
     def on_train_start(self, *, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
-        from ..errors import UsageError
-        from ..files import atomic_write_text
+        from ..core.errors import UsageError
+        from ..core.files import atomic_write_text
 
         run = self.path.parent
         if run.exists() and not run.is_dir():
@@ -177,7 +177,7 @@ class TrainProgress:
         if run_dir is not None:
             self.listeners.append(HistoryLog(run_dir))
         if tensorboard:
-            from ..tensorboard_log import TensorBoardLog
+            from ..report.tensorboard import TensorBoardLog
 
             self.listeners.append(TensorBoardLog(run_dir))
 

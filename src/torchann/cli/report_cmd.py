@@ -20,8 +20,8 @@ def report_cmd(
     = None,
 ) -> None:
     """Write one self-contained HTML page that shows the run: data, curves, model, result."""
-    from ..model import load
-    from ..report import REPORT_FILE, write_report
+    from ..api.model import load
+    from ..report.page import REPORT_FILE, write_report
 
     model = load(run)
     path = write_report(model, out if out is not None else run / REPORT_FILE, data)

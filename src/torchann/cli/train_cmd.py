@@ -14,7 +14,7 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from ..options import option_help as _h
+from ..core.options import option_help as _h
 from ._app import app, parse_ints, stderr_console
 
 ARGS_FILE = "args.json"  # the train command's options, beside the checkpoints, for --resume
@@ -38,7 +38,7 @@ def train_cmd(
     task: Annotated[Optional[str], typer.Option("--task", help=_h("task"))] = None,
     val: Annotated[Optional[str], typer.Option("--val", help="A validation file with the same columns "
                                                             "(instead of --val-split).")] = None,
-    val_split: Annotated[Optional[float], typer.Option("--val-split", min=0.0, max=0.9, help=_h("val_split"))] = None,
+    val_split: Annotated[Optional[float], typer.Option("--val-split", help=_h("val_split"))] = None,
     no_scale: Annotated[bool, typer.Option("--no-scale", help="Do not standardise features and regression "
                                                               "targets.")] = False,
     fill_missing: Annotated[Optional[str], typer.Option("--fill-missing", help=_h("fill_missing"))] = None,
@@ -100,11 +100,11 @@ def train_cmd(
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"
     if val is not None and val_split is not None:
-        from ..errors import UsageError
+        from ..core.errors import UsageError
 
         raise UsageError("give either --val FILE or --val-split FRACTION, not both")
     args = _merge_args(given, resume)
-    from .. import distributed
+    from ..training import distributed
     from .relaunch import relaunch_argv
 
     if distributed.should_launch(nproc):  # start N workers that run this same command line
@@ -117,9 +117,9 @@ def train_cmd(
 def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]:
     """What was typed, over what the resumed run stored, over nothing: unset options take the
     declared defaults inside ``torchann.train``."""
-    from ..errors import ModelFileError, UsageError
+    from ..core.errors import UsageError
 
-    from ..rundir import read_args
+    from ..model.run_args import read_args
 
     base: dict[str, Any] = {}
     if resume is not None:
@@ -140,7 +140,7 @@ def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]
 def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, as_json: bool,
                  main: bool = True, tensorboard: bool = False, overwrite: bool = False) -> None:
     """Train and write the run folder; ``main`` False (ranks other than 0) trains and writes nothing."""
-    from ..rundir import claim_run_dir
+    from ..model.rundir import claim_run_dir
 
     if not main:
         _run_training(args, None, resume=resume, quiet=quiet, as_json=as_json, main=False, tensorboard=False)
@@ -153,12 +153,12 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
 
 def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], quiet: bool, as_json: bool,
                   main: bool, tensorboard: bool) -> None:
-    from ..errors import TrainingError
-    from ..files import atomic_write_text
-    from ..options import TrainOptions
-    from ..rundir import save_final
-    from ..fitting import Checkpointing, TrainingInterrupted
-    from ..tabular import train
+    from ..core.errors import TrainingError
+    from ..core.files import atomic_write_text
+    from ..core.options import TrainOptions
+    from ..model.rundir import save_final
+    from ..training.fitting import Checkpointing, TrainingInterrupted
+    from ..api.tabular import train
     from .progress import TrainProgress
 
     console = stderr_console()

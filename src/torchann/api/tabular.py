@@ -1,0 +1,189 @@
+"""``train()``: a table in, a trained ``Model`` out; the Python twin of ``torchann train``.
+
+The steps: read the table, choose target and features, infer the task, hold out validation
+rows (stratified for classes), fit the ``Preprocessor`` on the training rows only, build the
+network from a ``ModelSpec``, and ``fit`` it with early stopping on the held-out rows.
+Every option and its default is declared once in ``options.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..core.choices import Loss, Task, parse
+from ..data.table import Table
+from ..core.checks import VAL_SPLIT_HINT, check_fraction
+from ..core.errors import UsageError
+from .model import Model
+from ..core.options import TrainOptions, auto_batch_size
+from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
+from ..data.run_rows import RunRows
+from ..network.spec import ModelSpec
+from ..data.splits import split_indices
+from ..data.table_input import as_table
+from ..training.fitting import EarlyStopping, fit
+
+__all__ = ["train", "default_loss", "MIN_ROWS_TO_HOLD_OUT"]
+
+MIN_ROWS_TO_HOLD_OUT = 10  # below this, every row trains and early stopping watches the training loss
+
+
+def default_loss(task: Task) -> Loss:
+    """Mean squared error for regression, cross-entropy for classification."""
+    return Loss.CROSS_ENTROPY if task is Task.CLASSIFICATION else Loss.MSE
+
+
+def train(
+    data: Any,
+    target: Any = None,
+    *,
+    val: Any = None,
+    progress: Any = None,
+    checkpoint: Any = None,
+    resume: Any = None,
+    global_batch_size: int | None = None,
+    **options: Any,
+) -> Model:
+    """Train a network on a table and return the ``Model``.
+
+    Args:
+        data: a CSV/TSV/Parquet/.npy/.npz path or built-in dataset name, a ``Table``, a pandas or
+            pyarrow frame, a dict of columns, or a 2-D array of feature rows (then ``target`` is
+            the array of answers).
+        target: the target column name(s), or the answers when ``data`` is an array.
+        val: a validation table with the same columns; given, no rows are held out (``val_split``
+            is not used).
+        progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``.
+        checkpoint, resume: ``Checkpointing(dir, every)`` and a checkpoint folder to continue from.
+        global_batch_size: under torchrun, rows per step over all processes.
+        options: any of ``torchann.options`` (the ``torchann train`` flags, same names and
+            defaults): ``hidden``, ``epochs``, ``batch_size``, ``lr``, ``val_split``, ``seed``, ...
+
+    Returns:
+        the trained ``Model``; ``model.history`` holds the per-epoch records.
+
+    Example:
+        >>> model = torchann.train("sklearn:diabetes", target="target", hidden=[64, 64])
+        >>> model.evaluate("test.csv")
+    """
+    opts = TrainOptions.from_flat(options)
+    d, n, f = opts.data, opts.network, opts.fit
+    check_fraction("val_split", d.val_split, hint=VAL_SPLIT_HINT)
+    table = _training_table(data, target, d.target)
+    for note in table.notes:  # e.g. a ';' file read with decimal commas: say so where the user looks
+        warnings.warn(note, stacklevel=2)
+    table = table.select(None, _features(table, d.features, d.exclude))
+    task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
+    loss = None if f.loss is None else parse(Loss, f.loss, name="loss")
+    if loss in (Loss.CROSS_ENTROPY, Loss.BCE) and task is Task.REGRESSION:
+        raise UsageError(
+            f"loss {loss} needs class labels, but the target was taken as a regression target; "
+            f"pass task='classification' (--task classification) or a regression loss (mse, mae)"
+        )
+    seed = f.seed if f.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
+
+    train_rows, val_rows = np.arange(table.n_rows), None
+    if d.val_split and val is None and table.n_rows >= MIN_ROWS_TO_HOLD_OUT:  # a val table replaces the split
+        labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
+        train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
+    pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
+                           scaling=d.scaling, target_log=d.target_log)
+    x, y = pre.transform_x(table), pre.transform_y(table)
+    validation, val_table = None, None
+    if val_rows is not None:
+        validation = (x[val_rows], y[val_rows])
+    elif val is not None:
+        val_table = as_table(val, names=pre.feature_names)
+        validation = (pre.transform_x(val_table), pre.transform_y(val_table))
+    patience = f.early_stopping or None
+    if patience and validation is None and not d.val_split:  # asked for no held-out rows
+        warnings.warn(f"early stopping (patience {patience}) watches the training loss: there are no "
+                      f"validation rows; set val_split or pass val=", stacklevel=2)
+    spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
+                     dropout=n.dropout, norm=n.norm)
+    torch.manual_seed(seed)  # the initial weights follow the seed too
+    network = spec.build()
+    if hasattr(progress, "watch"):  # e.g. TensorBoard draws the weights each epoch
+        progress.watch(network)
+    std = pre.target_std if (task is Task.REGRESSION and pre.scale) else None
+    batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
+    loss_used: Any = (loss or default_loss(task)).value
+    if f.class_weight is not None:
+        given = f.class_weight
+        if task is not Task.CLASSIFICATION or not (given == "balanced" or isinstance(given, dict)):
+            raise UsageError(f"class_weight takes 'balanced' or a dict {{class: weight}} (for classification) or "
+                             f"none, got {given!r}")
+        if isinstance(given, dict):  # a weight per class label; classes not named weigh 1
+            unknown = [k for k in given if k not in (pre.classes or [])]
+            if unknown:
+                raise UsageError(f"class_weight names {unknown[0]!r}, not a class of the target; classes are "
+                                 f"{', '.join(map(repr, (pre.classes or [])[:20]))}")
+            weights = torch.as_tensor([float(given.get(c, 1.0)) for c in pre.classes or []], dtype=torch.float32)
+        else:
+            weights = torch.as_tensor(class_weights(y[train_rows], pre.out_features), dtype=torch.float32)
+        loss_used = torch.nn.CrossEntropyLoss(weight=weights)
+    history = fit(
+        network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,
+        loss=loss_used, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
+        optimizer=f.optimizer, weight_decay=f.weight_decay, momentum=f.momentum, clip_grad_norm=f.clip_grad_norm,
+        scheduler=f.scheduler, early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
+        seed=seed, device=f.device, precision=f.precision, threads=f.threads, checkpoint=checkpoint, resume=resume,
+        global_batch_size=global_batch_size, progress=progress,
+    )
+    history.info.update({
+        "task": task.value, "train_rows": int(len(train_rows)),
+        "val_rows": 0 if validation is None else int(len(validation[0])),
+        "source": table.source, "options": opts.to_flat() | {"seed": seed},
+        "dropped_columns": dict(pre.dropped), "target_log": pre.target_log,
+    })
+    network.eval()
+    return Model(network, pre, history, rows=RunRows(table, train_rows, val_rows, None if val is None else val_table))
+
+
+def _training_table(data: Any, target: Any, option_target: Sequence[str] | None) -> Table:
+    """The table to train on, with its target chosen."""
+    if target is not None and option_target is not None:
+        raise UsageError("give the target once: as train(data, target) or as target=..., not both")
+    target = target if target is not None else option_target
+    if target is not None and _is_rows(data):  # arrays: data are the feature rows, target the answers
+        x = np.asarray(data.detach().cpu().numpy() if hasattr(data, "detach") else data)
+        y = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
+        if x.ndim != 2:
+            raise UsageError(f"with an array of answers as target, data must be rows x features (2-D), "
+                             f"got shape {x.shape}")
+        y = y.reshape(len(y), -1) if y.ndim > 1 else y.reshape(-1, 1)
+        if len(y) != len(x):
+            raise UsageError(f"data has {len(x)} rows but target has {len(y)} answers; give one answer per row")
+        columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
+        names = ["y"] if y.shape[1] == 1 else [f"y{i}" for i in range(y.shape[1])]
+        columns.update({name: y[:, i] for i, name in enumerate(names)})
+        return Table.from_columns(columns, source="<arrays>", targets=names)
+    table = as_table(data)
+    if target is None:
+        if not table.targets:
+            raise UsageError(f"{table.source}: no target column given; name one with target= (--target); "
+                             f"columns are: {', '.join(table.names[:20])}")
+        return table
+    return table.select(list(target) if not isinstance(target, str) else target)
+
+
+def _is_rows(data: Any) -> bool:
+    """Rows of numbers (array, tensor, nested list) rather than a table, frame, path or dict."""
+    if isinstance(data, (str, os.PathLike, Table, dict)):
+        return False
+    module = type(data).__module__
+    return not (module.startswith("pandas") or module.startswith("pyarrow"))
+
+
+def _features(table: Table, features: Sequence[str] | None, exclude: Sequence[str]) -> list[str] | None:
+    if features is None and not exclude:
+        return None
+    chosen = list(features) if features is not None else table.feature_names
+    for name in exclude:
+        table.column_name(name, role="excluded")  # an unknown name fails with the valid ones
+    return [c for c in chosen if c not in set(exclude)]

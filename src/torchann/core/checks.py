@@ -1,0 +1,79 @@
+"""The argument checks every entry point repeats, written once.
+
+Each ``check_*`` returns the value in its plain Python form (a numpy integer becomes an
+``int``) or raises the given error class with a message that names the argument, the value
+and what would be accepted. ``key_mismatch`` compares the keys a state dict should have with
+the keys it has, for every place that loads weights.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable
+
+from .errors import UsageError
+
+__all__ = ["check_positive_int", "check_non_negative_int", "check_positive_number", "check_non_negative_number",
+           "check_fraction", "key_mismatch"]
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` as an int when it is one (numpy integers included), else None; bools are not integers."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _real(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def check_positive_int(name: str, value: Any, *, error: type[Exception] = UsageError) -> int:
+    number = _integer(value)
+    if number is None or number < 1:
+        raise error(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def check_non_negative_int(name: str, value: Any, *, error: type[Exception] = UsageError) -> int:
+    number = _integer(value)
+    if number is None or number < 0:
+        raise error(f"{name} must be an integer >= 0, got {value!r}")
+    return number
+
+
+def check_positive_number(name: str, value: Any, *, hint: str = "", error: type[Exception] = UsageError) -> float:
+    number = _real(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise error(f"{name} must be a positive number, got {value!r}{hint}")
+    return number
+
+
+def check_non_negative_number(name: str, value: Any, *, hint: str = "", error: type[Exception] = UsageError) -> float:
+    number = _real(value)
+    if number is None or not math.isfinite(number) or number < 0:
+        raise error(f"{name} must be a finite number >= 0, got {value!r}{hint}")
+    return number
+
+
+VAL_SPLIT_HINT = "; 0.2 holds out a fifth of the rows for early stopping"
+
+
+def check_fraction(name: str, value: Any, *, hint: str = "", error: type[Exception] = UsageError) -> float:
+    """A number in [0, 1)."""
+    number = _real(value)
+    if number is None or not 0 <= number < 1:
+        raise error(f"{name} must be a number in [0, 1), got {value!r}{hint}")
+    return number
+
+
+def key_mismatch(expected: Iterable[str], found: Iterable[str]) -> str | None:
+    """``None`` when the keys agree, else ``"missing [...], unexpected [...]"`` (each sorted)."""
+    expected, found = set(expected), set(found)
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if not missing and not unexpected:
+        return None
+    return f"missing {missing}, unexpected {unexpected}"

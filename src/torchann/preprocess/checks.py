@@ -1,0 +1,61 @@
+"""The checks one column's values pass on their way in, each error naming the column, the
+row and the fix: numbers that are numbers, missing values, categories that are known."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core.errors import DataError
+from ..data.columns import coerce, numeric_values
+from ..data.table import Table
+
+__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes"]
+
+def shown_values(values: Sequence[Any], limit: int = 20) -> str:
+    text = ", ".join(repr(v) for v in values[:limit])
+    return text + (f", ... ({len(values) - limit} more)" if len(values) > limit else "")
+
+
+def numeric_column(table: Table, name: str) -> np.ndarray:
+    """Column ``name`` as float64 (NaN = missing); infinite values and text raise ``DataError``."""
+    x, bad = numeric_values(table.columns[name])
+    if bad is not None:
+        raise DataError(f"{table.source}: column {name!r} should hold numbers, but row {table.row(bad)} holds "
+                        f"{table.columns[name][bad]!r}; correct that value or leave it empty")
+    inf = np.isinf(x)
+    if inf.any():
+        i = int(np.argmax(inf))
+        raise DataError(f"{table.source}: column {name!r} row {table.row(i)} is {x[i]}; replace infinite values")
+    return x
+
+
+def missing_error(table: Table, name: str, miss: np.ndarray) -> None:
+    i = int(np.argmax(miss))
+    raise DataError(f"{table.source}: column {name!r} has a missing value in row {table.row(i)} ({int(miss.sum())} "
+                    f"missing in all); pass fill_missing='mean'|'median'|'zero' (--fill-missing mean|median|zero) "
+                    f"or drop those rows")
+
+
+def category_codes(table: Table, name: str, col: np.ndarray, known: list, kind: str,
+           what: str = "category", strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's value in ``known`` (-1 for an unknown value, which raises when
+    ``strict``) and the missing mask; a value of the wrong type always raises."""
+    values, miss, invalid = coerce(col, kind)
+    lookup = {v: i for i, v in enumerate(known)}
+    codes = np.zeros(len(col), dtype=np.int64)
+    present = np.flatnonzero(~miss & ~invalid)
+    if present.size and values.dtype == object:  # text: a dict lookup per row beats sorting objects
+        get = lookup.get
+        codes[present] = np.fromiter((get(v, -1) for v in values[present].tolist()), np.int64, present.size)
+    elif present.size:
+        uniq, inv = np.unique(values[present], return_inverse=True)
+        mapped = np.array([lookup.get(u, -1) for u in uniq.tolist()], dtype=np.int64)
+        codes[present] = mapped[inv.ravel()]
+    bad = np.flatnonzero(invalid | (~miss & (codes < 0) if strict else invalid))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{table.source}: column {name!r} row {table.row(i)} holds {col[i]!r}, an unknown {what}; "
+                        f"known: {shown_values(known)}")
+    return codes, miss
