@@ -26,6 +26,8 @@ _EXPORTS = {
     "load": "model",
     "train": "tabular",
     "TrainOptions": "options",
+    # tune/: a search that ends in one Model (pip install torchann[tune])
+    "tune": "tune",
     # modeldir.py / checkpoint.py
     "save": "modeldir",
     "read_model_dir": "modeldir",
@@ -82,6 +84,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .modeldir import ModelDir, read_model_dir, save
     from .options import TrainOptions
     from .tabular import train
+    from .tune import tune
     from .inference import predict
     from .spec import ModelSpec, mlp
     from .fitting import EarlyStopping, fit

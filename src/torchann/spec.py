@@ -101,6 +101,10 @@ class ModelSpec:
     def from_dict(cls, data: Any, *, source: str = "spec") -> "ModelSpec":
         if not isinstance(data, dict):
             raise SpecError(f"{source}: expected a JSON object with the model's sizes, got {type(data).__name__}")
+        if cls is ModelSpec and "members" in data:  # an ensemble of MLPs (torchann.tune)
+            from .members import EnsembleSpec
+
+            return EnsembleSpec.from_dict(data, source=source)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
