@@ -116,12 +116,12 @@ class Members(nn.Module):
         self.spec = spec
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Each member's raw outputs, stacked: ``(K, B, out_features)``."""
+        """Each member's raw outputs, stacked: ``(K, *x.shape[:-1], out_features)``."""
         return torch.stack([m(x) for m in self.members])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.member_outputs(x)
-        w = self.member_weights.to(z.dtype).view(-1, 1, 1)
+        w = self.member_weights.to(z.dtype).view(-1, *([1] * (z.dim() - 1)))  # (K, 1, ..., 1): any input rank
         if self.spec.combine == "mean":
             return (z * w).sum(dim=0)
         if z.shape[-1] == 1:  # one logit per member: mean of sigmoid probabilities, back to a logit

@@ -56,6 +56,7 @@ class RunRows:
 def gather(model: "Model", rows: RunRows | None = None) -> dict[str, Any]:
     """Everything the report shows; see the module docstring."""
     from .model_facts import feature_rows
+    from .report_trials import trials_data
 
     data: dict[str, Any] = {
         "run": _run(model, rows),
@@ -63,6 +64,7 @@ def gather(model: "Model", rows: RunRows | None = None) -> dict[str, Any]:
         "curves": _curves(model),
         "model": _inside(model),
         "result": None,
+        "search": trials_data(model.history.info),  # a tuned model's trials (report_trials)
     }
     if rows is not None:
         data["missing"] = _missing(model, rows.table)

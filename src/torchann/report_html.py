@@ -12,6 +12,7 @@ import json
 from html import escape
 from typing import Any
 
+from .report_trials import trials_section
 from .report_parts import (STYLE, curves_section, features_table, facts_list, model_section, num,
                            result_section, table)
 
@@ -78,8 +79,10 @@ def render_page(data: dict[str, Any]) -> str:
     run = data["run"]
     title = f"torchann run: {', '.join(run['targets'])} from {run['data'] or 'arrays'}"
     sections = [_header(data), _run_section(data), curves_section(data["curves"]),
-                model_section(data["model"]), result_section(data.get("result"), run)]
-    nav = "".join(f'<a href="#{s}">{s}</a>' for s in ("run", "training", "model", "result"))
+                model_section(data["model"]), result_section(data.get("result"), run),
+                trials_section(data.get("search"))]
+    parts = ("run", "training", "model", "result") + (("search",) if data.get("search") else ())
+    nav = "".join(f'<a href="#{s}">{s}</a>' for s in parts)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -66,9 +66,8 @@ def tune(data: Any, target: Any = None, *, trials: int | None = None, time: floa
     optuna = require_optuna()
     name = study or DEFAULT_STUDY
     out_dir = None if out is None else Path(out)
+    table, task, train_rows, val_rows, val_split = _split(data, target, fixed, seed)  # bad data: before any file
     store, where = open_storage(storage, out_dir)
-
-    table, task, train_rows, val_rows, val_split = _split(data, target, fixed, seed)
     facts = {"target": list(table.targets), "table": fingerprint(table), "task": task, "val_split": val_split,
              "seed": seed, "options": json.loads(json.dumps(fixed, default=list)), "version": 1}
     epochs = int(fixed.get("epochs", _default("epochs")))

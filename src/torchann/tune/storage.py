@@ -14,6 +14,7 @@ marked failed once its heartbeat is older than the grace period.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,10 @@ def open_storage(url: str | None, out: Path | None) -> tuple[Any, str]:
     elif scheme == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                             grace_period=GRACE_SECONDS)
+        with warnings.catch_warnings():  # the heartbeat is marked experimental; it is what finds dead workers
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                                 grace_period=GRACE_SECONDS)
     except Exception as err:  # sqlalchemy's OperationalError and friends: say what failed, in one line
         raise StorageError(f"cannot reach storage {redact(url)}: {_first_line(err)}; check the host, port, user "
                            f"and password, and that the server runs") from None
