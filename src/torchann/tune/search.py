@@ -7,6 +7,7 @@ validation rows. ``torchann tune`` is the same call from the shell.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,9 @@ def tune(data: Any, target: Any = None, *, trials: int | None = None, time: floa
             raise UsageError(f"study {name!r} was split with seed {the_study.user_attrs['torchann']['seed']}")
         dead = fail_dead_trials(optuna, the_study, store)
         existing = the_study.get_trials(deepcopy=False)
-        the_study.sampler = optuna.samplers.TPESampler(seed=seed + len(existing))
+        shared = where.split(":", 1)[0].split("+", 1)[0] in ("journal", "postgresql", "mysql")
+        # Continuing draws new points (seed + trials so far); workers sharing a study draw apart (their pid).
+        the_study.sampler = optuna.samplers.TPESampler(seed=seed + len(existing) + (os.getpid() if shared else 0))
         if not existing:
             the_study.enqueue_trial(space.default_params())  # today's defaults first: never worse than them
     except Exception as err:
