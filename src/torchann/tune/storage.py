@@ -14,6 +14,7 @@ marked failed once its heartbeat is older than the grace period.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def open_storage(url: str | None, out: Path | None) -> tuple[Any, str]:
             raise StorageError(f"storage {url!r}: cannot open {path} ({err.strerror}); check the path") from None
     if scheme == "postgresql":
         try:
-            import psycopg2  # noqa: F401
+            import psycopg  # noqa: F401 - SQLAlchemy 2.1's driver for postgresql://
         except ImportError:
             raise StorageError("a postgresql:// storage needs its driver: pip install 'torchann[tune]'") from None
     if scheme == "sqlite":
@@ -85,20 +86,32 @@ def open_storage(url: str | None, out: Path | None) -> tuple[Any, str]:
         kwargs["connect_args"] = {"timeout": 30}  # wait for a lock instead of failing at once
     elif scheme == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        with warnings.catch_warnings():  # the heartbeat is marked experimental; it is what finds dead workers
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                                 grace_period=GRACE_SECONDS)
-    except Exception as err:  # sqlalchemy's OperationalError and friends: say what failed, in one line
-        raise StorageError(f"cannot reach storage {redact(url)}: {_first_line(err)}; check the host, port, user "
-                           f"and password, and that the server runs") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is marked experimental; it is what finds dead workers
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                                     grace_period=GRACE_SECONDS)
+            break
+        except Exception as err:  # sqlalchemy's OperationalError and friends: say what failed, in one line
+            if _creating_tables_beside_another(err) and attempt < 4:
+                # Two workers starting on an empty database both create Optuna's tables; the one
+                # that loses the race finds them made on its next try.
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StorageError(f"cannot reach storage {redact(url)}: {_first_line(err)}; check the host, port, "
+                               f"user and password, and that the server runs") from None
     return storage, redact(url)
 
 
 def is_locked(err: BaseException) -> bool:
     """Whether ``err`` is SQLite's 'database is locked' (another process holds the file)."""
     return "database is locked" in str(err)
+
+
+def _creating_tables_beside_another(err: BaseException) -> bool:
+    text = str(getattr(err, "orig", None) or err)
+    return "duplicate key" in text or "already exists" in text
 
 
 def _first_line(err: BaseException) -> str:
