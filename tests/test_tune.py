@@ -134,3 +134,27 @@ def test_one_line_per_trial_in_a_log(tmp_path):
     lines.on_trial_end({"number": 3, "state": "pruned", "value": 0.5, "best": 0.25, "finished": 4, "trials": 10,
                         "params": {"lr": 0.001, "layers": 2}, "epochs": 5})
     assert stream.getvalue() == "trial 3 (4/10) pruned value 0.5 best 0.25 epochs 5 lr=0.001 layers=2\n"
+
+
+def test_a_locked_study_database_is_one_line_and_exit_1(tmp_path, monkeypatch):
+    import sqlite3
+
+    from torchann.tune import storage
+
+    data = regression_csv(tmp_path / "reg.csv", rows=40)
+    out = tmp_path / "run"
+    ok = runner.invoke(app, ["tune", str(data), "--target", "y", "--out", str(out), "--trials", "1", "--epochs", "2"])
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setattr(storage, "LOCK_WAIT_SECONDS", 0.2)
+    holder = sqlite3.connect(out / "study.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process's write transaction, held
+    try:
+        result = runner.invoke(app, ["tune", str(data), "--target", "y", "--out", str(out), "--trials", "2",
+                                     "--epochs", "2"])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "is locked by another process" in lines[0] and "journal:PATH" in lines[0]
+    assert len(trials_of(f"sqlite:///{out / 'study.db'}")) == 1

@@ -18,7 +18,7 @@ from ..errors import TrainingError, UsageError
 from . import space
 from .ensemble import caruana, join, load_candidates
 from .objective import Objective
-from .storage import is_locked, open_storage, require_optuna
+from .storage import is_locked, locked, open_storage, require_optuna
 from .study import fail_dead_trials, fingerprint, open_study
 
 __all__ = ["tune", "DEFAULT_TRIALS", "DEFAULT_STUDY", "PRUNERS", "DEFAULT_PRUNER", "make_pruner"]
@@ -234,8 +234,7 @@ def _reraise_storage(err: BaseException, where: str) -> None:
     if isinstance(err, (UsageError, TrainingError, KeyboardInterrupt)):
         return
     if is_locked(err):
-        raise TrainingError(f"the study database {where} is locked by another process; for several processes on "
-                            f"one machine use --storage journal:PATH, for several hosts postgresql://...") from None
+        raise locked(where) from None
     if type(err).__module__.startswith("sqlalchemy"):
         raise StorageError(f"storage {where} failed: {str(getattr(err, 'orig', None) or err).splitlines()[0][:300]}; "
                            f"check that it is reachable") from None

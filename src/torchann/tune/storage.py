@@ -22,12 +22,13 @@ from typing import Any
 from ..errors import UsageError
 
 __all__ = ["require_optuna", "open_storage", "redact", "SCHEMES", "HEARTBEAT_SECONDS", "GRACE_SECONDS",
-           "StorageError", "is_locked"]
+           "StorageError", "is_locked", "locked", "LOCK_WAIT_SECONDS"]
 
 SCHEMES = ("sqlite", "journal", "postgresql", "mysql")
 HEARTBEAT_SECONDS = 30  # a running trial's worker writes its heartbeat this often (relational storages)
 GRACE_SECONDS = 120  # a trial whose heartbeat is older than this is taken as dead and marked failed
 STUDY_DB = "study.db"
+LOCK_WAIT_SECONDS = 30.0  # how long a SQLite study waits for another process's lock before giving up
 
 
 class StorageError(UsageError):
@@ -83,7 +84,7 @@ def open_storage(url: str | None, out: Path | None) -> tuple[Any, str]:
             raise StorageError(f"storage {url!r}: folder {path.parent} does not exist; create it first")
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if scheme == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}  # wait for a lock instead of failing at once
+        kwargs["connect_args"] = {"timeout": LOCK_WAIT_SECONDS}  # wait for a lock instead of failing at once
     elif scheme == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
     for attempt in range(5):
@@ -99,9 +100,20 @@ def open_storage(url: str | None, out: Path | None) -> tuple[Any, str]:
                 # that loses the race finds them made on its next try.
                 time.sleep(0.2 * (attempt + 1))
                 continue
+            if is_locked(err):
+                raise locked(redact(url)) from None
             raise StorageError(f"cannot reach storage {redact(url)}: {_first_line(err)}; check the host, port, "
                                f"user and password, and that the server runs") from None
     return storage, redact(url)
+
+
+def locked(where: str) -> Exception:
+    """The error for a study database another process holds locked (exit 1: a failure while running)."""
+    from ..errors import TrainingError
+
+    return TrainingError(f"the study database {where} is locked by another process (waited {LOCK_WAIT_SECONDS:g} s); "
+                         f"for several processes on one machine use --storage journal:PATH, for several hosts "
+                         f"postgresql://...")
 
 
 def is_locked(err: BaseException) -> bool:
