@@ -44,7 +44,7 @@ def trials_section(data: dict[str, Any] | None) -> str:
              ("trials", len(data["trials"])), ("best trial", f"{data.get('best_trial')}: {data.get('best_value')}"),
              ("ensemble", ensemble.get("value", "not tried")), ("kept", what)]
     chart = chart_box("objective by trial", data["numbers"],
-                      {"objective": data["values"], "best so far": data["best_so_far"]})
+                      {"objective": data["values"], "best so far": data["best_so_far"]}, xlabel="trial")
     importance = data.get("importance") or {}
     imp_rows = [[name, f"{share:.3f}", _bar(share)] for name, share in importance.items()]
     imp = (table(["parameter", "importance", ""], imp_rows, cls="importance", text_columns=(0, 2))
