@@ -104,6 +104,9 @@ def test_a_study_made_for_another_target_or_table_is_refused(tmp_path):
     other_table = runner.invoke(app, ["tune", str(regression_csv(tmp_path / "b.csv", rows=60, seed=1)), "--target",
                                       "y", "--out", str(out), "--trials", "2", "--epochs", "2"])
     assert other_table.exit_code == 2 and "was made for table" in other_table.output
+    other_seed = runner.invoke(app, ["tune", str(data), "--target", "y", "--out", str(out), "--trials", "2",
+                                     "--epochs", "2", "--seed", "5"])
+    assert other_seed.exit_code == 2 and "was made for the split's seed 0, this run has 5" in other_seed.output
     assert len(trials_of(f"sqlite:///{out / 'study.db'}")) == 1  # neither ran a trial
 
 

@@ -75,8 +75,6 @@ def tune(data: Any, target: Any = None, *, trials: int | None = None, time: floa
     try:
         the_study = open_study(optuna, store, name, facts, sampler=None, pruner=make_pruner(optuna, pruner, epochs),
                                where=where)
-        if the_study.user_attrs.get("torchann", {}).get("seed") not in (None, seed):  # pragma: no cover
-            raise UsageError(f"study {name!r} was split with seed {the_study.user_attrs['torchann']['seed']}")
         dead = fail_dead_trials(optuna, the_study, store)
         existing = the_study.get_trials(deepcopy=False)
         shared = where.split(":", 1)[0].split("+", 1)[0] in ("journal", "postgresql", "mysql")

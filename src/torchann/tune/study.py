@@ -47,7 +47,8 @@ def open_study(optuna: Any, storage: Any, name: str, facts: dict[str, Any], *, s
     if known is None:
         study.set_user_attr(STUDY_KEY, facts)
         return study
-    for key, what in (("target", "target"), ("table", "table"), ("task", "task"), ("options", "fixed options")):
+    for key, what in (("target", "target"), ("table", "table"), ("task", "task"), ("options", "fixed options"),
+                      ("seed", "the split's seed"), ("val_split", "validation fraction")):
         if known.get(key) != facts.get(key):
             raise UsageError(f"study {name!r} in {where} was made for {what} {_shown(known.get(key))}, this run has "
                              f"{_shown(facts.get(key))}; give another --study name (or --out) for a new search")
