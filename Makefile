@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser postgres demo test bench clean
 
 install: $(STAMP)
 
@@ -27,10 +27,21 @@ browser:
 			--no-install-recommends chromium chromium-driver; \
 	else echo "no chromium: the browser tests will be skipped (install chromium and chromium-driver)"; fi
 
+# Debian's PostgreSQL server, for the tests of a tuning study shared by several workers
+# (tests/test_tune_postgres.py starts its own server in a temporary folder). Skipped when present.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	elif command -v sudo >/dev/null; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends postgresql; \
+	else echo "no postgresql: the shared-study tests will be skipped (install postgresql)"; fi
+
 demo: install
 	$(BIN)/torchann demo
 
-test: install browser
+test: install browser postgres
 	$(BIN)/python -m pytest
 
 bench: install

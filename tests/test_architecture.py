@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("export",),
     ("report",),
     ("api",),
-    ("tune", "dask", "mlflow"),
+    ("tuning", "dask", "mlflow"),
     ("serve",),
     ("bench",),
     ("cli",),

@@ -76,6 +76,6 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
 def test_help_lists_every_command_and_does_not_import_torch():
     code = "import sys; from torchann.cli import main; main(['--help']) ; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    for command in ("demo", "train", "predict", "summary", "inspect", "bench"):
+    for command in ("demo", "train", "predict", "summary", "inspect", "bench", "tune"):
         assert command in proc.stdout
     assert proc.stdout.strip().endswith("False")

@@ -492,6 +492,18 @@ CASES += [
     Bad("run", "a read-only --out", "cannot write in rofs/run: Read-only file system; choose a folder you can write to",
         call=lambda d: rundir.claim_run_dir("rofs/run"), error=errors.UsageError,
         fault=lambda: _fail_mkdir(errno.EROFS)),
+    # -- torchann tune: the budget and the study's storage ------------------------------------------
+    Bad("tune", "--trials 0", "--trials must be at least 1, got 0",
+        ("tune", "ok.csv", "--target", "y", "--out", "tuned", "--trials", "0")),
+    Bad("tune", "a storage URL of an unknown scheme", "unknown storage 'redis://localhost/0': give sqlite:///PATH, "
+        "journal:PATH", ("tune", "ok.csv", "--target", "y", "--out", "tuned", "--storage", "redis://localhost/0")),
+    Bad("tune", "a PostgreSQL storage nobody listens on (password hidden)",
+        "cannot reach storage postgresql://tune:***@127.0.0.1:9/tune: ",
+        ("tune", "ok.csv", "--target", "y", "--out", "tuned", "--storage", "postgresql://tune:pw@127.0.0.1:9/tune")),
+    Bad("tune", "a journal storage in a folder that does not exist", "storage 'journal:nodir/s.journal': folder "
+        "nodir does not exist", ("tune", "ok.csv", "--target", "y", "--storage", "journal:nodir/s.journal")),
+    Bad("tune", "an option tune searches itself", "tune searches lr itself; leave it out",
+        call=lambda d: torchann.tune("ok.csv", target="y", lr=0.1), error=errors.UsageError),
     # -- a full or read-only disk while writing ----------------------------------------------------
     Bad("disk", "predict --out on a full disk", "cannot write preds.csv: no space left on the device (No space left on "
         "device); free some space", ("predict", "m2", "--input", "1,2", "--out", "preds.csv"),
@@ -745,7 +757,7 @@ def test_bad_input_gets_one_clear_line_and_leaves_no_file(case: Bad, inputs: Pat
 
 def test_catalogue_is_large_and_covers_every_area():
     areas = {case.area for case in CASES}
-    assert areas == {"data", "cli", "spec", "weights", "api", "terminal", "record", "checkpoint", "args", "run", "disk"}
+    assert areas == {"data", "cli", "spec", "weights", "api", "terminal", "record", "checkpoint", "args", "run", "disk", "tune"}
     assert len(CASES) >= 150
     assert len({case.id for case in CASES}) == len(CASES)
 

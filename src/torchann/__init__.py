@@ -26,6 +26,8 @@ _EXPORTS = {
     "load": "api.model",
     "train": "api.tabular",
     "TrainOptions": "core.options",
+    # tuning/: a search that ends in one Model (pip install torchann[tune])
+    "tune": "tuning.search",
     # modeldir.py / checkpoint.py
     "save": "model.directory",
     "read_model_dir": "model.directory",
@@ -85,3 +87,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .network.predict import predict
     from .network.spec import ModelSpec, mlp
     from .training.fitting import EarlyStopping, fit
+    from .tuning.search import tune

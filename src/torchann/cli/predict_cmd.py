@@ -26,6 +26,8 @@ def predict_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the CSV here instead of stdout.")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class "
                                                         "(classification).")] = False,
+    std: Annotated[bool, typer.Option("--std", help="Add the ensemble members' spread: std(<target>) for "
+                                                    "regression, disagreement for classes (a tuned ensemble).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON instead of CSV.")] = False,
 ) -> None:
     """Predict with a saved model; CSV with one column named after each target, on stdout or --out."""
@@ -43,12 +45,15 @@ def predict_cmd(
     if proba and model.task != "classification":
         raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(model.target_names)} as "
                          f"numbers (regression); leave out --proba")
+    if std and model.members < 2:
+        raise UsageError(f"--std shows how an ensemble's members disagree, but {model_dir} is one network; "
+                         f"leave out --std, or tune with ensembling (torchann tune without --no-ensemble)")
     with warnings_to(stderr_console()):  # e.g. categories never seen in training, counted
         if data is not None and not as_json and _streams(data):
-            _score_file(model, data, out, keep_names, proba)
+            _score_file(model, data, out, keep_names, proba, std)
             return
         source = data if data is not None else input_table(model, rows or [])
-        columns = model.predictions(source, proba=proba, keep=keep_names)
+        columns = model.predictions(source, proba=proba, keep=keep_names, std=std)
     if as_json:
         text = json.dumps({k: [_plain(v) for v in col] for k, col in columns.items()}) + "\n"
     else:
@@ -111,16 +116,16 @@ def _streams(data: Path) -> bool:
     return data.is_file() and Path(name).suffix in STREAMED
 
 
-def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool) -> None:
+def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool, std: bool) -> None:
     """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.scoring``)."""
     from ..model.scoring import score_file
 
     if out is None:
         sys.stdout.flush()
-        score_file(model, data, keep=keep, proba=proba, stream=sys.stdout.buffer)
+        score_file(model, data, keep=keep, proba=proba, stream=sys.stdout.buffer, std=std)
         sys.stdout.buffer.flush()
         return
-    rows = score_file(model, data, out, keep=keep, proba=proba)
+    rows = score_file(model, data, out, keep=keep, proba=proba, std=std)
     stderr_console().print(f"wrote {rows} predictions to {out}", highlight=False, soft_wrap=True)
 
 

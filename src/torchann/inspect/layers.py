@@ -288,6 +288,11 @@ def describe_spec(spec: "ModelSpec") -> str:
     def plural(n: int, word: str) -> str:
         return f"{n} {word}" + ("" if n == 1 else "s")
 
+    members = getattr(spec, "members", ())
+    if members:  # an ensemble (torchann.tune): each member in a line of its own
+        shares = getattr(spec, "weights", ())
+        each = "; ".join(f"{w:.2f} x [{describe_spec(m)}]" for w, m in zip(shares, members))
+        return f"ensemble of {len(members)} members ({spec.num_parameters():,} parameters): {each}"
     act = str(spec.activation)
     parts = [plural(spec.in_features, "input"), *(f"{h} ({act})" for h in spec.hidden)]
     out = plural(spec.out_features, "output")

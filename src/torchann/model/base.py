@@ -131,8 +131,15 @@ class BaseModel:
         # The training rows kept for the report stay behind: a pickled model carries no data.
         return {k: v for k, v in self.__dict__.items() if k != "rows"} | {"rows": None}
 
+    @property
+    def members(self) -> int:
+        """How many networks answer together: 1, or the ensemble's member count (``torchann.tune``)."""
+        return len(getattr(self.spec, "members", ())) or 1
+
     def __repr__(self) -> str:
         shape = "-".join(str(n) for n in (self.spec.in_features, *self.spec.hidden, self.spec.out_features))
+        if self.members > 1:
+            shape = f"ensemble of {self.members}"
         where = f", path={str(self.path)!r}" if self.path is not None else ""
         return (f"Model({self.task}, {len(self.feature_names)} features -> {', '.join(self.target_names)}, "
                 f"network {shape}, epochs={len(self.history)}{where})")
@@ -173,14 +180,46 @@ class BaseModel:
         """
         return network_outputs(self.network, self.encode(data), block=PREDICT_BLOCK, first_row=first_row)
 
-    def predict(self, data: Any) -> np.ndarray:
+    def predict(self, data: Any, *, return_std: bool = False) -> Any:
         """Answers for the rows of ``data``: target units for regression (``(n,)`` for one target,
-        ``(n, k)`` for several), class labels ``(n,)`` for classification."""
+        ``(n, k)`` for several), class labels ``(n,)`` for classification.
+
+        ``return_std``: also the per-row spread of an ensemble's members, ``(answers, spread)``:
+        for regression the members' (weighted) standard deviation in target units, shaped like
+        the answers; for classes the members' disagreement, the weight of the members whose
+        label differs from the ensemble's, in [0, 1]. Only a model with members has one.
+        """
+        if return_std:
+            answers, spread = self._spread(self.encode(data))
+            if self.preprocessor.task is Task.REGRESSION and spread.shape[1] == 1:
+                return answers[:, 0], spread[:, 0]
+            return (answers, spread[:, 0] if self.preprocessor.task is Task.CLASSIFICATION else spread)
         answers = self.preprocessor.inverse_y(self.outputs(data))
         if self.preprocessor.task is Task.REGRESSION:
             answers = answers.reshape(len(answers), -1)
             return answers[:, 0] if answers.shape[1] == 1 else answers
         return answers
+
+    def _spread(self, x: np.ndarray, *, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(answers, spread)`` for inputs ``x``: answers as ``predict`` gives them (regression
+        ``(n, k)``), spread ``(n, k)`` (regression) or ``(n, 1)`` (classes); see ``predict``."""
+        members = getattr(self.network, "members", None)
+        if self.members < 2 or members is None:
+            raise UsageError("this model is one network, so it has no spread between members; tune it with "
+                             "ensembling on (torchann tune, the default) for a model whose members can disagree")
+        w = np.asarray(self.spec.weights, dtype=np.float64)  # type: ignore[attr-defined]
+        outs = [network_outputs(m, x, block=PREDICT_BLOCK, first_row=first_row) for m in members]
+        whole = network_outputs(self.network, x, block=PREDICT_BLOCK, first_row=first_row)
+        pre = self.preprocessor
+        if pre.task is Task.REGRESSION:
+            each = np.stack([pre.inverse_y(o).reshape(len(x), -1) for o in outs])  # (K, n, k)
+            mean = np.tensordot(w, each, axes=1)
+            std = np.sqrt(np.maximum(np.tensordot(w, (each - mean) ** 2, axes=1), 0.0))
+            return pre.inverse_y(whole).reshape(len(x), -1), std
+        chosen = pre.proba(whole).argmax(axis=1)
+        agree = np.stack([pre.proba(o).argmax(axis=1) == chosen for o in outs])  # (K, n)
+        labels = pre.inverse_y(whole)
+        return labels, (1.0 - np.tensordot(w, agree.astype(np.float64), axes=1)).reshape(-1, 1)
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in the order of ``classes``."""
@@ -190,10 +229,11 @@ class BaseModel:
         return self.preprocessor.proba(self.outputs(data))
 
     def predictions(self, data: Any, *, proba: bool = False, keep: Sequence[str] = (),
-                    first_row: int = 0) -> dict[str, np.ndarray]:
+                    first_row: int = 0, std: bool = False) -> dict[str, np.ndarray]:
         """Named output columns for ``data``: the ``keep`` columns copied from the input, then one
-        column per target, then ``p(<class>)`` per class when ``proba``. ``first_row`` as for
-        ``outputs``."""
+        column per target, then ``p(<class>)`` per class when ``proba``, then with ``std`` the
+        members' spread (``std(<target>)`` for regression, ``disagreement`` for classes; see
+        ``predict``). ``first_row`` as for ``outputs``."""
         table = self.table(data)
         missing = [k for k in keep if k not in table.columns]
         if missing:
@@ -213,6 +253,12 @@ class BaseModel:
             if proba:
                 p = self.preprocessor.proba(out)
                 columns.update({f"p({c})": p[:, i] for i, c in enumerate(self.classes or [])})
+        if std:
+            _, spread = self._spread(self.encode(table), first_row=first_row)
+            if self.preprocessor.task is Task.REGRESSION:
+                columns.update({f"std({t})": spread[:, i] for i, t in enumerate(self.target_names)})
+            else:
+                columns["disagreement"] = spread[:, 0]
         return columns
 
     def evaluate(self, data: Any) -> dict[str, float]:

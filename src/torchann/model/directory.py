@@ -33,6 +33,7 @@ from ..core.files import (
     parse_json_bytes,
     read_file_bytes,
 )
+from ..network.members import spec_from_dict
 from ..network.spec import ModelSpec
 
 __all__ = ["save", "load", "read_model_dir", "weights_size_limit", "ModelDir", "SPEC_FILE", "WEIGHTS_FILE", "FORMAT"]
@@ -261,7 +262,7 @@ def _read_snapshot(path: Path) -> tuple[dict[str, Any], ModelSpec, bytes]:
         spec_bytes = read_file_bytes(spec_path, limit=JSON_LIMIT, what=f"torchann {SPEC_FILE}", error=ModelFileError)
         document = _parse_spec_document(spec_path, spec_bytes)
         try:
-            spec = ModelSpec.from_dict(document.get("model"), source=str(spec_path))
+            spec = spec_from_dict(document.get("model"), source=str(spec_path))
         except SpecError as err:
             raise ModelFileError(str(err)) from None
         expected_sha = _weights_sha(spec_path, document)

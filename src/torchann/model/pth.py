@@ -26,6 +26,7 @@ from torch import nn
 from ..core.choices import Activation, Norm, parse
 from ..core.errors import ModelFileError, SpecError, UsageError
 from ..core.files import check_regular_file, memory_bytes, read_json
+from ..network.members import spec_from_dict
 from ..network.spec import ModelSpec
 
 __all__ = ["import_state_dict", "convert_state_dict", "read_state_dict", "read_spec_file", "infer_spec", "map_state_dict"]
@@ -324,7 +325,7 @@ def convert_state_dict(
         if hidden is not None or activation is not None:
             raise UsageError("give either a spec or hidden/activation, not both; the spec already holds them")
         if isinstance(spec, dict):
-            spec = ModelSpec.from_dict(spec, source="spec")
+            spec = spec_from_dict(spec, source="spec")
         if not isinstance(spec, ModelSpec):
             raise UsageError(f"spec must be a ModelSpec or a dict, got {type(spec).__name__}")
     model = spec.build()
@@ -348,7 +349,7 @@ def read_spec_file(path: str | Path) -> ModelSpec:
         raise SpecError(str(err).replace(": malformed JSON (", ": not valid JSON (").split("; it is not a complete")[0]) from None
     if isinstance(data, dict) and "model" in data and "format" in data:  # a model directory's spec.json
         data = data["model"]
-    return ModelSpec.from_dict(data, source=str(path))
+    return spec_from_dict(data, source=str(path))
 
 
 def parse_activation(value: str) -> Activation:

@@ -46,7 +46,7 @@ def output_format(path: str | os.PathLike) -> str:
 
 def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
                keep: Sequence[str] = (), proba: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-               stream: IO[bytes] | None = None, fmt: str | None = None) -> int:
+               stream: IO[bytes] | None = None, fmt: str | None = None, std: bool = False) -> int:
     """Predict every row of the file ``data`` chunk by chunk; return the number of rows.
 
     Args:
@@ -57,6 +57,7 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
         proba: add one ``p(<class>)`` column per class (classification).
         chunk_rows: rows read, predicted and written at a time.
         stream: a binary stream written when ``out`` is None (CSV unless ``fmt`` says otherwise).
+        std: add the ensemble members' spread (``Model.predictions(std=True)``).
     """
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise UsageError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
@@ -65,12 +66,12 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
     fmt = fmt or (output_format(out) if out is not None else "csv")
     chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model))
     if out is None:
-        return _write(model, chunks, stream, fmt, keep, proba)
+        return _write(model, chunks, stream, fmt, keep, proba, std)
     from ..core.files import atomic_path
 
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
-            rows = _write(model, chunks, handle, fmt, keep, proba)
+            rows = _write(model, chunks, handle, fmt, keep, proba, std)
     return rows
 
 
@@ -204,7 +205,7 @@ def _joined(batches: list[Any]) -> Any:
 
 
 def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], fmt: str, keep: Sequence[str],
-           proba: bool) -> int:
+           proba: bool, std: bool = False) -> int:
     sink = None
     rows = 0
     try:
@@ -213,7 +214,7 @@ def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], f
             if missing:
                 raise DataError(f"{table.source}: no column {missing[0]!r} to keep; columns are: "
                                 f"{', '.join(table.names[:20])}")
-            answers = model.predictions(table, proba=proba, first_row=rows)  # the rows so far: the same answers as whole
+            answers = model.predictions(table, proba=proba, first_row=rows, std=std)  # the rows so far: the same answers as whole
             arrow = _arrow_chunk(model, batch, keep, answers)
             if sink is None:
                 sink = _sink(fmt, handle, arrow.schema)

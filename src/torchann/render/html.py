@@ -102,12 +102,12 @@ def features_table(features: Sequence[dict[str, Any]]) -> str:
 
 
 def chart_box(title: str, epochs: Sequence[float], series: dict[str, Sequence[float | None]], *,
-              marks: Sequence[tuple[float, str]] = (), interactive: bool = True) -> str:
+              marks: Sequence[tuple[float, str]] = (), interactive: bool = True, xlabel: str = "epoch") -> str:
     """A line chart with its legend, a log-scale switch and a hover read-out."""
     axis = "lr" if title == "learning rate" else title
-    linear = line_chart(epochs, series, ylabel=axis, marks=marks)
+    linear = line_chart(epochs, series, ylabel=axis, marks=marks, xlabel=xlabel)
     positive = any(v is not None and v > 0 for s in series.values() for v in s)
-    log = line_chart(epochs, series, ylabel=f"{axis} (log)", marks=marks, log=True) if positive else ""
+    log = line_chart(epochs, series, ylabel=f"{axis} (log)", marks=marks, log=True, xlabel=xlabel) if positive else ""
     legend = "".join(
         f'<button type="button" data-toggle="{escape(name)}" aria-pressed="true">'
         f'<i style="background:{COLOURS[i % len(COLOURS)]}"></i>{escape(name)}</button>'

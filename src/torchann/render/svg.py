@@ -90,7 +90,7 @@ def _path(points: list[tuple[float, float] | None]) -> str:
 
 
 def line_chart(epochs: Sequence[float], series: dict[str, Sequence[float | None]], *, ylabel: str,
-               marks: Sequence[tuple[float, str]] = (), log: bool = False) -> str:
+               marks: Sequence[tuple[float, str]] = (), log: bool = False, xlabel: str = "epoch") -> str:
     """Series over epochs, each a ``<path class="series" data-series=NAME>``; ``marks`` are
     vertical lines (best epoch, early stop) labelled with their text. With ``log`` the y axis
     is log10 (non-positive values are left out)."""
@@ -106,7 +106,7 @@ def line_chart(epochs: Sequence[float], series: dict[str, Sequence[float | None]
     ys = _Scale(lo, hi, H - BOTTOM, TOP, log=log)
     yticks = _log_ticks(lo, hi) if log else nice_ticks(lo, hi)
     xticks = [t for t in nice_ticks(x0, x1 if x1 > x0 else x0 + 1, 6) if x0 <= t <= max(x1, x0 + 1)]
-    parts = _axes(xs, ys, xticks, [t for t in yticks if (t >= lo and t <= hi)], "epoch", ylabel)
+    parts = _axes(xs, ys, xticks, [t for t in yticks if (t >= lo and t <= hi)], xlabel, ylabel)
     for k, (epoch, text) in enumerate(marks):
         x = xs(epoch)
         right = x > (LEFT + W - RIGHT) / 2  # label on the side with room

@@ -39,6 +39,7 @@ HISTOGRAM_BINS = 30
 def gather(model: "BaseModel", rows: RunRows | None = None) -> dict[str, Any]:
     """Everything the report shows; see the module docstring."""
     from ..model.facts import feature_rows
+    from .trials import trials_data
 
     data: dict[str, Any] = {
         "run": _run(model, rows),
@@ -46,6 +47,7 @@ def gather(model: "BaseModel", rows: RunRows | None = None) -> dict[str, Any]:
         "curves": history_curves(model.history.records, model.history.info),
         "model": _inside(model),
         "result": None,
+        "search": trials_data(model.history.info),  # a tuned model's trials (report_trials)
     }
     if rows is not None:
         data["missing"] = _missing(model, rows.table)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..render.html import STYLE, facts_list, features_table, num, table
 from .sections import curves_section, model_section, result_section
+from .trials import trials_section
 
 __all__ = ["render_page", "CSP"]
 
@@ -78,8 +79,10 @@ def render_page(data: dict[str, Any]) -> str:
     run = data["run"]
     title = f"torchann run: {', '.join(run['targets'])} from {run['data'] or 'arrays'}"
     sections = [_header(data), _run_section(data), curves_section(data["curves"]),
-                model_section(data["model"]), result_section(data.get("result"), run)]
-    nav = "".join(f'<a href="#{s}">{s}</a>' for s in ("run", "training", "model", "result"))
+                model_section(data["model"]), result_section(data.get("result"), run),
+                trials_section(data.get("search"))]
+    parts = ("run", "training", "model", "result") + (("search",) if data.get("search") else ())
+    nav = "".join(f'<a href="#{s}">{s}</a>' for s in parts)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -1,0 +1,146 @@
+"""What tuning buys: torchann's defaults, ``torchann.tune`` with a fixed budget, and CatBoost's
+defaults on the quality benchmark's tables (``quality_tables.py``), on the same split as
+``benchmarks/quality.py`` (80% training, 20% test, stratified for classes).
+
+``tune`` searches on the training rows only (it holds out its own validation rows inside them)
+and is scored once on the test rows. Scores: R² for regression, AUC for two classes, accuracy
+for more; seconds are wall seconds of fit + predict on this machine, in this run (one thread
+per method).
+
+``--pruners`` instead compares Optuna's MedianPruner, HyperbandPruner and no pruning at the same
+trial budget: the study's best validation loss, the test score and the wall time of each.
+
+Usage::
+
+    python benchmarks/tune_quality.py --tables diabetes,wage --trials 10
+    python benchmarks/tune_quality.py --tables diabetes,digits --trials 12 --pruners
+    python benchmarks/tune_quality.py --json docs/tune_results.json
+
+Needs the ``quality`` extra (tables, CatBoost, Optuna): ``pip install -c constraints.txt -e '.[quality]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if "--threads" not in sys.argv:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import machine, score, split  # noqa: E402
+from quality_methods import _labels, _table, _text_columns, torchann_fit_predict  # noqa: E402
+from quality_tables import TABLES, load  # noqa: E402
+
+
+def tune_fit_predict(train, test, target, task, seed, *, trials: int, time_s: float | None, pruner: str = "median",
+                     ensemble: bool = True, facts: dict[str, Any] | None = None):
+    import torchann
+
+    model = torchann.tune(_table(train, target), target=target, trials=trials, time=time_s, seed=seed,
+                          pruner=pruner, ensemble=ensemble)
+    info = model.history.info["tune"]
+    if facts is not None:
+        facts.update(best_value=info["best_value"], ensemble_value=(info["ensemble"] or {}).get("value"),
+                     chosen=info["chosen"], members=len(info["members"]),
+                     trials_run=len(info["trials"]),
+                     pruned=sum(t["state"] == "pruned" for t in info["trials"]))
+    test_table = _table(test.drop(columns=[target]), None)
+    if task == "regression":
+        return np.asarray(model.predict(test_table), dtype=np.float64).reshape(-1), None, None
+    return _labels(model.predict(test_table)), model.predict_proba(test_table), [str(c) for c in model.classes]
+
+
+def catboost_fit_predict(train, test, target, task, seed):
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    cats = _text_columns(train, target)
+    x, y = train.drop(columns=[target]), train[target].to_numpy()
+    xt = test.drop(columns=[target])
+    for frame in (x, xt):
+        for c in cats:
+            frame[c] = frame[c].astype(str)
+    kind = CatBoostRegressor if task == "regression" else CatBoostClassifier
+    model = kind(verbose=0, random_seed=seed, thread_count=1, cat_features=cats or None, allow_writing_files=False)
+    if task == "regression":
+        model.fit(x, y.astype(float))
+        return model.predict(xt), None, None
+    model.fit(x, _labels(y))
+    return _labels(model.predict(xt).reshape(-1)), model.predict_proba(xt), [str(c) for c in model.classes_]
+
+
+def run(name: str, fn, frame, train, test, seed: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    facts: dict[str, Any] = {}
+    pred, proba, classes = fn(train, test, frame.target, frame.task, seed, facts) if "facts" in fn.__code__.co_varnames \
+        else fn(train, test, frame.target, frame.task, seed)
+    wall = time.perf_counter() - started
+    return {"method": name, "seed": seed, "wall": wall, **score(frame.task, test[frame.target].to_numpy(), pred,
+                                                                 proba, classes), **facts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tables", default="diabetes,wage", help="comma-separated: " + ",".join(TABLES))
+    ap.add_argument("--trials", type=int, default=20, help="trials per tune run [20]")
+    ap.add_argument("--time", type=float, default=None, help="seconds per tune run (with or instead of --trials)")
+    ap.add_argument("--max-rows", type=int, default=None, help="cut each table to this many rows (fixed sample)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pruners", action="store_true", help="compare median, hyperband and no pruning instead")
+    ap.add_argument("--json", default=None, help="write the runs here")
+    ap.add_argument("--threads", type=int, default=None, help="threads per method [1]")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads or 1)
+    if args.pruners:
+        methods = {f"tune[{p}]": (lambda p: lambda tr, te, t, k, s, facts: tune_fit_predict(
+            tr, te, t, k, s, trials=args.trials, time_s=args.time, pruner=p, facts=facts))(p)
+            for p in ("median", "hyperband", "none")}
+    else:
+        methods = {
+            "torchann defaults": torchann_fit_predict,
+            f"tune ({args.trials} trials)": lambda tr, te, t, k, s, facts: tune_fit_predict(
+                tr, te, t, k, s, trials=args.trials, time_s=args.time, facts=facts),
+            "catboost defaults": catboost_fit_predict,
+        }
+    rows = []
+    for table in args.tables.split(","):
+        frame = load(table, max_rows=args.max_rows)
+        train, test = split(frame)
+        for name, fn in methods.items():
+            r = {"table": table, "task": frame.task, "rows": len(frame.df), **run(name, fn, frame, train, test,
+                                                                                  args.seed)}
+            rows.append(r)
+            extra = {k: r[k] for k in ("best_value", "ensemble_value", "chosen", "members", "pruned") if k in r}
+            print(f"{table:10s} {name:22s} {r['score']:.4f} {r['wall']:.1f}s {extra}", file=sys.stderr, flush=True)
+    names = list(methods)
+    print("| table | task | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    for table in args.tables.split(","):
+        cells = [next(f"{r['score']:.4f} ({r['wall']:.0f} s)" for r in rows if r["table"] == table and r["method"] == n)
+                 for n in names]
+        task = next(r["task"] for r in rows if r["table"] == table)
+        print(f"| {table} | {task} | " + " | ".join(cells) + " |")
+    if args.pruners:
+        print("\n| table | pruner | best validation loss | test score | pruned trials | wall s |")
+        print("|---|---|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['table']} | {r['method']} | {r['best_value']:.5f} | {r['score']:.4f} | {r['pruned']} | "
+                  f"{r['wall']:.0f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": " ".join(["python", "benchmarks/tune_quality.py",
+                                                                    *(argv or sys.argv[1:])]),
+                                               "machine": machine(), "runs": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
