@@ -3,7 +3,7 @@
 The tutorial wraps the data in a ``Dataset`` and a ``DataLoader(batch_size=2, shuffle=True)``,
 which fetches rows one at a time in Python and stacks them. ``torchann.fit`` keeps the rows in
 one tensor on the training device and slices batches out of it; each epoch's order is
-``torchann.batches.epoch_permutation(n, seed=seed, epoch=e)``, so a run can be repeated.
+``torchann.batching.epoch_permutation(n, seed=seed, epoch=e)``, so a run can be repeated.
 
 Run: ``python examples/section_2_2_batches.py [OUT_DIR]`` (or set TORCHANN_TUTORIAL_OUT).
 """

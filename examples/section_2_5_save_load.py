@@ -5,7 +5,7 @@ to ``complete_model.pth``) and loads it back into its own class. A ``.pth`` file
 and unpickling can run any code the file names. torchann:
 
 - imports the tutorial's state-dict file with ``torch.load(weights_only=True)`` (tensors only)
-  into a ``torchann.mlp`` (``torchann.imports.import_state_dict``, or ``torchann import``);
+  into a ``torchann.mlp`` (``torchann.import_state_dict``, or ``torchann import``);
 - saves models as a directory (``spec.json`` + ``weights.safetensors``) that loads without
   unpickling anything (``torchann.save`` / ``torchann.load``);
 - refuses a whole pickled model unless the caller says the file is trusted.
