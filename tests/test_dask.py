@@ -237,6 +237,16 @@ def test_cli_local_cluster_in_a_real_process(d, tmp_path):
     assert _bits(_parts(out)) == _bits(expected)
 
 
+def test_cli_local_cluster_bad_file_prints_one_line_and_nothing_of_the_workers(d, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "torchann", "predict", str(d / "price"), "--data", str(d / "bad.csv"),
+                           "--out", str(tmp_path / "preds"), "--cluster", "local:1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(f"error: {d / 'bad.csv'}: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bad_file_fails_the_job_in_one_line_and_leaves_the_old_output(d, client, tmp_path):
     from torchann.dask import score_files
 

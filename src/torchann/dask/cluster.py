@@ -9,6 +9,7 @@ process per core this process may use, ``local:N`` one of ``N``; it stops with t
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -87,9 +88,12 @@ def connect(cluster: str | ClusterSpec, *, timeout: float | None = None) -> Iter
         # One thread per worker process: torch's own threads would only fight over the cores,
         # and a process per core is what a crash takes down (one partition, retried elsewhere).
         # The scheduler's HTTP server (and dashboard, with bokeh) listens on a free loopback port:
-        # its default, 8787, may be taken, and then distributed warns on stderr.
+        # its default, 8787, may be taken, and then distributed warns on stderr. The workers'
+        # logs share this terminal: only critical ones pass, or a task's DataError would come
+        # with a page of "Compute Failed" traceback before the job's own one-line error.
         with distributed.LocalCluster(n_workers=spec.workers or usable_cores(), threads_per_worker=1,
-                                      processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0") as local:
+                                      processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                      silence_logs=logging.CRITICAL) as local:
             with distributed.Client(local) as client:
                 yield client
         return
