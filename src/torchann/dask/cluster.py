@@ -83,7 +83,7 @@ def connect(cluster: str | ClusterSpec, *, timeout: float | None = None) -> Iter
     """
     spec = cluster if isinstance(cluster, ClusterSpec) else parse_cluster(cluster)
     timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
-    _, distributed = require()
+    dask, distributed = require()
     if spec.address is None:
         # One thread per worker process: torch's own threads would only fight over the cores,
         # and a process per core is what a crash takes down (one partition, retried elsewhere).
@@ -91,11 +91,16 @@ def connect(cluster: str | ClusterSpec, *, timeout: float | None = None) -> Iter
         # its default, 8787, may be taken, and then distributed warns on stderr. The workers'
         # logs share this terminal: only critical ones pass, or a task's DataError would come
         # with a page of "Compute Failed" traceback before the job's own one-line error.
-        with distributed.LocalCluster(n_workers=spec.workers or usable_cores(), threads_per_worker=1,
-                                      processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                      silence_logs=logging.CRITICAL) as local:
-            with distributed.Client(local) as client:
-                yield client
+        # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+        # adaptive mmap threshold: every ~1 MB tensor of a forward pass is then mmapped and
+        # unmapped again, and scoring ran at half speed (docs/distributed.md). Unset here; a
+        # value in this process's environment still wins.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
+                distributed.LocalCluster(n_workers=spec.workers or usable_cores(), threads_per_worker=1,
+                                         processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                         silence_logs=logging.CRITICAL) as local, \
+                distributed.Client(local) as client:
+            yield client
         return
     try:
         client = distributed.Client(spec.address, timeout=timeout)

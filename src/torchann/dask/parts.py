@@ -76,8 +76,8 @@ def score_piece(ref: ModelRef, piece: Piece, stage: str, out: str, index: int, *
     except Exception as err:  # noqa: BLE001 - one line naming the file, not a worker's traceback
         _remove(tmp)
         reason = str(err).splitlines()[0] if str(err) else ""
-        raise ClusterError(f"{piece}: scoring failed ({type(err).__name__}: {reason}); rerun with --debug for "
-                           f"the worker's traceback") from err
+        raise ClusterError(f"{piece}: scoring failed ({type(err).__name__}: {reason}); the worker's log has the "
+                           f"traceback") from err
     except BaseException:
         _remove(tmp)
         raise
