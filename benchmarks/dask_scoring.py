@@ -19,7 +19,10 @@ each round, in turn:
   cluster's start (N worker processes importing torch) is inside the time.
 
 Every output is compared with ``single``'s, value for value (float bits). It prints one table
-(median seconds and rows/s of the rounds, and the ratio to ``single``), the input and output
+(median wall seconds and rows/s of the rounds, the ratio to ``single``, and the CPU seconds the
+scoring processes used: for ``dask-N`` the workers' user + system time during the job, for the
+commands that of the process and the workers it started, start-up included; CPU time stays
+meaningful on a machine that other work shares), the input and output
 bytes per row, and the peak resident memory of a worker, and writes them as JSON with
 ``--json``.
 """
@@ -63,13 +66,16 @@ def train_model(run: Path) -> None:
                    seed=0).save(run)
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds (user + system) of the process and the children it waited for."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return seconds
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {err.strip()[-800:]}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
 def read_bits(path: Path) -> dict[str, list]:
@@ -83,18 +89,26 @@ def read_bits(path: Path) -> dict[str, list]:
     return out
 
 
-def dask_job(workers: int, run: Path, big: Path, out: Path) -> tuple[float, float]:
-    """Seconds of one ``score_files`` job on a fresh, warmed-up ``local:N`` cluster (the one
-    ``--cluster local:N`` starts, and the only one alive), and a worker's peak RSS (MB)."""
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def dask_job(workers: int, run: Path, big: Path, out: Path) -> tuple[float, float, float]:
+    """One ``score_files`` job on a fresh, warmed-up ``local:N`` cluster (the one ``--cluster
+    local:N`` starts, and the only one alive): wall seconds, the workers' CPU seconds during the
+    job, and a worker's peak RSS (MB)."""
     from torchann.dask import connect, score_files
 
     with connect(f"local:{workers}") as client:
         client.run(lambda: __import__("torchann.dask.parts"))  # what a warm cluster has done already
+        before = sum(client.run(_cpu_seconds).values())
         start = time.perf_counter()
         score_files(run, big, out, client=client, keep=["id"], partition_rows=PARTITION_ROWS)
         seconds = time.perf_counter() - start
+        cpu = sum(client.run(_cpu_seconds).values()) - before
         peak = max(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values())
-    return seconds, peak
+    return seconds, cpu, peak
 
 
 def cpu_line() -> str:
@@ -124,6 +138,7 @@ def main() -> None:
         train_model(run)
         cli = [sys.executable, "-m", "torchann", "predict", str(run), "--data", str(big), "--keep", "id"]
         times: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         peaks: dict[str, float] = {}
         expected = None
         load_before = os.getloadavg()
@@ -138,22 +153,27 @@ def main() -> None:
                     env.pop("OMP_NUM_THREADS", None)
                     if name == "single-1t":
                         env["OMP_NUM_THREADS"] = "1"
-                    seconds = timed(cli + ["--out", str(out)], env)
+                    seconds, cpu = timed(cli + ["--out", str(out)], env)
                 elif name.startswith("dask-"):
-                    seconds, peaks[name] = dask_job(int(name.split("-")[1]), run, big, out)
-                else:
-                    seconds = timed(cli + ["--out", str(out), "--cluster", f"local:{name.rsplit('-', 1)[1]}",
-                                           "--partition-rows", str(PARTITION_ROWS)])
+                    seconds, cpu, peaks[name] = dask_job(int(name.split("-")[1]), run, big, out)
+                else:  # CPU: the command's and its local workers' (children it waited for), start-up included
+                    seconds, cpu = timed(cli + ["--out", str(out), "--cluster", f"local:{name.rsplit('-', 1)[1]}",
+                                                "--partition-rows", str(PARTITION_ROWS)])
                 times.setdefault(name, []).append(seconds)
+                cpus.setdefault(name, []).append(cpu)
                 got = read_bits(out)
                 if expected is None:
                     expected = got
                 if got != expected:
                     raise SystemExit(f"{name}: the predictions differ from single-process torchann predict")
-                print(f"round {r + 1} {name}: {seconds:.2f} s", file=sys.stderr)
+                print(f"round {r + 1} {name}: {seconds:.2f} s, {cpu:.2f} CPU s", file=sys.stderr)
         single = statistics.median(times["single"])
-        table = {name: {"seconds": statistics.median(t), "rows_per_s": args.rows / statistics.median(t),
-                        "vs_single": single / statistics.median(t), "rounds": t} for name, t in times.items()}
+        table = {}
+        for name, t in times.items():
+            wall, cpu = statistics.median(t), statistics.median(cpus[name])
+            table[name] = {"seconds": wall, "rows_per_s": args.rows / wall, "vs_single": single / wall,
+                           "cpu_seconds": cpu, "rows_per_cpu_s": args.rows / cpu if cpu else None, "rounds": t,
+                           "cpu_rounds": cpus[name]}
         out_bytes = sum(p.stat().st_size for p in (args.dir / "dask-2").glob("part-*.parquet"))
         facts = {"cpu": cpu_line(), "rows": args.rows, "rounds": args.rounds,
                  "load_average_before_after": [load_before[0], os.getloadavg()[0]],
@@ -162,9 +182,11 @@ def main() -> None:
                  "identical_to_single": True, "results": table}
         print(f"\n{facts['cpu']}; {args.rows:,} rows, {facts['partitions']} partitions, median of {args.rounds}; "
               f"1-minute load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
-        print("| run | seconds | rows/s | vs single |\n|---|---:|---:|---:|")
+        print("| run | seconds | rows/s | vs single | CPU seconds | rows per CPU second |\n|---|---:|---:|---:|---:|---:|")
         for name, row in table.items():
-            print(f"| {name} | {row['seconds']:.2f} | {row['rows_per_s']:,.0f} | {row['vs_single']:.2f}x |")
+            per_cpu = f"{row['rows_per_cpu_s']:,.0f}"
+            print(f"| {name} | {row['seconds']:.2f} | {row['rows_per_s']:,.0f} | {row['vs_single']:.2f}x | "
+                  f"{row['cpu_seconds']:.1f} | {per_cpu} |")
         print(f"input {facts['input_bytes_per_row']:.1f} B/row (Parquet), output {facts['output_bytes_per_row']:.1f} "
               f"B/row; worker peak RSS {', '.join(f'{k}: {v:.0f} MB' for k, v in peaks.items())}")
         if args.json:
