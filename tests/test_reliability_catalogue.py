@@ -125,7 +125,7 @@ CASES = [
     Bad("cli", "--lr -1", "Invalid value for '--lr'", train("ok.csv", *OK, "--lr", "-1")),
     Bad("cli", "--lr 0", "learning rate must be a positive number, got 0.0; try 1e-3", train("ok.csv", *OK, "--lr", "0")),
     Bad("cli", "--dropout 1.5", "Invalid value for '--dropout'", train("ok.csv", *OK, "--dropout", "1.5")),
-    Bad("cli", "--val-split 0.95", "Invalid value for '--val-split'", train("ok.csv", *OK, "--val-split", "0.95")),
+    Bad("cli", "--val-split 1", "val_split must be a number in [0, 1), got 1.0; 0.2 holds out a fifth", train("ok.csv", *OK, "--val-split", "1")),
     Bad("cli", "--optimizer misspelt", "unknown optimizer 'sgdd'; choose one of: sgd, adam, adamw. Did you mean 'sgd'?",
         train("ok.csv", *OK, "--optimizer", "sgdd")),
     Bad("cli", "--activation unknown", "unknown activation 'swish'; choose one of: relu, tanh",
@@ -528,6 +528,64 @@ CASES += [
 ]
 
 
+def _cluster(*extra: str, data: str = "ok.csv", out: str = "preds", cluster: str = "local:1") -> tuple[str, ...]:
+    return ("predict", "m_ab", "--data", data, "--out", out, "--cluster", cluster, *extra)
+
+
+def _short_connect_timeout():
+    from unittest import mock
+
+    from torchann.dask import cluster
+
+    return mock.patch.object(cluster, "CONNECT_TIMEOUT_S", 0.5)
+
+
+def _without_distributed():
+    from unittest import mock
+
+    return mock.patch.dict(sys.modules, {"distributed": None})  # as if the [dask] extra were not installed
+
+
+CASES += [
+    # -- scoring on a Dask cluster (torchann predict --cluster): checked before a cluster is started ----------
+    Bad("dask", "--cluster with --input rows", "--cluster scores files: give --data FILE, FOLDER or a pattern",
+        ("predict", "m_ab", "--input", "1,2", "--cluster", "local:1")),
+    Bad("dask", "--cluster without --out", "--cluster writes a folder of Parquet parts: give --out FOLDER",
+        ("predict", "m_ab", "--data", "ok.csv", "--cluster", "local:1")),
+    Bad("dask", "--cluster with --json", "--cluster writes Parquet parts to --out; leave out --json",
+        _cluster("--json")),
+    Bad("dask", "--cluster address misspelt", "--cluster expects a scheduler address such as tcp://HOST:8786, or "
+        "local, or local:N (N worker processes here), got 'tcp:/node0:8786'", _cluster(cluster="tcp:/node0:8786")),
+    Bad("dask", "--cluster local:0", "--cluster local:0: the number of worker processes must be 1 to 256",
+        _cluster(cluster="local:0")),
+    Bad("dask", "--partition-rows without --cluster", "--partition-rows cuts the input for --cluster",
+        ("predict", "m_ab", "--data", "ok.csv", "--out", "preds", "--partition-rows", "10")),
+    Bad("dask", "--partition-rows 0", "Invalid value for '--partition-rows'", _cluster("--partition-rows", "0")),
+    Bad("dask", "--out a .csv file name", "--out preds.csv: a cluster job writes a folder of Parquet parts, not one "
+        ".csv file; give a folder name such as preds/", _cluster(out="preds.csv")),
+    Bad("dask", "--out an existing file", "--out data.xlsx exists and is not a folder", _cluster(out="data.xlsx")),
+    Bad("dask", "--out a folder of the user's", "--out userdir is not empty and not an earlier scoring output (it "
+        "holds notes.txt); choose a new folder", _cluster(out="userdir")),
+    Bad("dask", "--data pattern matching nothing", "no file matches 'nothing*.parquet'; check the pattern",
+        _cluster(data="nothing*.parquet")),
+    Bad("dask", "--data pattern matching a spreadsheet", "data.xlsx: cannot score .xlsx on a cluster; give CSV, TSV "
+        "or Parquet files", _cluster(data="data.x*")),
+    Bad("dask", "a Parquet file without a feature", "onlya.parquet: no column 'b' (a feature of the model or a --keep "
+        "column); columns present: a", _cluster(data="onlya.parquet")),
+    Bad("dask", "--keep a column that is not there", "ok.csv: no column 'id' (a feature of the model or a --keep "
+        "column); columns present: a, b, y", _cluster("--keep", "id")),
+    Bad("dask", "a Parquet file that is not Parquet", "bad.parquet: cannot read as Parquet", _cluster(data="bad.parquet")),
+    Bad("dask", "--proba for a regression", "--proba needs a classifier, but m_ab predicts y as numbers", _cluster("--proba")),
+    Bad("dask", "the [dask] extra not installed", "scoring on a Dask cluster needs distributed, which is not "
+        "installed; run: pip install 'torchann[dask]'", _cluster(), fault=_without_distributed),
+    # -- ... and found while it runs ---------------------------------------------------------------------------
+    Bad("dask", "a scheduler nobody runs", "cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 0.5 s; start "
+        "one with 'dask scheduler'", _cluster(cluster="tcp://127.0.0.1:1"), fault=_short_connect_timeout, code=1),
+    Bad("dask", "text in a number column of one partition, scored by a worker", "textnum.csv: a column changes type "
+        "partway through the file", _cluster(data="textnum.csv")),
+]
+
+
 @contextlib.contextmanager
 def _fail_mkdir(code: int):
     real = Path.mkdir
@@ -705,6 +763,15 @@ def _write_more_inputs(d: Path, model: Any) -> None:
     (d / "args_nan.json").write_text('{"lr": NaN}')
     (d / "args_digits.json").write_text('{"epochs": ' + "1" * 5000 + "}")
     (d / "args_type.json").write_text('{"epochs": "ten"}')
+    _write_dask_inputs(d)
+
+
+def _write_dask_inputs(d: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    torchann.Model(torchann.mlp(2, [4], 1), _pre(d)).save(d / "m_ab")  # features a, b: a table model
+    pq.write_table(pa.table({"a": [1.0, 2.0]}), d / "onlya.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -757,7 +824,8 @@ def test_bad_input_gets_one_clear_line_and_leaves_no_file(case: Bad, inputs: Pat
 
 def test_catalogue_is_large_and_covers_every_area():
     areas = {case.area for case in CASES}
-    assert areas == {"data", "cli", "spec", "weights", "api", "terminal", "record", "checkpoint", "args", "run", "disk", "tune"}
+    assert areas == {"data", "cli", "spec", "weights", "api", "terminal", "record", "checkpoint", "args", "run", "disk",
+                     "tune", "dask"}
     assert len(CASES) >= 150
     assert len({case.id for case in CASES}) == len(CASES)
 

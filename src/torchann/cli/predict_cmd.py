@@ -29,6 +29,13 @@ def predict_cmd(
     std: Annotated[bool, typer.Option("--std", help="Add the ensemble members' spread: std(<target>) for "
                                                     "regression, disagreement for classes (a tuned ensemble).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON instead of CSV.")] = False,
+    cluster: Annotated[Optional[str], typer.Option(
+        "--cluster", help="Score on Dask: tcp://HOST:8786 (a running scheduler) or local[:N] (N worker processes "
+                          "here). --data may then be a glob or a folder; --out is a folder of Parquet parts "
+                          "(pip install 'torchann[dask]').", show_default=False)] = None,
+    partition_rows: Annotated[Optional[int], typer.Option(
+        "--partition-rows", min=1, help="With --cluster: Parquet files are cut at row groups into partitions of "
+                                        "about this many rows (default 1048576).", show_default=False)] = None,
 ) -> None:
     """Predict with a saved model; CSV with one column named after each target, on stdout or --out."""
     from ..core.errors import UsageError
@@ -39,6 +46,9 @@ def predict_cmd(
     keep_names = [k.strip() for k in keep.split(",") if k.strip()] if keep else []
     if keep_names and data is None:
         raise UsageError("--keep copies columns of --data; it needs --data FILE")
+    if cluster is not None or partition_rows is not None:
+        _on_cluster(model_dir, data, out, cluster, keep_names, proba, as_json, partition_rows)
+        return
     from .train_cmd import warnings_to
 
     model = load(model_dir)
@@ -105,6 +115,31 @@ def input_table(model: Any, rows: list[str]) -> Any:
             except ValueError:
                 raise UsageError(f"--input expects comma-separated numbers such as '10,11', got {text!r}") from None
     return as_table(values, names=names, source="--input")
+
+
+def _on_cluster(model_dir: Path, data: Optional[Path], out: Optional[Path], cluster: Optional[str],
+                keep: list[str], proba: bool, as_json: bool, partition_rows: Optional[int]) -> None:
+    """``--cluster``: the files scored on Dask into a folder of Parquet parts (``torchann.dask``)."""
+    from ..core.errors import UsageError
+
+    if cluster is None:
+        raise UsageError("--partition-rows cuts the input for --cluster; give --cluster tcp://HOST:8786 or local:N")
+    if data is None:
+        raise UsageError("--cluster scores files: give --data FILE, FOLDER or a pattern such as 'data/*.parquet'")
+    if out is None:
+        raise UsageError("--cluster writes a folder of Parquet parts: give --out FOLDER")
+    if as_json:
+        raise UsageError("--cluster writes Parquet parts to --out; leave out --json")
+    from ..dask import score_files
+    from ..dask.cluster import parse_cluster
+    from ..dask.inputs import DEFAULT_PARTITION_ROWS
+
+    spec = parse_cluster(cluster)  # a typo in --cluster is reported before the model is read
+    result = score_files(model_dir, data, out, cluster=spec, keep=keep, proba=proba,
+                         partition_rows=partition_rows or DEFAULT_PARTITION_ROWS)
+    stderr_console().print(f"wrote {result.rows} predictions of {len(result.files)} file(s) in {result.parts} "
+                           f"part(s) to {result.out} ({result.workers} Dask worker(s) at {spec})",
+                           highlight=False, soft_wrap=True)
 
 
 def _streams(data: Path) -> bool:

@@ -3,7 +3,7 @@
 Every message names the bad value, where it was found (file, row, column, layer) and the fix.
 The command line turns these into one line on stderr: exit code 2 for bad input
 (``DataError``, ``SpecError``, ``ModelFileError``, ``UsageError``), 1 for a failure while
-running (``TrainingError``). Anything else that escapes is a bug.
+running (``TrainingError``, ``ClusterError``). Anything else that escapes is a bug.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ __all__ = [
     "SpecError",
     "ModelFileError",
     "TrainingError",
+    "ClusterError",
     "NonFiniteLoss",
     "TrainingInterrupted",
 ]
@@ -48,6 +49,12 @@ class ModelFileError(TorchannError):
 
 class TrainingError(TorchannError, RuntimeError):
     """Training could not go on (non-finite loss, interrupted run, ...)."""
+
+    exit_code = 1
+
+
+class ClusterError(TorchannError, RuntimeError):
+    """A job on a Dask cluster could not finish (scheduler unreachable, workers lost)."""
 
     exit_code = 1
 

@@ -12,7 +12,9 @@ midway leaves no file (and the old one, if any, untouched). ``keep`` columns are
 the input batch as they are (an integer id stays an integer).
 
 Rows are numbered from 1 in the whole file, so an error in the third chunk names the row of
-the file, as ``torchann predict`` does on a table read whole.
+the file, as ``torchann predict`` does on a table read whole. ``row_groups`` scores a run of a
+Parquet file's row groups alone (one partition of a Dask job, ``torchann.dask``): its rows keep
+their numbers in the file, so their answers equal those of the whole file's scoring, bit for bit.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def output_format(path: str | os.PathLike) -> str:
 
 def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
                keep: Sequence[str] = (), proba: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-               stream: IO[bytes] | None = None, fmt: str | None = None, std: bool = False) -> int:
+               stream: IO[bytes] | None = None, fmt: str | None = None, std: bool = False,
+               row_groups: Sequence[int] | None = None) -> int:
     """Predict every row of the file ``data`` chunk by chunk; return the number of rows.
 
     Args:
@@ -58,13 +61,15 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
         chunk_rows: rows read, predicted and written at a time.
         stream: a binary stream written when ``out`` is None (CSV unless ``fmt`` says otherwise).
         std: add the ensemble members' spread (``Model.predictions(std=True)``).
+        row_groups: a Parquet file's consecutive row groups to score, alone (``None``: all rows).
     """
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise UsageError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     if out is None and stream is None:
         raise UsageError("give a file to write (out=) or a stream")
     fmt = fmt or (output_format(out) if out is not None else "csv")
-    chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model))
+    chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model),
+                         row_groups=row_groups)
     if out is None:
         return _write(model, chunks, stream, fmt, keep, proba, std)
     from ..core.files import atomic_path
@@ -96,11 +101,13 @@ def _feature_types(model: Any) -> dict[str, Any]:
 
 
 def read_chunks(path: str | os.PathLike, columns: list[str] | None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                types: dict[str, Any] | None = None) -> Iterator[tuple[Any, Table]]:
+                types: dict[str, Any] | None = None,
+                row_groups: Sequence[int] | None = None) -> Iterator[tuple[Any, Table]]:
     """``(arrow batch, Table)`` for each run of ``chunk_rows`` rows of a CSV/TSV or Parquet file.
 
     ``columns``: the columns to read; a missing one is left out (``Model.predictions`` then says
     which feature is missing). The tables' row numbers count from the file's first data row.
+    ``row_groups``: only these consecutive row groups of a Parquet file (numbered from 0).
     """
     p = Path(path)
     if not p.is_file():
@@ -110,20 +117,31 @@ def read_chunks(path: str | os.PathLike, columns: list[str] | None, *, chunk_row
     for ending in (".gz", ".bz2", ".zst", ".lz4"):
         name = name.removesuffix(ending)
     suffix = Path(name).suffix
+    if row_groups is not None:
+        groups = list(row_groups)
+        if suffix not in (".parquet", ".pq"):
+            raise UsageError(f"{p}: row_groups needs a Parquet file")
+        if not groups or groups != list(range(groups[0], groups[0] + len(groups))) or groups[0] < 0:
+            raise UsageError(f"row_groups must be consecutive row group numbers such as [2, 3], got {row_groups!r}")
+        row_groups = groups
+    start = 0
     if suffix in (".parquet", ".pq"):
-        batches = _parquet_batches(p, columns, chunk_rows)
+        if row_groups is not None:
+            start = _row_group_start(p, row_groups)
+        batches = _parquet_batches(p, columns, chunk_rows, row_groups)
     elif suffix in (".csv", ".tsv", ".tab", ".txt"):
         batches = _csv_batches(p, columns, chunk_rows, "\t" if suffix in (".tsv", ".tab") else None, types)
     else:
         raise DataError(f"{p}: cannot stream {suffix or 'a file without extension'}; give a CSV, TSV or "
                         f"Parquet file")
-    return _tables(batches, str(p))
+    return _tables(batches, str(p), start)
 
 
-def _tables(batches: Iterator[Any], source: str) -> Iterator[tuple[Any, Table]]:
+def _tables(batches: Iterator[Any], source: str, start: int = 0) -> Iterator[tuple[Any, Table]]:
+    """Each batch as a ``Table`` whose rows are numbered from ``start + 1`` on."""
     import pyarrow as pa
 
-    start, seen = 0, False
+    seen = False
     for batch in batches:
         if batch.num_rows == 0:
             continue
@@ -137,7 +155,24 @@ def _tables(batches: Iterator[Any], source: str) -> Iterator[tuple[Any, Table]]:
         raise DataError(f"{source}: the file has no data rows; add at least one row")
 
 
-def _parquet_batches(path: Path, columns: list[str] | None, chunk_rows: int) -> Iterator[Any]:
+def _row_group_start(path: Path, row_groups: list[int]) -> int:
+    """The number of rows before ``row_groups[0]``: where the run starts in the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(str(path))
+    except (pa.ArrowException, OSError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"{path}: cannot read as Parquet ({first}); is it a Parquet file?") from None
+    if row_groups[-1] >= meta.num_row_groups:
+        raise DataError(f"{path}: has {meta.num_row_groups} row group(s), not {row_groups[-1] + 1}; "
+                        f"was the file rewritten while it was scored?")
+    return sum(meta.row_group(i).num_rows for i in range(row_groups[0]))
+
+
+def _parquet_batches(path: Path, columns: list[str] | None, chunk_rows: int,
+                     row_groups: list[int] | None = None) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -148,7 +183,7 @@ def _parquet_batches(path: Path, columns: list[str] | None, chunk_rows: int) -> 
         reader = pq.ParquetFile(str(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
         present = set(reader.schema_arrow.names)
         wanted = None if columns is None else [c for c in columns if c in present]
-        yield from reader.iter_batches(batch_size=chunk_rows, columns=wanted)
+        yield from reader.iter_batches(batch_size=chunk_rows, columns=wanted, row_groups=row_groups)
     except (pa.ArrowException, OSError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"{path}: cannot read as Parquet ({first}); is it a Parquet file?") from None
@@ -214,7 +249,8 @@ def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], f
             if missing:
                 raise DataError(f"{table.source}: no column {missing[0]!r} to keep; columns are: "
                                 f"{', '.join(table.names[:20])}")
-            answers = model.predictions(table, proba=proba, first_row=rows, std=std)  # the rows so far: the same answers as whole
+            # the row's place in the file: the same answers as the file scored whole
+            answers = model.predictions(table, proba=proba, first_row=int(table.row_numbers[0]) - 1, std=std)
             arrow = _arrow_chunk(model, batch, keep, answers)
             if sink is None:
                 sink = _sink(fmt, handle, arrow.schema)
