@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("report",),
     ("api",),
     ("tuning", "dask", "mlflow"),
-    ("serve",),
+    ("server",),  # torchann serve's package; a folder serve/ would hide the function torchann.serve
     ("bench",),
     ("cli",),
 )

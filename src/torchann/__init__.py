@@ -52,6 +52,8 @@ _EXPORTS = {
     # sklearn.py
     "MLPRegressor": "api.sklearn",
     "MLPClassifier": "api.sklearn",
+    # server/: the HTTP server (pip install torchann[serve])
+    "serve": "server",
     # errors.py
     "TorchannError": "core.errors",
     "UsageError": "core.errors",
@@ -61,10 +63,14 @@ _EXPORTS = {
     "TrainingError": "core.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+_SUBPACKAGES = ("mlflow",)  # reached as torchann.mlflow without an import of their own
+
+__all__ = ["__version__", *_EXPORTS, *_SUBPACKAGES]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'torchann' has no attribute {name!r}")

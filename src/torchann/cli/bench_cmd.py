@@ -1,4 +1,5 @@
-"""``torchann bench ...``: benchmarks. ``bench matmul`` is the tutorial's §1.2 timing done right."""
+"""``torchann bench ...``: benchmarks. ``bench matmul`` is the tutorial's §1.2 timing done right;
+``bench serve`` loads a model server (``torchann.server.loadgen``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import typer
 from ._app import app, stderr_console
 
 bench_app = typer.Typer(
-    help="Measure this machine: matmul on numpy, torch CPU, CUDA and MPS.",
+    help="Measure this machine: matmul on numpy, torch CPU, CUDA and MPS; a model server under load.",
     no_args_is_help=True,
 )
-app.add_typer(bench_app, name="bench", short_help="Time matmul on numpy, torch CPU, CUDA, MPS.")
+app.add_typer(bench_app, name="bench", short_help="Time matmul (numpy, CPU, CUDA, MPS) or a model server.")
 
 
 def _ms(seconds: Optional[float]) -> str:
@@ -100,3 +101,59 @@ def _render(report) -> None:
     out.print()
     for i, sentence in enumerate(report.explanation, 1):
         out.print(f"{i}. {sentence}", markup=False)
+
+
+@bench_app.command("serve")
+def serve_bench(
+    model_dir: Annotated[str, typer.Argument(help="A model directory; a server for it is started on 127.0.0.1.",
+                                             show_default=False)],
+    url: Annotated[Optional[str], typer.Option(
+        "--url", help="Load this running scoring URL instead (e.g. http://127.0.0.1:8080/invocations).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Clients sending at once.")] = 1,
+    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds measured per run.")] = 5.0,
+    warmup: Annotated[float, typer.Option("--warmup", min=0.0, help="Seconds sent before measuring.")] = 1.0,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows per request.")] = 1,
+    data: Annotated[Optional[str], typer.Option(
+        "--data", help="Take the request's rows from this table [default: rows inside the training ranges].")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes (the started server).")] = 1,
+    max_wait_ms: Annotated[Optional[float], typer.Option("--max-wait-ms", min=0.0,
+                                                         help="The started server's --max-wait-ms.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Load a model server with concurrent clients: requests/s, rows/s, p50/p95/p99 latency, errors."""
+    import json
+    import sys
+
+    from ..api.model import load
+    from ..server.loadgen import LocalServer, invocation_body, run_load, sample_rows
+    from ..bench.timing import cpu_model
+
+    model = load(model_dir)
+    if data is not None:
+        table = model.table(data)
+        n = table.n_rows
+        records = [{f: _plain(table.columns[f][i % n]) for f in model.feature_names} for i in range(rows)]
+    else:
+        records = sample_rows(model, rows)
+    body = invocation_body(records)
+    if url is None:
+        command = [sys.executable, "-m", "torchann", "serve", str(model_dir), "--port", "{port}", "--quiet",
+                   "--workers", str(workers), "--max-body-mb", str(max(16.0, 2 * len(body) / 1e6))]
+        if max_wait_ms is not None:
+            command += ["--max-wait-ms", str(max_wait_ms)]
+        with LocalServer(command) as server:
+            result = run_load(server.url + "/invocations", body, rows=rows, concurrency=concurrency,
+                              duration=duration, warmup=warmup)
+    else:
+        result = run_load(url, body, rows=rows, concurrency=concurrency, duration=duration, warmup=warmup)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "cpu": cpu_model()}, indent=2))
+        return
+    typer.echo(result.line())
+    if result.errors:
+        typer.echo(f"statuses: {result.statuses}")
+    stderr_console().print(f"CPU: {cpu_model()}; the load generator shares this machine's cores", highlight=False)
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value

@@ -17,7 +17,7 @@ def feature_rows(model: Any) -> list[dict[str, Any]]:
     """One row per raw feature column: name, kind, number of inputs, encoding, missing-value fill."""
     rows = []
     for f in model.preprocessor.features:
-        record = vars(f).copy()
+        record = {k: getattr(f, k) for k in f.__dataclass_fields__}
         kind = record.get("kind")
         if kind == "numeric" and record.get("knots"):
             encoding = f"quantile scores over {len(record['knots'])} training quantiles"

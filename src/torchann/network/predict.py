@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.tensors import as_feature_tensor
 
-__all__ = ["predict"]
+__all__ = ["predict", "padded_pass"]
 
 
 @torch.no_grad()
@@ -64,3 +64,43 @@ def _aligned_passes(model: nn.Module, x: torch.Tensor, block: int, first_row: in
             rows = rows.to(device)
         yield model(rows)[at : at + m].float().cpu()
         i += m
+
+
+@torch.no_grad()
+def padded_pass(model: nn.Module, x: Any, *, multiple: int) -> torch.Tensor:
+    """Outputs of ``model`` for a few rows of ``x`` in one pass, padded with zero rows to a
+    multiple of ``multiple`` rows (rows first), as a CPU tensor.
+
+    A pass of one row takes another kernel than a pass of many (a matrix-vector product,
+    summing in another order): on an AVX2 AMD EPYC, 65 of 3,000 one-row answers differed from
+    the aligned 1,024-row passes by more than 1e-6 relative. Passes of 8 rows gave the same
+    answers as those passes, at a 1,024-row pass's cost divided by about 20.
+
+    The pass runs on one intra-op thread (the previous count is put back after, as ``fit``
+    does): on the same 2-core machine, busy with other work, an 8-row pass of a 26-256-256-1
+    network took 0.1 ms on one thread and 0.4 to 6 ms on two (the threads' hand-off costs more
+    than the work).
+    """
+    xt = as_feature_tensor(model, x)
+    n = xt.shape[0]
+    size = -(-n // multiple) * multiple
+    if size != n:
+        padded = xt.new_zeros(size, xt.shape[1])
+        padded[:n] = xt
+        xt = padded
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type != "cpu":
+        xt = xt.to(param.device)
+    previous = torch.get_num_threads()
+    if previous > 1 and xt.device.type == "cpu":  # see the docstring: one thread for a pass this small
+        torch.set_num_threads(1)
+    was_training = model.training
+    try:
+        if was_training:  # a loaded model is in eval mode: no switching back and forth
+            model.eval()
+        return model(xt)[:n].float().cpu()
+    finally:
+        if was_training:
+            model.train(True)
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

@@ -39,11 +39,12 @@ def missing_error(table: Table, name: str, miss: np.ndarray) -> None:
 
 
 def category_codes(table: Table, name: str, col: np.ndarray, known: list, kind: str,
-           what: str = "category", strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+           what: str = "category", strict: bool = True, lookup: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's value in ``known`` (-1 for an unknown value, which raises when
-    ``strict``) and the missing mask; a value of the wrong type always raises."""
+    ``strict``) and the missing mask; a value of the wrong type always raises. ``lookup``:
+    ``known``'s value -> index, when the caller keeps one."""
     values, miss, invalid = coerce(col, kind)
-    lookup = {v: i for i, v in enumerate(known)}
+    lookup = {v: i for i, v in enumerate(known)} if lookup is None else lookup
     codes = np.zeros(len(col), dtype=np.int64)
     present = np.flatnonzero(~miss & ~invalid)
     if present.size and values.dtype == object:  # text: a dict lookup per row beats sorting objects

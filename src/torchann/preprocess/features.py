@@ -57,6 +57,28 @@ class Feature:
     date_format: str | None = None  # date: the strptime format of the column
     date_mean: list | None = None  # date: training mean of year, month, weekday, day (missing dates get it)
     date_std: list | None = None  # date: training std of the same parts
+    low: float | None = None  # numeric: the smallest training value (for the out-of-range fact)
+    high: float | None = None  # numeric: the largest training value
+
+    @property
+    def training_range(self) -> tuple[float, float] | None:
+        """Numeric: the smallest and largest training values; a model saved before they were
+        stored has them only as the ends of its quantile map, else None."""
+        if self.kind != "numeric":
+            return None
+        if self.low is not None and self.high is not None:
+            return self.low, self.high
+        if self.knots:
+            return float(self.knots[0]), float(self.knots[-1])
+        return None
+
+    def outside_range(self, x: np.ndarray) -> np.ndarray | None:
+        """Numeric: the mask of observed values below or above the training range (None: unknown)."""
+        span = self.training_range
+        if span is None:
+            return None
+        with np.errstate(invalid="ignore"):
+            return (x < span[0]) | (x > span[1])
 
     @property
     def width(self) -> int:
@@ -77,12 +99,22 @@ class Feature:
         names = [self.name] if self.kind == "numeric" else [f"{self.name}.{p}" for p in DATE_PARTS]
         return names + ([f"{self.name}.missing"] if self.indicator else [])
 
+    def derived(self, key: str, make: Any) -> Any:
+        """A value computed from the stored fields once (arrays of the knots, a category lookup),
+        kept beside them; not a field, so never saved. Fields are set at fit or load and not changed."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
     def encode_numbers(self, x: np.ndarray) -> np.ndarray:
         """Numeric: float64 values (NaN missing) -> ``(n, width)`` inputs; missing must be fillable."""
         miss = np.isnan(x)
         x = np.where(miss, self.fill if self.fill is not None else 0.0, x)
         if self.knots is not None:
-            z = apply_quantile_map(x, self.knots, self.scores or [])
+            knots, scores = self.derived("quantile map", lambda: (np.asarray(self.knots, dtype=np.float64),
+                                                                  np.asarray(self.scores or [], dtype=np.float64)))
+            z = np.interp(x, knots, scores)  # apply_quantile_map, with the stored lists made arrays once
         else:
             z = (x - self.mean) / self.std
         return np.stack([z, miss.astype(np.float64)], axis=1) if self.indicator else z[:, None]
@@ -111,7 +143,8 @@ def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: 
     observed = x[~miss]
     value = None if fill is None else {"mean": float(np.mean(observed)), "median": float(np.median(observed)),
                                        "zero": 0.0}[fill]
-    feature = Feature(name, "numeric", fill=value, indicator=True if miss.any() else None)
+    feature = Feature(name, "numeric", fill=value, indicator=True if miss.any() else None,
+                      low=float(np.min(observed)), high=float(np.max(observed)))
     # A column of few distinct values (counts, codes, pixel levels) keeps its spacing: quantile
     # scores would stretch its rare levels apart (measured on digits: 0.956 against 0.970).
     if scale and quantile and np.unique(observed).size > QUANTILE_MIN_DISTINCT:

@@ -45,6 +45,7 @@ from ..data.columns import coerce, label_kind, shown_name
 from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
 from .target import MAX_CLASSES, class_weights, infer_task, no_missing_target, target_columns, target_numbers, wants_log
+from .facts import FILLED, OUT_OF_RANGE, UNSEEN, InputFacts
 
 __all__ = ["Preprocessor", "UnseenCategoryWarning"]
 
@@ -201,13 +202,25 @@ class Preprocessor:
         A category never seen in training sets no input of its column; the rows are counted in
         ``self.unseen`` and in one :class:`UnseenCategoryWarning`. ``strict=True`` raises
         ``DataError`` instead."""
+        out, facts = self.transform_x_facts(table, strict=strict)
+        self.unseen = facts.counts().get(UNSEEN, {})
+        if self.unseen:
+            shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
+            warnings.warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
+                          f"pass strict=True to refuse them", UnseenCategoryWarning, stacklevel=2)
+        return out
+
+    def transform_x_facts(self, table: Table, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:
+        """``transform_x``'s inputs and, per row, what was unlike the training rows
+        (:class:`~torchann.input_facts.InputFacts`: unseen categories, numbers outside the
+        training range, missing values filled); warns of nothing and changes no state."""
         missing = [f.name for f in self.features if f.name not in table.columns]
         if missing:
             why = "".join(f" ({n}: {table.skipped[n]})" for n in missing if n in table.skipped)
             raise DataError(f"{table.source}: missing feature column(s) {', '.join(missing)} that the model was "
                             f"trained on{why}; columns present: {', '.join(table.names[:20])}")
         out = np.zeros((table.n_rows, self.in_features), dtype=np.float32)
-        self.unseen = {}
+        facts = InputFacts(table.n_rows)
         j = 0
         for f in self.features:
             col = table.columns[f.name]
@@ -217,13 +230,16 @@ class Preprocessor:
                 if miss.any() and f.fill is None:
                     missing_error(table, f.name, miss)
                 out[:, j : j + f.width] = f.encode_numbers(x)
+                facts.add(OUT_OF_RANGE, f.name, f.outside_range(x))
             elif f.kind == "date":
                 values, miss, _ = coerce(col, "str")
                 if miss.any() and self.fill_missing is None:
                     missing_error(table, f.name, miss)
-                out[:, j : j + f.width] = f.encode_dates(np.where(miss, None, values))[0]
+                out[:, j : j + f.width], miss = f.encode_dates(np.where(miss, None, values))  # unreadable: filled
             else:
-                codes, miss = category_codes(table, f.name, col, f.categories, f.label_kind, strict=strict and not f.other)
+                lookup = f.derived("lookup", lambda: {v: i for i, v in enumerate(f.categories or [])})
+                codes, miss = category_codes(table, f.name, col, f.categories, f.label_kind,
+                                             strict=strict and not f.other, lookup=lookup)
                 if miss.any() and self.fill_missing is None:
                     missing_error(table, f.name, miss)
                 unseen = ~miss & (codes < 0)
@@ -231,17 +247,14 @@ class Preprocessor:
                     if f.other:  # rare categories were pooled in training: a new one is one more of them
                         codes[unseen] = len(f.categories or [])
                     else:
-                        self.unseen[f.name] = int(unseen.sum())
+                        facts.add(UNSEEN, f.name, unseen)
                 rows = np.flatnonzero(~miss & (codes >= 0))
                 out[rows, j + codes[rows]] = 1.0
                 if f.missing_slot:
                     out[np.flatnonzero(miss), j + f.width - 1] = 1.0
+            facts.add(FILLED, f.name, miss)
             j += f.width
-        if self.unseen:
-            shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
-            warnings.warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
-                          f"pass strict=True to refuse them", UnseenCategoryWarning, stacklevel=2)
-        return out
+        return out, facts
 
     def transform_y(self, table: Table) -> np.ndarray:
         """Targets: regression float32 ``(n, k)`` (standardised when scaling); classification int64 ``(n,)``."""

@@ -102,8 +102,9 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
         if f.get("kind") == "numeric":
             _number(source, f"{place}.mean", f.get("mean", 0.0))
             _number(source, f"{place}.std", f.get("std", 1.0), positive=True)
-            if f.get("fill") is not None:
-                _number(source, f"{place}.fill", f["fill"])
+            for key in ("fill", "low", "high"):
+                if f.get(key) is not None:
+                    _number(source, f"{place}.{key}", f[key])
             for key in ("knots", "scores"):
                 values = f.get(key)
                 if values is not None:
