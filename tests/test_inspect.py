@@ -186,9 +186,12 @@ def test_tutorial_2_4_table_line_for_line():
 
 
 def test_tutorial_golden_is_the_tutorials_own_text():
-    # Guards the golden file against being regenerated from a wrong implementation. The
-    # tutorial must be there: a missing file fails this test instead of skipping it.
-    assert TUTORIAL.is_file(), f"the tutorial text is missing: expected it at {TUTORIAL}"
+    # Guards the golden file against being regenerated from a wrong implementation. Under CI the
+    # tutorial must be there (a missing file fails); a user's clone has no copy beside it: skip.
+    if not TUTORIAL.is_file():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the tutorial text is missing: expected it at {TUTORIAL}")
+        pytest.skip(f"the tutorial text is not beside this clone ({TUTORIAL})")
     source = TUTORIAL.read_text(encoding="utf-8")
     after = source.split("summary输出提供了", 1)[1]
     block = re.search(r"```\n(.*?)```", after, re.S).group(1)
