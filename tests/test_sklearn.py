@@ -73,7 +73,7 @@ def test_bad_arguments_are_value_errors_naming_the_argument():
         MLPClassifier(hidden=(8, 0)).fit(x, y)
     with pytest.raises(ValueError, match="Did you mean 'adam'"):
         MLPClassifier(optimizer="adamm", epochs=1).fit(x, y)
-    with pytest.raises(ValueError, match="val_split must be in"):
+    with pytest.raises(ValueError, match=r"val_split must be a number in \[0, 1\), got 1.5"):
         MLPRegressor(val_split=1.5).fit(x, y)
     with pytest.raises(ValueError, match="only one class"):
         MLPClassifier(epochs=1).fit(x, np.zeros(len(x)))
