@@ -5,6 +5,7 @@ bad flags are one line and exit code 2."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -92,7 +93,8 @@ def test_sigterm_with_requests_in_flight_loses_none(runs, tmp_path):
         np.testing.assert_allclose(answer.json()["predictions"], want, rtol=1e-6, atol=0)
     text = (tmp_path / "server.log").read_text()
     assert text.count("POST /invocations 200") == 4  # one line per request in a log
-    assert "draining: 4 request(s) in flight" in text
+    drained = re.search(r"draining: (\d+) request\(s\) in flight", text)
+    assert drained and int(drained.group(1)) in (4, 5), text  # 5: the last /metrics poll may still count itself
 
 
 def test_torchann_serve_command(runs, tmp_path):
