@@ -41,7 +41,7 @@ HISTORY_FILE = "history.jsonl"
 # 2-core AMD EPYC (AVX2), 1024-row passes of a 32-256-256-1 network ran at 2.3x 65,536-row ones.
 PREDICT_BLOCK = 1024
 # Fewer rows than this, in a call that is not a piece of a larger file, go through one pass of
-# the rows padded to a multiple of PREDICT_SMALL_MULTIPLE rows (inference.padded_pass): one row
+# the rows padded to a multiple of PREDICT_SMALL_MULTIPLE rows (network.predict.padded_pass): one row
 # costs an 8-row pass instead of a 1,024-row one, within 1e-6 of the aligned passes' answers.
 PREDICT_SMALL = 64
 PREDICT_SMALL_MULTIPLE = 8
