@@ -9,17 +9,16 @@ What it offers:
   partition, the folder in place only once every part is.
 - ``connect(cluster)``: a ``distributed.Client`` for ``tcp://HOST:PORT`` or ``local[:N]``.
 
-May import: the API (``torchann.load``) and everything below it; imported by the CLI only.
-
 Workers never receive the network through the task graph: each task carries the model
 directory's path and the checksum of its ``spec.json`` (``ModelRef``), and each worker process
 loads the directory once and keeps it (``loader.worker_model``).
 
-Layers: this is the API layer's Dask entry. It imports torchann's model, scoring and file
-modules below it and never the command line; ``dask`` and ``distributed`` (the ``[dask]``
-extra) are imported inside functions, so ``import torchann.dask`` works without them and a
-call says what to install. Inside this package ``import dask`` is the library: imports are
-absolute.
+May import: every layer below (``core`` ... ``api``: the errors, atomic files, the readers'
+delimiter guess and ``model.scoring`` through ``internals``; ``api.model.load`` inside the
+functions that load a model), never ``cli``.
+``dask`` and ``distributed`` (the ``[dask]`` extra) are imported inside functions, so
+``import torchann.dask`` works without them and a call says what to install. Inside this
+package ``import dask`` is the library: imports are absolute.
 """
 
 from __future__ import annotations
