@@ -42,6 +42,8 @@ __all__ = [
     "launcher_command",
 ]
 
+BARRIER_SECONDS = 10  # how long a finished rank waits for its peers before leaving the group
+
 # Set by torchrun for every worker; RANK and WORLD_SIZE are what marks a worker.
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -252,6 +254,13 @@ def _teardown(dist, *, failed: bool) -> None:
             with contextlib.suppress(Exception):
                 abort()
                 return
+    if not failed and "gloo" in str(dist.get_backend()):
+        # Every rank arrives before any leaves: a rank that tore its group down while a peer still
+        # used the store that rank 0 hosts could abort at exit ("terminate called without an
+        # active exception", a store thread still joinable). Bounded, so a peer that died cannot
+        # hold the others here.
+        with contextlib.suppress(Exception):
+            dist.monitored_barrier(timeout=timedelta(seconds=BARRIER_SECONDS))
     with contextlib.suppress(Exception):
         dist.destroy_process_group()
 
