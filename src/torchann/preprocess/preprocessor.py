@@ -46,6 +46,7 @@ from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
 from .target import MAX_CLASSES, class_weights, infer_task, no_missing_target, target_columns, target_numbers, wants_log
 from .facts import FILLED, OUT_OF_RANGE, UNSEEN, InputFacts
+from .few_rows import encode_few
 
 __all__ = ["Preprocessor", "UnseenCategoryWarning"]
 
@@ -214,6 +215,13 @@ class Preprocessor:
         """``transform_x``'s inputs and, per row, what was unlike the training rows
         (:class:`~torchann.input_facts.InputFacts`: unseen categories, numbers outside the
         training range, missing values filled); warns of nothing and changes no state."""
+        few = encode_few(self, table, strict=strict)  # a few rows: value by value, the same bits
+        if few is not None:
+            return few
+        return self._encode_columns(table, strict=strict)
+
+    def _encode_columns(self, table: Table, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:
+        """``transform_x_facts`` column by column, for any number of rows, with every check."""
         missing = [f.name for f in self.features if f.name not in table.columns]
         if missing:
             why = "".join(f" ({n}: {table.skipped[n]})" for n in missing if n in table.skipped)
