@@ -106,5 +106,5 @@ def test_frame_errors_are_one_line_value_errors():
     est = torchann.MLPRegressor(**QUICK, random_state=0).fit(frame, price)
     bad = frame.assign(area=frame["area"].astype(object))
     bad.loc[2, "area"] = "unknown"
-    with pytest.raises(ValueError, match=r"column 'area' should hold numbers, but row 3 holds 'unknown'"):
+    with pytest.raises(ValueError, match=r"<DataFrame>: column 'area' holds numbers, but row 3 holds 'unknown'; correct that value"):
         est.predict(bad)

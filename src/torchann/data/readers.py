@@ -25,7 +25,7 @@ from .table import Key, Table
 from ..core.errors import DataError
 from ..core.files import check_regular_file, memory_bytes
 
-__all__ = ["load_table", "table_from_arrow", "FORMATS"]
+__all__ = ["load_table", "table_from_arrow", "check_numeric_text", "FORMATS"]
 
 #: File name endings that ``load_table`` reads (text formats may also end in .gz/.bz2/.zst).
 FORMATS = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".npy", ".npz")
@@ -220,7 +220,7 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
             columns[name] = arr.astype(bool) if col.null_count == 0 else arr.astype(object)
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
             if check_text:
-                _check_numeric_text(source, name, col)
+                check_numeric_text(source, name, col)
             columns[name] = col.to_numpy(zero_copy_only=False).astype(object)
         elif check_text and (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
             raise DataError(f"{source}: column {name!r} holds text that is not UTF-8; save the file as UTF-8")
@@ -237,7 +237,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _check_numeric_text(source: str, name: str, col: Any) -> None:
+def check_numeric_text(source: str, name: str, col: Any) -> None:
     """A text column whose values are mostly numbers holds a typo: report its first bad cell."""
     import pyarrow as pa
     import pyarrow.compute as pc
