@@ -49,7 +49,7 @@ def output_format(path: str | os.PathLike) -> str:
 def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
                keep: Sequence[str] = (), proba: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                stream: IO[bytes] | None = None, fmt: str | None = None, std: bool = False,
-               row_groups: Sequence[int] | None = None) -> int:
+               row_groups: Sequence[int] | None = None, strict: bool = False) -> int:
     """Predict every row of the file ``data`` chunk by chunk; return the number of rows.
 
     Args:
@@ -62,6 +62,7 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
         stream: a binary stream written when ``out`` is None (CSV unless ``fmt`` says otherwise).
         std: add the ensemble members' spread (``Model.predictions(std=True)``).
         row_groups: a Parquet file's consecutive row groups to score, alone (``None``: all rows).
+        strict: a category never seen in training is an error naming the column, value and row.
     """
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise UsageError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
@@ -71,12 +72,12 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
     chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model),
                          row_groups=row_groups)
     if out is None:
-        return _write(model, chunks, stream, fmt, keep, proba, std)
+        return _write(model, chunks, stream, fmt, keep, proba, std, strict)
     from ..core.files import atomic_path
 
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
-            rows = _write(model, chunks, handle, fmt, keep, proba, std)
+            rows = _write(model, chunks, handle, fmt, keep, proba, std, strict)
     return rows
 
 
@@ -240,7 +241,7 @@ def _joined(batches: list[Any]) -> Any:
 
 
 def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], fmt: str, keep: Sequence[str],
-           proba: bool, std: bool = False) -> int:
+           proba: bool, std: bool = False, strict: bool = False) -> int:
     sink = None
     rows = 0
     try:
@@ -250,7 +251,8 @@ def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], f
                 raise DataError(f"{table.source}: no column {missing[0]!r} to keep; columns are: "
                                 f"{', '.join(table.names[:20])}")
             # the row's place in the file: the same answers as the file scored whole
-            answers = model.predictions(table, proba=proba, first_row=int(table.row_numbers[0]) - 1, std=std)
+            answers = model.predictions(table, proba=proba, first_row=int(table.row_numbers[0]) - 1, std=std,
+                                        strict=strict)
             arrow = _arrow_chunk(model, batch, keep, answers)
             if sink is None:
                 sink = _sink(fmt, handle, arrow.schema)

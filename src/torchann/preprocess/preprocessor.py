@@ -207,7 +207,8 @@ class Preprocessor:
         if self.unseen:
             shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
             warnings.warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
-                          f"pass strict=True to refuse them", UnseenCategoryWarning, stacklevel=2)
+                          f"pass strict=True (torchann predict --strict) to refuse them", UnseenCategoryWarning,
+                          stacklevel=2)
         return out
 
     def transform_x_facts(self, table: Table, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:
