@@ -22,10 +22,11 @@ import numpy as np
 from . import datasets
 from .columns import shown_name
 from .table import Key, Table
+from .text_cells import is_number
 from ..core.errors import DataError
 from ..core.files import check_regular_file, memory_bytes
 
-__all__ = ["load_table", "table_from_arrow", "check_numeric_text", "FORMATS"]
+__all__ = ["load_table", "table_from_arrow", "check_numeric_text", "numeric_text_error", "FORMATS"]
 
 #: File name endings that ``load_table`` reads (text formats may also end in .gz/.bz2/.zst).
 FORMATS = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".npy", ".npz")
@@ -229,14 +230,6 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
     return Table(columns, source, skipped=skipped)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def check_numeric_text(source: str, name: str, col: Any) -> None:
     """A text column whose values are mostly numbers holds a typo: report its first bad cell."""
     import pyarrow as pa
@@ -244,17 +237,19 @@ def check_numeric_text(source: str, name: str, col: Any) -> None:
 
     counts = pc.value_counts(col)
     values, n = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
-    bad = [v for v in values if v is not None and not _is_number(v)]
+    bad = [v for v in values if v is not None and not is_number(v)]
     numeric_rows = sum(c for v, c in zip(values, n) if v is not None and v not in bad)
     text_rows = sum(c for v, c in zip(values, n) if v in bad)
     if text_rows == 0 or numeric_rows < text_rows:
         return
     first = int(np.argmax(pc.is_in(col, value_set=pa.array(bad)).to_numpy(zero_copy_only=False)))
-    value = col[first].as_py()
-    raise DataError(
-        f"{source}: column {name!r} holds numbers, but row {first + 1} holds {value!r}; correct that value "
-        f"or leave the cell empty to mark it missing"
-    )
+    raise numeric_text_error(source, name, first + 1, col[first].as_py())
+
+
+def numeric_text_error(source: str, name: str, row: int, value: Any) -> DataError:
+    """The error for a word (``value``, in data row ``row``) in a column of numbers."""
+    return DataError(f"{source}: column {name!r} holds numbers, but row {row} holds {value!r}; correct that value "
+                     f"or leave the cell empty to mark it missing")
 
 
 def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[int, ...], np.dtype, int]:

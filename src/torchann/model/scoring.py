@@ -224,9 +224,33 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
         if pending:
             yield _joined(pending)
     except pa.ArrowInvalid as err:
-        raise csv_error(path, delimiter, str(err), streamed=True) from None
+        raise _text_in_numbers(path, delimiter, str(err), names, types or {}) or \
+            csv_error(path, delimiter, str(err), streamed=True) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the file ({err})") from None
+
+
+def _text_in_numbers(path: Path, delimiter: str, msg: str, names: list[str], types: dict[str, Any]) -> Any:
+    """pyarrow's conversion error (a column counted from 0, no row) as the error a table read
+    whole gives: the column's name, the row and the word (None: not such an error)."""
+    import pyarrow as pa
+
+    from ..data.readers import numeric_text_error
+    from ..data.text_cells import conversion_column, first_text_cell
+    from ..preprocess.checks import numeric_column
+
+    name = conversion_column(msg, names) if "conversion error" in msg else None
+    found = None if name is None else first_text_cell(path, delimiter, name)
+    if found is None:
+        return None
+    row, value, mostly_numbers = found
+    if mostly_numbers or types.get(name) != pa.float64():
+        return numeric_text_error(str(path), name, row, value)
+    try:  # a numeric feature of mostly words: what Model.predict says of the column read as text
+        numeric_column(Table({name: np.array([value], dtype=object)}, str(path), row_numbers=np.array([row])), name)
+    except DataError as err:
+        return err
+    return None
 
 
 def _joined(batches: list[Any]) -> Any:
