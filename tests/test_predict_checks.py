@@ -34,7 +34,7 @@ def run(tmp_path_factory):
     rows = [(["north", "south", "east"][i % 3], round(float(rng.normal(50, 10)), 3), i % 5, i % 3 * 10 + i % 5)
             for i in range(60)]
     data = _write(folder / "train.csv", ["zone", "age", "rooms", "price"], rows)
-    model = torchann.train(str(data), target="price", hidden=(8,), epochs=3, seed=0)
+    model = torchann.train(str(data), target="price", hidden=(8,), epochs=3, seed=0, threads=1)
     return model.save(folder / "run")
 
 

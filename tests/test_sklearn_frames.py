@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 
 import torchann  # noqa: E402
 
-QUICK = dict(hidden=(16,), epochs=6)
+QUICK = dict(hidden=(16,), epochs=6, threads=1)
 
 
 def _houses(n: int = 90, seed: int = 0) -> tuple[object, np.ndarray]:

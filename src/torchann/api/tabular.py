@@ -92,7 +92,9 @@ def train(
         labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
-                           scaling=d.scaling, target_log=d.target_log)
+                           scaling=d.scaling, target_log=d.target_log, named=d.features or ())
+    for name, why in pre.dropped.items():  # identifiers: said where the user looks, kept in the history
+        warnings.warn(f"{table.source}: column {name!r} left out of the features ({why})", stacklevel=2)
     x, y = pre.transform_x(table), pre.transform_y(table)
     validation, val_table = None, None
     if val_rows is not None:

@@ -270,7 +270,7 @@ class BaseModel:
                              f"{', '.join(self.target_names)} as numbers (regression); leave out proba")
         x = self.encode(table, strict=strict)
         out = self.network_outputs(x, first_row=first_row)
-        columns: dict[str, np.ndarray] = {k: table.columns[k] for k in keep}
+        columns: dict[str, np.ndarray] = {k: _kept(table.columns[k]) for k in keep}
         answers = self.preprocessor.inverse_y(out)
         if self.preprocessor.task is Task.REGRESSION:
             answers = answers.reshape(len(answers), -1)
@@ -357,6 +357,16 @@ class BaseModel:
             raise ModelFileError(f"{path}: {err}; the model directory is inconsistent") from None
         model.path = loaded.path
         return model
+
+
+def _kept(column: np.ndarray) -> np.ndarray:
+    """A kept column as the output shows it: whole numbers (ids, counts) as integers, not
+    ``909279080.0``; anything else as the table holds it."""
+    if column.dtype != np.float64 or column.size == 0:
+        return column
+    if np.all(np.isfinite(column)) and np.all(column == np.round(column)) and np.max(np.abs(column)) < 2.0**53:
+        return column.astype(np.int64)
+    return column
 
 
 def _numbers(table: Table, name: str) -> np.ndarray:

@@ -69,7 +69,7 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
     if out is None and stream is None:
         raise UsageError("give a file to write (out=) or a stream")
     fmt = fmt or (output_format(out) if out is not None else "csv")
-    chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model),
+    chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model, keep),
                          row_groups=row_groups)
     if out is None:
         return _write(model, chunks, stream, fmt, keep, proba, std, strict)
@@ -88,14 +88,16 @@ def _wanted(model: Any, keep: Sequence[str]) -> list[str] | None:
     return list(dict.fromkeys([*keep, *model.feature_names]))
 
 
-def _feature_types(model: Any) -> dict[str, Any]:
-    """Arrow types for the feature columns of a CSV, so that no chunk infers another type."""
+def _feature_types(model: Any, keep: Sequence[str] = ()) -> dict[str, Any]:
+    """Arrow types for the feature columns of a CSV, so that no chunk infers another type. A
+    kept column is copied as the file has it (an id of whole numbers stays whole), so its type
+    is inferred as for any kept column; the model reads it as numbers all the same."""
     import pyarrow as pa
 
     if model.bare:
         return {}
     return {f.name: pa.string() if f.kind == "categorical" and f.label_kind in ("str", "bool") else pa.float64()
-            for f in model.preprocessor.features}
+            for f in model.preprocessor.features if f.name not in set(keep)}
 
 
 # ------------------------------------------------------------------------------------ reading
