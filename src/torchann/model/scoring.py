@@ -203,6 +203,7 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
         raise DataError(f"{path}: the file is empty; a table needs a header line and at least one data row")
     delimiter = delimiter or _sniff(path)
     parse = pacsv.ParseOptions(delimiter=delimiter)
+    names: list[str] = []  # the file's columns, once its header is read
     try:
         with pacsv.open_csv(str(path), parse_options=parse, read_options=pacsv.ReadOptions(block_size=1 << 20)) as head:
             names = head.schema.names
