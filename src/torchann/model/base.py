@@ -161,11 +161,10 @@ class BaseModel:
     def encode(self, data: Any, *, strict: bool = False) -> np.ndarray:
         """Network inputs, float32 ``(n, in_features)``, for raw ``data`` (the stored preprocessing).
 
-        ``strict``: a category never seen in training is a ``DataError`` naming the column, the
-        values and their rows, instead of a counted ``UnseenCategoryWarning``.
-
         A bare network (saved without a table) has no column names to match: a table without
         its ``x0, x1, ...`` columns gives its numeric columns, in order, as the inputs.
+        ``strict``: a category never seen in training is a ``DataError`` (column, values, rows),
+        not a counted ``UnseenCategoryWarning``.
         """
         table = self.table(data)
         names = self.feature_names
@@ -211,9 +210,7 @@ class BaseModel:
         for regression the members' (weighted) standard deviation in target units, shaped like
         the answers; for classes the members' disagreement, the weight of the members whose
         label differs from the ensemble's, in [0, 1]. Only a model with members has one.
-
-        ``strict``: refuse categories never seen in training (see ``encode``) instead of
-        warning of them.
+        ``strict``: refuse categories never seen in training (see ``encode``).
         """
         if return_std:
             answers, spread = self._spread(self.encode(data, strict=strict))
@@ -360,8 +357,7 @@ class BaseModel:
 
 
 def _kept(column: np.ndarray) -> np.ndarray:
-    """A kept column as the output shows it: whole numbers (ids, counts) as integers, not
-    ``909279080.0``; anything else as the table holds it."""
+    """A kept column as the output shows it: whole numbers (ids) as integers, not ``909279080.0``."""
     if column.dtype != np.float64 or column.size == 0:
         return column
     if np.all(np.isfinite(column)) and np.all(column == np.round(column)) and np.max(np.abs(column)) < 2.0**53:
