@@ -141,3 +141,17 @@ def test_cli_train_says_it_and_predict_keep_prints_the_id_as_written(tmp_path):
             assert [r["PID"] for r in rows] == [str(p) for p in pid]
             model = torchann.load(named)
             np.testing.assert_array_equal([float(r["price"]) for r in rows], model.predict(str(data)))
+
+
+def test_a_lone_column_of_counting_numbers_stays_a_feature():
+    """``train(np.arange(100)[:, None], y)``: with nothing else to learn from, the column is the feature."""
+    x = np.arange(100.0)[:, None]
+    model = torchann.train(x, 2 * x[:, 0] + 1, hidden=(8,), epochs=1, seed=0, threads=1)
+    assert model.feature_names == ["x0"] and model.history.info["dropped_columns"] == {}
+    est = torchann.MLPRegressor(hidden=(8,), epochs=1, threads=1, random_state=0).fit(x, 2 * x[:, 0])
+    assert est.model_.feature_names == ["x0"]
+    # beside a real feature, the same column is an identifier
+    wide = np.column_stack([x[:, 0], np.random.default_rng(0).normal(size=100)])
+    with pytest.warns(UserWarning, match=r"<arrays>: column 'x0' left out of the features \(100 distinct whole"):
+        model = torchann.train(wide, wide[:, 1], hidden=(8,), epochs=1, seed=0, threads=1)
+    assert model.feature_names == ["x1"] and list(model.history.info["dropped_columns"]) == ["x0"]

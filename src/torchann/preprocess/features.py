@@ -16,7 +16,8 @@ Kinds of input column and what each becomes:
   column looks like an identifier and is left out, with the reason recorded.
 * A numeric column of whole numbers, nearly all distinct, that either runs in row order (a row
   or order number) or has 7 digits or more in every row (a parcel or account number) is an
-  identifier too and is left out, with the reason recorded, unless it was named as a feature.
+  identifier too and is left out, with the reason recorded, unless it was named as a feature
+  or every feature would be left out (``np.arange(100)`` alone is a feature, not an id).
 * A category not seen in training (at predict time) sets no input of its column: the
   ``unseen`` code. It is counted and reported, or refused with ``strict=True``.
 """

@@ -137,14 +137,17 @@ class Preprocessor:
         if unknown_cat:
             raise DataError(f"{table.source}: categorical column {unknown_cat[0]!r} is not a feature; "
                             f"features: {', '.join(feats)}")
-        cols, dropped = [], {}
-        for n in feats:
-            feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling,
-                                       named=features is not None or n in set(named))
-            if feature is None:
-                dropped[n] = why
-            else:
-                cols.append(feature)
+        for keep_numbers in (features is not None, True):  # numbers that look like ids only when others remain
+            cols, dropped = [], {}
+            for n in feats:
+                feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling,
+                                           named=keep_numbers or n in set(named))
+                if feature is None:
+                    dropped[n] = why
+                else:
+                    cols.append(feature)
+            if cols:
+                break
         if not cols:
             raise DataError(f"{table.source}: no usable feature column: " +
                             "; ".join(f"{n!r} left out ({why})" for n, why in dropped.items()))
