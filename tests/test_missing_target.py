@@ -65,3 +65,9 @@ def test_cli_flag(tmp_path):
     assert said == [f"warning: {data}: left out 3 of 50 rows without a target (y)"]
     model = torchann.load(tmp_path / "b")
     assert model.history.info["train_rows"] + model.history.info["val_rows"] == 47
+
+
+def test_no_row_with_a_target_is_an_error_even_with_the_option():
+    with pytest.raises(DataError, match=r"^<dict of columns>: every row's target \(y\) is missing; there is nothing "
+                                        r"to train on$"):
+        torchann.train(_rows(n=12, missing=range(12)), target="y", drop_missing_target=True, **QUICK)

@@ -7,11 +7,10 @@ validates them and the data, fitted attributes end in ``_``, and the estimators 
 Underneath, ``fit`` calls ``torchann.train`` and keeps the trained ``torchann.Model`` as
 ``model_``. A pandas DataFrame goes to ``train`` as it is, so text, categorical, boolean and
 missing values get ``train``'s own preprocessing (one-hot categories, dates, identifiers left
-out, missing values filled); an array becomes the number columns ``x0, x1, ...``. The estimator's
-arguments are ``train``'s options, the arguments are ``train``'s options, with the same
-names and the same defaults (declared once in ``torchann.options``), so the estimator, the
-``torchann train`` command and ``torchann.train`` make the same model from the same rows and
-seed. ``random_state`` is the seed (an int is used as it is).
+out, missing values filled); an array becomes the number columns ``x0, x1, ...``. The
+arguments are ``train``'s options, with the same names and the same defaults (declared once
+in ``torchann.options``), so the estimator, the ``torchann train`` command and
+``torchann.train`` make the same model from the same rows and seed. ``random_state`` is the seed (an int is used as it is).
 
 ``fit`` leaves the global random state of torch, numpy and ``random`` as it found it.
 

@@ -18,7 +18,7 @@ import torch
 from ..core.choices import Loss, Task, parse
 from ..data.table import Table
 from ..core.checks import VAL_SPLIT_HINT, check_fraction
-from ..core.errors import UsageError
+from ..core.errors import DataError, UsageError
 from .model import Model
 from ..core.options import TrainOptions, auto_batch_size
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
@@ -192,8 +192,8 @@ def _with_target(table: Table, *, drop: bool) -> Table:
     if not missing.any():
         return table
     if missing.all():
-        raise UsageError(f"{table.source}: every row's target ({', '.join(table.targets)}) is missing; "
-                         f"there is nothing to train on")
+        raise DataError(f"{table.source}: every row's target ({', '.join(table.targets)}) is missing; "
+                        f"there is nothing to train on")
     warnings.warn(f"{table.source}: left out {int(missing.sum())} of {table.n_rows} rows without a target "
                   f"({', '.join(table.targets)})", stacklevel=3)
     return table.take(np.flatnonzero(~missing))
