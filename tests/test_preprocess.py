@@ -233,8 +233,8 @@ def test_text_in_numeric_feature_and_infinite_values():
 
 def test_identifier_like_text_column_is_left_out_and_recorded():
     n = 120
-    t = Table.from_columns({"id": [f"user{i}" for i in range(n)], "x": np.arange(n, dtype=float),
-                            "y": np.arange(n, dtype=float)})
+    t = Table.from_columns({"id": [f"user{i}" for i in range(n)], "x": np.arange(n, dtype=float) % 10,
+                            "y": np.arange(n, dtype=float)})  # x % 10: a plain row number is an identifier too
     pre = Preprocessor.fit(t, target="y")
     assert pre.feature_names == ["x"] and pre.in_features == 1
     assert "120 distinct values in 120 rows, none seen 5 times" in pre.dropped["id"]

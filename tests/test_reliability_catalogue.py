@@ -581,8 +581,8 @@ CASES += [
     # -- ... and found while it runs ---------------------------------------------------------------------------
     Bad("dask", "a scheduler nobody runs", "cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 0.5 s; start "
         "one with 'dask scheduler'", _cluster(cluster="tcp://127.0.0.1:1"), fault=_short_connect_timeout, code=1),
-    Bad("dask", "text in a number column of one partition, scored by a worker", "textnum.csv: a column changes type "
-        "partway through the file", _cluster(data="textnum.csv")),
+    Bad("dask", "text in a number column of one partition, scored by a worker", "textnum.csv: column 'b' holds "
+        "numbers, but row 2 holds 'x'", _cluster(data="textnum.csv")),
 ]
 
 

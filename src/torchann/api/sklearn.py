@@ -4,11 +4,13 @@ They follow scikit-learn's contract: the constructor only stores its arguments, 
 validates them and the data, fitted attributes end in ``_``, and the estimators work inside
 ``Pipeline``, ``cross_val_score`` and ``GridSearchCV``.
 
-Underneath, ``fit`` calls ``torchann.train`` on the columns ``x0, x1, ...`` and keeps the
-trained ``torchann.Model`` as ``model_``: the arguments are ``train``'s options, with the same
-names and the same defaults (declared once in ``torchann.options``), so the estimator, the
-``torchann train`` command and ``torchann.train`` make the same model from the same rows and
-seed. ``random_state`` is the seed (an int is used as it is).
+Underneath, ``fit`` calls ``torchann.train`` and keeps the trained ``torchann.Model`` as
+``model_``. A pandas DataFrame goes to ``train`` as it is, so text, categorical, boolean and
+missing values get ``train``'s own preprocessing (one-hot categories, dates, identifiers left
+out, missing values filled); an array becomes the number columns ``x0, x1, ...``. The
+arguments are ``train``'s options, with the same names and the same defaults (declared once
+in ``torchann.options``), so the estimator, the ``torchann train`` command and
+``torchann.train`` make the same model from the same rows and seed. ``random_state`` is the seed (an int is used as it is).
 
 ``fit`` leaves the global random state of torch, numpy and ``random`` as it found it.
 
@@ -52,6 +54,21 @@ def _validate_data(estimator: BaseEstimator, X: Any, y: Any = "no_validation", *
     except ImportError:  # scikit-learn < 1.6
         return estimator._validate_data(X, y, **kwargs)
     return validate_data(estimator, X, y, **kwargs)
+
+
+def _check_frame_names(estimator: BaseEstimator, X: Any, *, reset: bool) -> None:
+    """Set (``reset``) or check ``n_features_in_`` and ``feature_names_in_`` without converting ``X``."""
+    try:
+        from sklearn.utils.validation import validate_data
+    except ImportError:  # scikit-learn < 1.6
+        estimator._validate_data(X, reset=reset, cast_to_ndarray=False)
+        return
+    validate_data(estimator, X, reset=reset, skip_check_array=True)
+
+
+def _is_frame(X: Any) -> bool:
+    """A pandas DataFrame: it keeps its column types and goes to ``train`` as a table."""
+    return type(X).__module__.startswith("pandas") and hasattr(X, "columns") and hasattr(X, "iloc")
 
 
 @contextlib.contextmanager
@@ -175,12 +192,29 @@ class _MLPBase(BaseEstimator):
     def _train(self, x: np.ndarray, target: dict[str, np.ndarray]) -> None:
         """Train on float ``x`` with the target column(s) ``target``."""
         from ..data.table import Table
+
+        self._frame_columns_ = None
+        columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
+        self._fit_table(Table.from_columns({**columns, **target}, source="<X, y>", targets=list(target)))
+
+    def _train_frame(self, X: Any, target: list[np.ndarray]) -> None:
+        """Train on the DataFrame ``X`` as ``train`` reads it, with the target column(s) ``target``."""
+        from ..data.table import Table
+        from ..data.table_input import as_table
+
+        table = as_table(X)
+        self._frame_columns_ = list(table.names)
+        names = ["y"] if len(target) == 1 else [f"y{k}" for k in range(len(target))]
+        while any(n in table.columns for n in names):  # target names that no column of X has
+            names = [f"_{n}" for n in names]
+        extra = Table.from_columns(dict(zip(names, target)))
+        self._fit_table(Table({**table.columns, **extra.columns}, "<DataFrame X, y>", names, skipped=table.skipped))
+
+    def _fit_table(self, table: Any) -> None:
         from ..core.errors import TorchannError
         from .tabular import train
 
         options = self._options()
-        columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
-        table = Table.from_columns({**columns, **target}, source="<X, y>", targets=list(target))
         try:
             with _own_random_state(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # e.g. early stopping without held-out rows
@@ -196,6 +230,25 @@ class _MLPBase(BaseEstimator):
         self.loss_curve_ = history.losses
         self.validation_loss_curve_ = history["val_loss"] if history.info.get("val_rows") else None
 
+    def _fit_input(self, X: Any, y: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """``(X, y)`` checked: a DataFrame stays a DataFrame (its names recorded), anything else
+        becomes a float array."""
+        if not _is_frame(X):
+            return self._check_x(X, reset=True, y=y, **kwargs)
+        from sklearn.utils import check_array, check_consistent_length
+
+        _check_frame_names(self, X, reset=True)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        y = check_array(y, ensure_2d=False, dtype=None if self._task == "classification" else np.float64,
+                        input_name="y")
+        if y.ndim > 1 and not kwargs.get("multi_output"):
+            from sklearn.utils import column_or_1d
+
+            y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        return X, y
+
     def _check_x(self, X: Any, *, reset: bool, y: Any = None, **kwargs: Any) -> Any:
         if reset:
             return _validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
@@ -204,8 +257,20 @@ class _MLPBase(BaseEstimator):
 
     def _outputs(self, X: Any):
         check_is_fitted(self, "model_")
-        x = np.asarray(self._check_x(X, reset=False), dtype=np.float64)
-        return self.model_.outputs({f"x{i}": x[:, i] for i in range(x.shape[1])})
+        names = getattr(self, "_frame_columns_", None)
+        if names is None:
+            x = np.asarray(self._check_x(X, reset=False), dtype=np.float64)
+            return self.model_.outputs({f"x{i}": x[:, i] for i in range(x.shape[1])})
+        _check_frame_names(self, X, reset=False)  # fitted on a DataFrame: the columns are found by name
+        if not _is_frame(X):
+            rows = np.asarray(X, dtype=object)
+            if rows.ndim != 2:
+                raise ValueError(f"Expected a 2-D array of rows, got shape {rows.shape}")
+            X = {name: rows[:, j] for j, name in enumerate(names)}
+        try:
+            return self.model_.outputs(X)
+        except ValueError as err:  # DataError: one line naming the column and row
+            raise ValueError(f"{type(self).__name__}: {err}") from err
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()
@@ -233,10 +298,13 @@ class MLPRegressor(RegressorMixin, _MLPBase):
     _task = "regression"
 
     def fit(self, X: Any, y: Any) -> "MLPRegressor":
-        X, y = self._check_x(X, reset=True, y=y, multi_output=True, y_numeric=True)
+        X, y = self._fit_input(X, y, multi_output=True, y_numeric=True)
         y2 = np.asarray(y, dtype=np.float64)
         y2 = y2.reshape(-1, 1) if y2.ndim == 1 else y2
         self.n_outputs_ = y2.shape[1]
+        if _is_frame(X):
+            self._train_frame(X, [y2[:, k] for k in range(self.n_outputs_)])
+            return self
         names = ["y"] if self.n_outputs_ == 1 else [f"y{k}" for k in range(self.n_outputs_)]
         self._train(np.asarray(X, dtype=np.float64), {n: y2[:, k] for k, n in enumerate(names)})
         return self
@@ -271,7 +339,7 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
     _task = "classification"
 
     def fit(self, X: Any, y: Any) -> "MLPClassifier":
-        X, y = self._check_x(X, reset=True, y=y)
+        X, y = self._fit_input(X, y)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -280,7 +348,11 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
                 f"classification needs at least two classes"
             )
         # Class codes in the order of classes_: the model's classes are 0, 1, ... in that order.
-        self._train(np.asarray(X, dtype=np.float64), {"y": codes.reshape(-1).astype(np.float64)})
+        codes = codes.reshape(-1).astype(np.float64)
+        if _is_frame(X):
+            self._train_frame(X, [codes])
+            return self
+        self._train(np.asarray(X, dtype=np.float64), {"y": codes})
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 from ..core.choices import Loss, Task, parse
 from ..data.table import Table
 from ..core.checks import VAL_SPLIT_HINT, check_fraction
-from ..core.errors import UsageError
+from ..core.errors import DataError, UsageError
 from .model import Model
 from ..core.options import TrainOptions, auto_batch_size
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
@@ -78,6 +78,7 @@ def train(
     for note in table.notes:  # e.g. a ';' file read with decimal commas: say so where the user looks
         warnings.warn(note, stacklevel=2)
     table = table.select(None, _features(table, d.features, d.exclude))
+    table = _with_target(table, drop=d.drop_missing_target)
     task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
     loss = None if f.loss is None else parse(Loss, f.loss, name="loss")
     if loss in (Loss.CROSS_ENTROPY, Loss.BCE) and task is Task.REGRESSION:
@@ -92,13 +93,17 @@ def train(
         labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
-                           scaling=d.scaling, target_log=d.target_log)
+                           scaling=d.scaling, target_log=d.target_log, named=d.features or ())
+    for name, why in pre.dropped.items():  # identifiers: said where the user looks, kept in the history
+        warnings.warn(f"{table.source}: column {name!r} left out of the features ({why})", stacklevel=2)
     x, y = pre.transform_x(table), pre.transform_y(table)
     validation, val_table = None, None
     if val_rows is not None:
         validation = (x[val_rows], y[val_rows])
     elif val is not None:
         val_table = as_table(val, names=pre.feature_names)
+        if d.drop_missing_target:
+            val_table = _with_target(val_table.select(pre.target_names), drop=True)
         validation = (pre.transform_x(val_table), pre.transform_y(val_table))
     patience = f.early_stopping or None
     if patience and validation is None and not d.val_split:  # asked for no held-out rows
@@ -170,6 +175,28 @@ def _training_table(data: Any, target: Any, option_target: Sequence[str] | None)
                              f"columns are: {', '.join(table.names[:20])}")
         return table
     return table.select(list(target) if not isinstance(target, str) else target)
+
+
+def _with_target(table: Table, *, drop: bool) -> Table:
+    """``table`` when every row has its target(s); else, with ``drop``, the rows that have them
+    (one warning says how many were left out), without it the error naming the first such row."""
+    from ..data.columns import missing_mask
+    from ..preprocess.target import no_missing_target
+
+    missing = np.zeros(table.n_rows, dtype=bool)
+    for name in table.targets:
+        miss = missing_mask(table.columns[name])
+        if miss.any() and not drop:
+            no_missing_target(table, name, miss, np.arange(table.n_rows))
+        missing |= miss
+    if not missing.any():
+        return table
+    if missing.all():
+        raise DataError(f"{table.source}: every row's target ({', '.join(table.targets)}) is missing; "
+                        f"there is nothing to train on")
+    warnings.warn(f"{table.source}: left out {int(missing.sum())} of {table.n_rows} rows without a target "
+                  f"({', '.join(table.targets)})", stacklevel=3)
+    return table.take(np.flatnonzero(~missing))
 
 
 def _is_rows(data: Any) -> bool:

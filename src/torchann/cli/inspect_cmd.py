@@ -128,6 +128,8 @@ def render_facts(facts: dict[str, Any]) -> str:
     for f in feats:
         fill = "" if f["fill"] is None else f", missing -> {f['fill']:.6g}"
         lines.append(f"  {str(f['name']):<{width}}  {f['kind']:<11} {f['inputs']:>3} input(s)  {f['encoding']}{fill}")
+    for name, why in facts.get("left_out", {}).items():
+        lines.append(f"  {name} left out: {why}")
     lines.append(f"network    {facts['network']}")
     t = facts["training"]
     if t["epochs"]:

@@ -29,6 +29,9 @@ def predict_cmd(
     std: Annotated[bool, typer.Option("--std", help="Add the ensemble members' spread: std(<target>) for "
                                                     "regression, disagreement for classes (a tuned ensemble).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON instead of CSV.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse categories never seen in training (exit 2, naming "
+                                                          "the column, values and rows) instead of counting them "
+                                                          "in a warning.")] = False,
     cluster: Annotated[Optional[str], typer.Option(
         "--cluster", help="Score on Dask: tcp://HOST:8786 (a running scheduler) or local[:N] (N worker processes "
                           "here). --data may then be a glob or a folder; --out is a folder of Parquet parts "
@@ -47,6 +50,8 @@ def predict_cmd(
     if keep_names and data is None:
         raise UsageError("--keep copies columns of --data; it needs --data FILE")
     if cluster is not None or partition_rows is not None:
+        if strict:
+            raise UsageError("--strict is not available with --cluster; score the file here, or leave out --strict")
         _on_cluster(model_dir, data, out, cluster, keep_names, proba, as_json, partition_rows)
         return
     from .train_cmd import warnings_to
@@ -60,10 +65,10 @@ def predict_cmd(
                          f"leave out --std, or tune with ensembling (torchann tune without --no-ensemble)")
     with warnings_to(stderr_console()):  # e.g. categories never seen in training, counted
         if data is not None and not as_json and _streams(data):
-            _score_file(model, data, out, keep_names, proba, std)
+            _score_file(model, data, out, keep_names, proba, std, strict)
             return
         source = data if data is not None else input_table(model, rows or [])
-        columns = model.predictions(source, proba=proba, keep=keep_names, std=std)
+        columns = model.predictions(source, proba=proba, keep=keep_names, std=std, strict=strict)
     if as_json:
         text = json.dumps({k: [_plain(v) for v in col] for k, col in columns.items()}) + "\n"
     else:
@@ -151,16 +156,17 @@ def _streams(data: Path) -> bool:
     return data.is_file() and Path(name).suffix in STREAMED
 
 
-def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool, std: bool) -> None:
+def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool, std: bool,
+                strict: bool) -> None:
     """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.scoring``)."""
     from ..model.scoring import score_file
 
     if out is None:
         sys.stdout.flush()
-        score_file(model, data, keep=keep, proba=proba, stream=sys.stdout.buffer, std=std)
+        score_file(model, data, keep=keep, proba=proba, stream=sys.stdout.buffer, std=std, strict=strict)
         sys.stdout.buffer.flush()
         return
-    rows = score_file(model, data, out, keep=keep, proba=proba, std=std)
+    rows = score_file(model, data, out, keep=keep, proba=proba, std=std, strict=strict)
     stderr_console().print(f"wrote {rows} predictions to {out}", highlight=False, soft_wrap=True)
 
 

@@ -66,6 +66,8 @@ def train_cmd(
     target_log: Annotated[Optional[bool], typer.Option("--target-log/--no-target-log", help=_h("target_log"),
                                                        show_default=False)] = None,
     class_weight: Annotated[Optional[str], typer.Option("--class-weight", help=_h("class_weight"))] = None,
+    drop_missing_target: Annotated[Optional[bool], typer.Option("--drop-missing-target", help=_h("drop_missing_target"),
+                                                                show_default=False)] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", min=1,
                                                             help="Write OUT/checkpoint every N epochs.")] = None,
     global_batch_size: Annotated[Optional[int], typer.Option("--global-batch-size", min=1,
@@ -95,7 +97,7 @@ def train_cmd(
         "lr": lr, "optimizer": optimizer, "loss": loss, "weight_decay": weight_decay, "momentum": momentum,
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
         "device": device, "precision": precision, "threads": threads, "scaling": scaling,
-        "target_log": target_log, "class_weight": class_weight,
+        "target_log": target_log, "class_weight": class_weight, "drop_missing_target": drop_missing_target,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"

@@ -47,6 +47,8 @@ class DataOptions:
     scaling: str = _opt("quantile", "quantile (normal scores of the training quantiles) or standard for numbers.")
     target_log: Optional[bool] = _opt(
         None, "Learn a regression target as log1p(y) [default: when it is positive and strongly skewed].")
+    drop_missing_target: bool = _opt(
+        False, "Leave out rows whose target is missing (their number is said); off: a missing target is an error.")
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ import numpy as np
 from . import datasets
 from .columns import shown_name
 from .table import Key, Table
+from .text_cells import is_number
 from ..core.errors import DataError
 from ..core.files import check_regular_file, memory_bytes
 
-__all__ = ["load_table", "table_from_arrow", "FORMATS"]
+__all__ = ["load_table", "table_from_arrow", "check_numeric_text", "numeric_text_error", "FORMATS"]
 
 #: File name endings that ``load_table`` reads (text formats may also end in .gz/.bz2/.zst).
 FORMATS = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".npy", ".npz")
@@ -220,7 +221,7 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
             columns[name] = arr.astype(bool) if col.null_count == 0 else arr.astype(object)
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
             if check_text:
-                _check_numeric_text(source, name, col)
+                check_numeric_text(source, name, col)
             columns[name] = col.to_numpy(zero_copy_only=False).astype(object)
         elif check_text and (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
             raise DataError(f"{source}: column {name!r} holds text that is not UTF-8; save the file as UTF-8")
@@ -229,32 +230,26 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
     return Table(columns, source, skipped=skipped)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_numeric_text(source: str, name: str, col: Any) -> None:
+def check_numeric_text(source: str, name: str, col: Any) -> None:
     """A text column whose values are mostly numbers holds a typo: report its first bad cell."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     counts = pc.value_counts(col)
     values, n = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
-    bad = [v for v in values if v is not None and not _is_number(v)]
+    bad = [v for v in values if v is not None and not is_number(v)]
     numeric_rows = sum(c for v, c in zip(values, n) if v is not None and v not in bad)
     text_rows = sum(c for v, c in zip(values, n) if v in bad)
     if text_rows == 0 or numeric_rows < text_rows:
         return
     first = int(np.argmax(pc.is_in(col, value_set=pa.array(bad)).to_numpy(zero_copy_only=False)))
-    value = col[first].as_py()
-    raise DataError(
-        f"{source}: column {name!r} holds numbers, but row {first + 1} holds {value!r}; correct that value "
-        f"or leave the cell empty to mark it missing"
-    )
+    raise numeric_text_error(source, name, first + 1, col[first].as_py())
+
+
+def numeric_text_error(source: str, name: str, row: int, value: Any) -> DataError:
+    """The error for a word (``value``, in data row ``row``) in a column of numbers."""
+    return DataError(f"{source}: column {name!r} holds numbers, but row {row} holds {value!r}; correct that value "
+                     f"or leave the cell empty to mark it missing")
 
 
 def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[int, ...], np.dtype, int]:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .readers import load_table, table_from_arrow
+from .readers import check_numeric_text, load_table, table_from_arrow
 from .table import Table
 from ..core.errors import DataError, UsageError
 
@@ -29,10 +29,34 @@ def as_table(data: Any, *, names: Sequence[str] | None = None, source: str = "<r
     if _is_arrow_table(data):
         return table_from_arrow(data, "<pyarrow table>", check_text=False)
     if _is_pandas_frame(data):
-        import pyarrow as pa
-
-        return table_from_arrow(pa.Table.from_pandas(data, preserve_index=False), "<DataFrame>", check_text=False)
+        return _frame_table(data)
     return _rows_table(data, names, source)
+
+
+def _frame_table(frame: Any) -> Table:
+    """A pandas frame through Arrow; an object column Arrow cannot type (numbers with a word
+    among them) is read as text, as a CSV file would be, and a mostly numeric one is reported
+    at its first word, as ``load_table`` reports it."""
+    import pyarrow as pa
+
+    source = "<DataFrame>"
+    try:
+        return table_from_arrow(pa.Table.from_pandas(frame, preserve_index=False), source, check_text=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    arrays, mixed = [], []
+    for name in frame.columns:
+        column = frame[name]
+        try:
+            arrays.append(pa.array(column, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            missing = column.isna().to_numpy()
+            arrays.append(pa.array([None if m else str(v) for v, m in zip(column.tolist(), missing)], pa.string()))
+            mixed.append(str(name))
+    arrow = pa.Table.from_arrays(arrays, names=[str(n) for n in frame.columns])
+    for name in mixed:
+        check_numeric_text(source, name, arrow.column(name))
+    return table_from_arrow(arrow, source, check_text=False)
 
 
 def _is_arrow_table(data: Any) -> bool:

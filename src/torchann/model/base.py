@@ -158,16 +158,18 @@ class BaseModel:
         """``data`` as a ``Table``; rows of numbers are read as the features in order."""
         return as_table(data, names=self.feature_names)
 
-    def encode(self, data: Any) -> np.ndarray:
+    def encode(self, data: Any, *, strict: bool = False) -> np.ndarray:
         """Network inputs, float32 ``(n, in_features)``, for raw ``data`` (the stored preprocessing).
 
         A bare network (saved without a table) has no column names to match: a table without
         its ``x0, x1, ...`` columns gives its numeric columns, in order, as the inputs.
+        ``strict``: a category never seen in training is a ``DataError`` (column, values, rows),
+        not a counted ``UnseenCategoryWarning``.
         """
         table = self.table(data)
         names = self.feature_names
         if not self.bare or all(n in table.columns for n in names):
-            return self.preprocessor.transform_x(table)
+            return self.preprocessor.transform_x(table, strict=strict)
         numeric = [n for n in table.names if table.columns[n].dtype == np.float64 and n not in self.target_names]
         if len(numeric) != len(names):
             raise DataError(
@@ -177,14 +179,14 @@ class BaseModel:
         positional = identity_preprocessor(len(names), self.spec.out_features, feature_names=numeric)
         return positional.transform_x(table)
 
-    def outputs(self, data: Any, *, first_row: int | None = None) -> torch.Tensor:
+    def outputs(self, data: Any, *, first_row: int | None = None, strict: bool = False) -> torch.Tensor:
         """The network's raw outputs (scaled units or logits) for raw ``data``.
 
         ``first_row``: where ``data`` starts in a larger file that is scored in pieces; each row
         then gets the float answer it gets when the file is scored whole. None: ``data`` stands
         alone (a few rows then take the small-batch pass, see ``network_outputs``).
         """
-        return self.network_outputs(self.encode(data), first_row=first_row)
+        return self.network_outputs(self.encode(data, strict=strict), first_row=first_row)
 
     def network_outputs(self, x: Any, *, first_row: int | None = None) -> torch.Tensor:
         """The network's outputs for encoded rows ``x`` (``encode``'s float32 inputs).
@@ -200,7 +202,7 @@ class BaseModel:
             return padded_pass(self.network, x, multiple=PREDICT_SMALL_MULTIPLE)
         return network_outputs(self.network, x, block=PREDICT_BLOCK, first_row=first_row or 0)
 
-    def predict(self, data: Any, *, return_std: bool = False) -> Any:
+    def predict(self, data: Any, *, return_std: bool = False, strict: bool = False) -> Any:
         """Answers for the rows of ``data``: target units for regression (``(n,)`` for one target,
         ``(n, k)`` for several), class labels ``(n,)`` for classification.
 
@@ -208,13 +210,14 @@ class BaseModel:
         for regression the members' (weighted) standard deviation in target units, shaped like
         the answers; for classes the members' disagreement, the weight of the members whose
         label differs from the ensemble's, in [0, 1]. Only a model with members has one.
+        ``strict``: refuse categories never seen in training (see ``encode``).
         """
         if return_std:
-            answers, spread = self._spread(self.encode(data))
+            answers, spread = self._spread(self.encode(data, strict=strict))
             if self.preprocessor.task is Task.REGRESSION and spread.shape[1] == 1:
                 return answers[:, 0], spread[:, 0]
             return (answers, spread[:, 0] if self.preprocessor.task is Task.CLASSIFICATION else spread)
-        answers = self.preprocessor.inverse_y(self.outputs(data))
+        answers = self.preprocessor.inverse_y(self.outputs(data, strict=strict))
         if self.preprocessor.task is Task.REGRESSION:
             answers = answers.reshape(len(answers), -1)
             return answers[:, 0] if answers.shape[1] == 1 else answers
@@ -241,19 +244,19 @@ class BaseModel:
         labels = pre.inverse_y(whole)
         return labels, (1.0 - np.tensordot(w, agree.astype(np.float64), axes=1)).reshape(-1, 1)
 
-    def predict_proba(self, data: Any) -> np.ndarray:
+    def predict_proba(self, data: Any, *, strict: bool = False) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in the order of ``classes``."""
         if self.preprocessor.task is not Task.CLASSIFICATION:
             raise UsageError(f"predict_proba needs a classifier, but this model predicts "
                              f"{', '.join(self.target_names)} as numbers (regression); use predict")
-        return self.preprocessor.proba(self.outputs(data))
+        return self.preprocessor.proba(self.outputs(data, strict=strict))
 
     def predictions(self, data: Any, *, proba: bool = False, keep: Sequence[str] = (),
-                    first_row: int | None = None, std: bool = False) -> dict[str, np.ndarray]:
+                    first_row: int | None = None, std: bool = False, strict: bool = False) -> dict[str, np.ndarray]:
         """Named output columns for ``data``: the ``keep`` columns copied from the input, then one
         column per target, then ``p(<class>)`` per class when ``proba``, then with ``std`` the
         members' spread (``std(<target>)`` for regression, ``disagreement`` for classes; see
-        ``predict``). ``first_row`` as for ``outputs``."""
+        ``predict``). ``first_row`` as for ``outputs``, ``strict`` as for ``encode``."""
         table = self.table(data)
         missing = [k for k in keep if k not in table.columns]
         if missing:
@@ -262,8 +265,9 @@ class BaseModel:
         if proba and self.preprocessor.task is not Task.CLASSIFICATION:
             raise UsageError(f"class probabilities need a classifier, but this model predicts "
                              f"{', '.join(self.target_names)} as numbers (regression); leave out proba")
-        out = self.outputs(table, first_row=first_row)
-        columns: dict[str, np.ndarray] = {k: table.columns[k] for k in keep}
+        x = self.encode(table, strict=strict)
+        out = self.network_outputs(x, first_row=first_row)
+        columns: dict[str, np.ndarray] = {k: _kept(table.columns[k]) for k in keep}
         answers = self.preprocessor.inverse_y(out)
         if self.preprocessor.task is Task.REGRESSION:
             answers = answers.reshape(len(answers), -1)
@@ -274,7 +278,7 @@ class BaseModel:
                 p = self.preprocessor.proba(out)
                 columns.update({f"p({c})": p[:, i] for i, c in enumerate(self.classes or [])})
         if std:
-            _, spread = self._spread(self.encode(table), first_row=first_row or 0)
+            _, spread = self._spread(x, first_row=first_row or 0)
             if self.preprocessor.task is Task.REGRESSION:
                 columns.update({f"std({t})": spread[:, i] for i, t in enumerate(self.target_names)})
             else:
@@ -350,6 +354,15 @@ class BaseModel:
             raise ModelFileError(f"{path}: {err}; the model directory is inconsistent") from None
         model.path = loaded.path
         return model
+
+
+def _kept(column: np.ndarray) -> np.ndarray:
+    """A kept column as the output shows it: whole numbers (ids) as integers, not ``909279080.0``."""
+    if column.dtype != np.float64 or column.size == 0:
+        return column
+    if np.all(np.isfinite(column)) and np.all(column == np.round(column)) and np.max(np.abs(column)) < 2.0**53:
+        return column.astype(np.int64)
+    return column
 
 
 def _numbers(table: Table, name: str) -> np.ndarray:

@@ -76,6 +76,7 @@ def describe(model: Any) -> dict[str, Any]:
         "classes": model.classes,
         "features": feature_rows(model),
         "inputs": pre.in_features,
+        "left_out": dict(pre.dropped),  # columns left out of the features (identifiers) -> why
         "preprocessing": {
             "scale": pre.scale,
             "fill_missing": None if pre.fill_missing is None else str(pre.fill_missing),

@@ -49,7 +49,7 @@ def output_format(path: str | os.PathLike) -> str:
 def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | None = None, *,
                keep: Sequence[str] = (), proba: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                stream: IO[bytes] | None = None, fmt: str | None = None, std: bool = False,
-               row_groups: Sequence[int] | None = None) -> int:
+               row_groups: Sequence[int] | None = None, strict: bool = False) -> int:
     """Predict every row of the file ``data`` chunk by chunk; return the number of rows.
 
     Args:
@@ -62,21 +62,22 @@ def score_file(model: Any, data: str | os.PathLike, out: str | os.PathLike | Non
         stream: a binary stream written when ``out`` is None (CSV unless ``fmt`` says otherwise).
         std: add the ensemble members' spread (``Model.predictions(std=True)``).
         row_groups: a Parquet file's consecutive row groups to score, alone (``None``: all rows).
+        strict: a category never seen in training is an error naming the column, value and row.
     """
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise UsageError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     if out is None and stream is None:
         raise UsageError("give a file to write (out=) or a stream")
     fmt = fmt or (output_format(out) if out is not None else "csv")
-    chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model),
+    chunks = read_chunks(data, _wanted(model, keep), chunk_rows=chunk_rows, types=_feature_types(model, keep),
                          row_groups=row_groups)
     if out is None:
-        return _write(model, chunks, stream, fmt, keep, proba, std)
+        return _write(model, chunks, stream, fmt, keep, proba, std, strict)
     from ..core.files import atomic_path
 
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
-            rows = _write(model, chunks, handle, fmt, keep, proba, std)
+            rows = _write(model, chunks, handle, fmt, keep, proba, std, strict)
     return rows
 
 
@@ -87,14 +88,16 @@ def _wanted(model: Any, keep: Sequence[str]) -> list[str] | None:
     return list(dict.fromkeys([*keep, *model.feature_names]))
 
 
-def _feature_types(model: Any) -> dict[str, Any]:
-    """Arrow types for the feature columns of a CSV, so that no chunk infers another type."""
+def _feature_types(model: Any, keep: Sequence[str] = ()) -> dict[str, Any]:
+    """Arrow types for the feature columns of a CSV, so that no chunk infers another type. A
+    kept column is copied as the file has it (an id of whole numbers stays whole), so its type
+    is inferred as for any kept column; the model reads it as numbers all the same."""
     import pyarrow as pa
 
     if model.bare:
         return {}
     return {f.name: pa.string() if f.kind == "categorical" and f.label_kind in ("str", "bool") else pa.float64()
-            for f in model.preprocessor.features}
+            for f in model.preprocessor.features if f.name not in set(keep)}
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -200,6 +203,7 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
         raise DataError(f"{path}: the file is empty; a table needs a header line and at least one data row")
     delimiter = delimiter or _sniff(path)
     parse = pacsv.ParseOptions(delimiter=delimiter)
+    names: list[str] = []  # the file's columns, once its header is read
     try:
         with pacsv.open_csv(str(path), parse_options=parse, read_options=pacsv.ReadOptions(block_size=1 << 20)) as head:
             names = head.schema.names
@@ -223,9 +227,33 @@ def _csv_batches(path: Path, columns: list[str] | None, chunk_rows: int, delimit
         if pending:
             yield _joined(pending)
     except pa.ArrowInvalid as err:
-        raise csv_error(path, delimiter, str(err), streamed=True) from None
+        raise _text_in_numbers(path, delimiter, str(err), names, types or {}) or \
+            csv_error(path, delimiter, str(err), streamed=True) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read the file ({err})") from None
+
+
+def _text_in_numbers(path: Path, delimiter: str, msg: str, names: list[str], types: dict[str, Any]) -> Any:
+    """pyarrow's conversion error (a column counted from 0, no row) as the error a table read
+    whole gives: the column's name, the row and the word (None: not such an error)."""
+    import pyarrow as pa
+
+    from ..data.readers import numeric_text_error
+    from ..data.text_cells import conversion_column, first_text_cell
+    from ..preprocess.checks import numeric_column
+
+    name = conversion_column(msg, names) if "conversion error" in msg else None
+    found = None if name is None else first_text_cell(path, delimiter, name)
+    if found is None:
+        return None
+    row, value, mostly_numbers = found
+    if mostly_numbers or types.get(name) != pa.float64():
+        return numeric_text_error(str(path), name, row, value)
+    try:  # a numeric feature of mostly words: what Model.predict says of the column read as text
+        numeric_column(Table({name: np.array([value], dtype=object)}, str(path), row_numbers=np.array([row])), name)
+    except DataError as err:
+        return err
+    return None
 
 
 def _joined(batches: list[Any]) -> Any:
@@ -240,7 +268,7 @@ def _joined(batches: list[Any]) -> Any:
 
 
 def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], fmt: str, keep: Sequence[str],
-           proba: bool, std: bool = False) -> int:
+           proba: bool, std: bool = False, strict: bool = False) -> int:
     sink = None
     rows = 0
     try:
@@ -250,7 +278,8 @@ def _write(model: Any, chunks: Iterator[tuple[Any, Table]], handle: IO[bytes], f
                 raise DataError(f"{table.source}: no column {missing[0]!r} to keep; columns are: "
                                 f"{', '.join(table.names[:20])}")
             # the row's place in the file: the same answers as the file scored whole
-            answers = model.predictions(table, proba=proba, first_row=int(table.row_numbers[0]) - 1, std=std)
+            answers = model.predictions(table, proba=proba, first_row=int(table.row_numbers[0]) - 1, std=std,
+                                        strict=strict)
             arrow = _arrow_chunk(model, batch, keep, answers)
             if sink is None:
                 sink = _sink(fmt, handle, arrow.schema)

@@ -11,7 +11,7 @@ from ..core.errors import DataError
 from ..data.columns import coerce, numeric_values
 from ..data.table import Table
 
-__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes"]
+__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes", "unseen_message"]
 
 def shown_values(values: Sequence[Any], limit: int = 20) -> str:
     text = ", ".join(repr(v) for v in values[:limit])
@@ -54,9 +54,30 @@ def category_codes(table: Table, name: str, col: np.ndarray, known: list, kind: 
         uniq, inv = np.unique(values[present], return_inverse=True)
         mapped = np.array([lookup.get(u, -1) for u in uniq.tolist()], dtype=np.int64)
         codes[present] = mapped[inv.ravel()]
-    bad = np.flatnonzero(invalid | (~miss & (codes < 0) if strict else invalid))
+    bad = np.flatnonzero(invalid)
     if bad.size:
         i = int(bad[0])
         raise DataError(f"{table.source}: column {name!r} row {table.row(i)} holds {col[i]!r}, an unknown {what}; "
                         f"known: {shown_values(known)}")
+    if strict:
+        unseen = np.flatnonzero(~miss & (codes < 0))
+        if unseen.size:
+            raise DataError(unseen_message(table, name, col, unseen, known, what))
     return codes, miss
+
+
+def unseen_message(table: Table, name: str, col: np.ndarray, rows: np.ndarray, known: list, what: str,
+                   limit: int = 5) -> str:
+    """One line naming the column, each value never seen in training with its first row, and the fix."""
+    first: dict[Any, list[int]] = {}
+    for i in rows.tolist():
+        first.setdefault(col[i], [i, 0])[1] += 1
+    shown = [f"{v!r} (row {table.row(i)}" + (f", {k} rows in all)" if k > 1 else ")")
+             for v, (i, k) in list(first.items())[:limit]]
+    more = f", ... ({len(first) - limit} more)" if len(first) > limit else ""
+    plural = {"category": "categories", "class": "classes"}.get(what, f"{what}s")
+    what_s = f"{len(first)} {plural}" if len(first) > 1 else f"a {what}"
+    fix = ("correct those values" if what == "class" else
+           "correct those values, or leave out strict=True (--strict) to let them set no input of their column")
+    return (f"{table.source}: column {name!r} holds {what_s} never seen in training: {', '.join(shown)}{more}; "
+            f"known: {shown_values(known)}; {fix}")

@@ -14,6 +14,10 @@ Kinds of input column and what each becomes:
   keeps those seen at least ``MIN_COUNT`` times in the training rows (at most ``MAX_ONE_HOT``,
   most frequent first) and sends the rest to one ``other`` input; if none is that frequent the
   column looks like an identifier and is left out, with the reason recorded.
+* A numeric column of whole numbers, nearly all distinct, that either runs in row order (a row
+  or order number) or has 7 digits or more in every row (a parcel or account number) is an
+  identifier too and is left out, with the reason recorded, unless it was named as a feature
+  or every feature would be left out (``np.arange(100)`` alone is a feature, not an id).
 * A category not seen in training (at predict time) sets no input of its column: the
   ``unseen`` code. It is counted and reported, or refused with ``strict=True``.
 """
@@ -31,11 +35,14 @@ from .checks import missing_error, numeric_column
 from .encoders import DATE_PARTS, apply_quantile_map, date_format, date_parts, fit_quantile_map, n_knots
 from ..core.errors import DataError
 
-__all__ = ["Feature", "fit_feature", "MAX_ONE_HOT", "MIN_COUNT"]
+__all__ = ["Feature", "fit_feature", "identifier_reason", "MAX_ONE_HOT", "MIN_COUNT"]
 
 QUANTILE_MIN_DISTINCT = 20  # fewer distinct numbers are standardised instead of mapped to quantile scores
 MAX_ONE_HOT = 100  # a text column with more distinct values keeps only its frequent ones
 MIN_COUNT = 5  # ... those seen at least this many times in the training rows
+ID_MIN_ROWS = 20  # a numeric identifier needs this many training values to be told from a measurement
+ID_DISTINCT = 0.99  # ... nearly all of them distinct whole numbers
+ID_DIGITS = 7  # ... in row order, or each of at least this many digits
 
 
 @dataclass
@@ -189,6 +196,28 @@ def fit_categorical(name: str, col: np.ndarray, idx: np.ndarray) -> tuple[Featur
     return feature, None
 
 
+def identifier_reason(x: np.ndarray) -> str | None:
+    """Why a numeric column's training values ``x`` (NaN missing, in row order) look like an
+    identifier rather than a measurement, or None. Whole numbers, nearly all distinct, and
+    either in row order (a row or order number) or of ``ID_DIGITS`` digits or more each (a
+    parcel id): scaled into the network they would only let it memorise rows."""
+    seen = x[~np.isnan(x)]
+    if seen.size < ID_MIN_ROWS or not np.all(seen == np.round(seen)):
+        return None
+    distinct = np.unique(seen).size
+    if distinct < ID_DISTINCT * seen.size:
+        return None
+    steps = np.diff(seen)
+    if np.all(steps >= 0) or np.all(steps <= 0):
+        what = "in row order: a row or record number"
+    elif np.min(np.abs(seen)) >= 10.0 ** (ID_DIGITS - 1):
+        what = f"each of {ID_DIGITS} digits or more: an identifier"
+    else:
+        return None
+    return (f"{distinct} distinct whole numbers in {seen.size} training rows, {what}; name it in features "
+            f"(--features) to keep it")
+
+
 def is_date_column(col: np.ndarray, idx: np.ndarray) -> str | None:
     """The date format of a text column (judged on its training rows), or None."""
     if col.dtype != object or label_kind(col) != "str":
@@ -197,8 +226,9 @@ def is_date_column(col: np.ndarray, idx: np.ndarray) -> str | None:
 
 
 def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: FillMissing | None,
-                 categorical: bool, scaling: Scaling) -> tuple[Feature | None, str | None]:
-    """A fitted feature for column ``name``, or ``(None, why)`` when it is left out."""
+                 categorical: bool, scaling: Scaling, named: bool = False) -> tuple[Feature | None, str | None]:
+    """A fitted feature for column ``name``, or ``(None, why)`` when it is left out; ``named``:
+    the user named the column as a feature, so it is never left out as a numeric identifier."""
     col = table.columns[name]
     if col.dtype == np.float64 and not categorical:
         x = numeric_column(table, name)[idx]
@@ -206,6 +236,9 @@ def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: Fil
         if miss.all():
             raise DataError(f"{table.source}: feature column {name!r} has no values in the training rows; "
                             f"leave it out of the features")
+        why = None if named else identifier_reason(x)
+        if why is not None:
+            return None, why
         if miss.any() and fill is None:
             missing_error(table.take(idx), name, miss)
         return fit_numeric(name, x, scale=scale, quantile=scaling is Scaling.QUANTILE,

@@ -97,7 +97,7 @@ class Preprocessor:
     def fit(cls, table: Table, *, target: Key | Sequence[Key] | None = None, features: Sequence[Key] | None = None,
             task: Task | str | None = None, scale: bool = True, fill_missing: FillMissing | str | None = None,
             categorical: Sequence[str] = (), rows: Any = None, scaling: Scaling | str = Scaling.STANDARD,
-            target_log: bool | None = None) -> Preprocessor:
+            target_log: bool | None = None, named: Sequence[str] = ()) -> Preprocessor:
         """Fit encoders and scalers.
 
         Args:
@@ -109,6 +109,8 @@ class Preprocessor:
             rows: indices of the training rows the statistics come from (default: all rows).
             scaling: ``"quantile"`` (normal scores) or ``"standard"`` for numeric features.
             target_log: learn a regression target as ``log1p(y)``; None decides from its skewness.
+            named: columns the user named as features (``features`` given here counts too):
+                never left out as numeric identifiers (see :mod:`features`).
         """
         if not isinstance(table, Table):
             raise UsageError(f"Preprocessor.fit needs a torchann Table (from load_table), got {type(table).__name__}")
@@ -136,13 +138,17 @@ class Preprocessor:
         if unknown_cat:
             raise DataError(f"{table.source}: categorical column {unknown_cat[0]!r} is not a feature; "
                             f"features: {', '.join(feats)}")
-        cols, dropped = [], {}
-        for n in feats:
-            feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling)
-            if feature is None:
-                dropped[n] = why
-            else:
-                cols.append(feature)
+        for keep_numbers in (features is not None, True):  # numbers that look like ids only when others remain
+            cols, dropped = [], {}
+            for n in feats:
+                feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling,
+                                           named=keep_numbers or n in set(named))
+                if feature is None:
+                    dropped[n] = why
+                else:
+                    cols.append(feature)
+            if cols:
+                break
         if not cols:
             raise DataError(f"{table.source}: no usable feature column: " +
                             "; ".join(f"{n!r} left out ({why})" for n, why in dropped.items()))
@@ -208,7 +214,8 @@ class Preprocessor:
         if self.unseen:
             shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
             warnings.warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
-                          f"pass strict=True to refuse them", UnseenCategoryWarning, stacklevel=2)
+                          f"pass strict=True (torchann predict --strict) to refuse them", UnseenCategoryWarning,
+                          stacklevel=2)
         return out
 
     def transform_x_facts(self, table: Table, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:

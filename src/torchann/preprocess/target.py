@@ -81,4 +81,5 @@ def no_missing_target(table: Table, name: str, miss: np.ndarray, idx: np.ndarray
     if miss.any():
         i = int(idx[int(np.argmax(miss))])
         raise DataError(f"{table.source}: target {name!r} is missing in row {table.row(i)} "
-                        f"({int(miss.sum())} missing in all); drop rows without a target")
+                        f"({int(miss.sum())} missing in all); drop rows without a target, or pass "
+                        f"drop_missing_target=True (--drop-missing-target) to leave them out")
