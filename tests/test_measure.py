@@ -47,16 +47,51 @@ def test_step_timer_times_one_long_repetition_once():
     assert step_timer(((4, 4),), 2, torch.device("cpu"), clock=clock)(torch.bfloat16) == 1.0
 
 
-def test_median_times_warms_up_then_interleaves_rounds():
-    readings = {"a": iter([9.0, 1.0, 3.0, 2.0]), "b": iter([9.0, 1.2, 1.8, 1.1])}
+def test_median_times_warms_up_once_then_interleaves_rounds():
+    readings = {"a": iter([9.0, 1.0, 3.0, 2.0]), "b": iter([1.2, 1.8, 1.1])}
     order = []
 
     def time_one(c):
         order.append(c)
         return next(readings[c])
 
-    assert median_times(("a", "b"), time_one, rounds=3) == {"a": 2.0, "b": 1.2}  # the 9.0 warm-ups dropped
-    assert order == ["a", "b"] * 4
+    assert median_times(("a", "b"), time_one, rounds=3) == {"a": 2.0, "b": 1.2}  # the 9.0 warm-up dropped
+    assert order == ["a"] + ["a", "b"] * 3
+
+
+def test_median_times_stops_once_the_gap_is_clear():
+    readings = {"a": iter([1.0, 1.0, 1.0]), "b": iter([1.6, 1.6])}
+    assert median_times(("a", "b"), lambda c: next(readings[c]), clear=1.5) == {"a": 1.0, "b": 1.6}
+
+
+class _Spent:
+    """``time_one`` on a fake clock: each call moves the clock on by the seconds it returns."""
+
+    def __init__(self, readings):
+        self.readings, self.now = {k: iter(v) for k, v in readings.items()}, 0.0
+
+    def __call__(self, c):
+        seconds = next(self.readings[c])
+        self.now += seconds
+        return seconds
+
+    def clock(self):
+        return self.now
+
+
+def test_median_times_stops_at_the_budget():
+    spent = _Spent({"a": [1.0, 1.0, 3.0, 2.0], "b": [1.2, 1.8, 1.1]})
+    # warm-up 1.0 s: budget 5 s; round 1 ends at 3.2 s, round 2 at 8.0 s: past it, so no round 3
+    times = median_times(("a", "b"), spent, rounds=3, budget=lambda warm: 5 * warm, clock=spent.clock)
+    assert times == {"a": 2.0, "b": 1.5}
+    assert spent.now == pytest.approx(8.0)
+
+
+def test_median_times_times_nothing_when_one_round_would_pass_the_budget():
+    spent = _Spent({"a": [1.0], "b": []})
+    # the warm-up took 1 s; a round of two more calls would bring it to about 3 s, past 2 s
+    assert median_times(("a", "b"), spent, budget=lambda warm: 2 * warm, clock=spent.clock) == {}
+    assert spent.now == 1.0  # only the warm-up ran
 
 
 def test_measured_cache_by_key_stamp_and_age():

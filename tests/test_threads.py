@@ -183,7 +183,7 @@ def test_choose_threads_times_the_candidates_and_keeps_the_fastest(two_free_core
     time_at, calls = _timed({1: 1.0, 2: 0.8})  # close: every round is taken
     choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=time_at, cache=cache)
     assert choice == ThreadChoice(2, "measured") and choice.times == {1: 1.0, 2: 0.8}
-    assert calls == [1, 2, 1, 2, 1, 2, 1, 2]  # a warm-up call each, then three interleaved rounds
+    assert calls == [1, 1, 2, 1, 2, 1, 2]  # a warm-up call, then three interleaved rounds
     assert torch.get_num_threads() == 2  # the timing put the count back
 
 
@@ -192,7 +192,7 @@ def test_choose_threads_beside_a_busy_process_takes_one_thread_after_one_round(t
     time_at, calls = _timed({1: 0.5, 2: 2.5})  # two threads wait on the busy core at every product
     choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=time_at, cache=cache)
     assert choice.threads == 1 and choice.reason == "measured"
-    assert calls == [1, 2, 1, 2]  # the gap is clear after one round: no more timing of the slow count
+    assert calls == [1, 1, 2]  # the gap is clear after one round: no more timing of the slow count
 
 
 def test_a_timed_choice_is_kept_until_the_load_changes_or_it_ages(two_free_cores, monkeypatch):
@@ -216,6 +216,23 @@ def test_a_timed_choice_is_kept_until_the_load_changes_or_it_ages(two_free_cores
     time_at, calls = _timed({1: 1.0, 2: 0.5})
     assert choose_threads(50e6, None, CPU, time_at=time_at, shapes=((64, 256),), rows=1024, cache=cache).threads == 2
     assert calls  # another shape: timed on its own
+
+
+def test_a_fit_too_short_to_pay_for_the_timing_keeps_the_count_from_the_work(two_free_cores):
+    cache = MeasuredCache(ttl=30.0, clock=_Clock())
+    now = [0.0]
+
+    def time_at(n):  # a step takes 10 ms at any count, and the clock moves on by that
+        now[0] += 0.01
+        return 0.01
+
+    args = dict(shapes=((64, 256),), rows=32, time_at=time_at, cache=cache, clock=lambda: now[0])
+    # 50 steps of 10 ms: TIMING_SHARE of 0.5 s is 15 ms, less than one round (30 ms)
+    assert choose_threads(50e6, None, CPU, steps=50, **args) == ThreadChoice(2, "work")
+    assert now[0] == pytest.approx(0.01)  # the warm-up only
+    assert cache.get(((((64, 256),)), 32, str(torch.float32), 2, 2), 0) is None  # nothing measured, nothing kept
+    # 5,000 steps: 1.5 s of budget, plenty
+    assert choose_threads(50e6, None, CPU, steps=5_000, **args).reason == "measured"
 
 
 def _untimed(n):

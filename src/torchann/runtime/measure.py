@@ -102,20 +102,27 @@ def step_timer(shapes: tuple[tuple[int, int], ...], rows: int, device: torch.dev
 
 
 def median_times(candidates: tuple, time_one: Callable[[object], float], *, rounds: int = 3,
-                 clear: float = 1.5) -> dict[object, float]:
-    """Median seconds of ``time_one(c)`` per candidate, over up to ``rounds`` interleaved rounds
-    after one warm-up call each (so a burst of load elsewhere falls on every candidate alike).
+                 clear: float = 1.5, budget: Callable[[float], float] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> dict[object, float]:
+    """Median seconds of ``time_one(c)`` per candidate over up to ``rounds`` interleaved rounds,
+    after one warm-up call (allocations), so that a burst of load elsewhere falls on every
+    candidate alike.
 
-    Stops after a round once every other candidate takes ``clear`` times the fastest: a gap that
-    wide needs no more samples, and the slow candidates are the costly ones to keep timing.
+    Stops after a round once every other candidate takes ``clear`` times the fastest (a gap that
+    wide needs no more samples, and the slow candidates are the costly ones to keep timing), or
+    once the wall time spent passes ``budget(warm-up seconds)``. Returns ``{}`` when even one
+    round would pass the budget: then nothing is worth timing.
     """
-    for c in candidates:
-        time_one(c)  # warm-up: allocations, waking a thread pool
+    started = clock()
+    warm = time_one(candidates[0])
+    limit = budget(warm) if budget is not None else float("inf")
+    if (clock() - started) * (1 + len(candidates)) > limit:
+        return {}
     times: dict[object, list[float]] = {c: [] for c in candidates}
     for _ in range(rounds):
         for c in candidates:
             times[c].append(time_one(c))
         medians = sorted(statistics.median(v) for v in times.values())
-        if len(medians) < 2 or medians[1] >= clear * medians[0]:
+        if len(medians) < 2 or medians[1] >= clear * medians[0] or clock() - started > limit:
             break
     return {c: statistics.median(v) for c, v in times.items()}

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -51,7 +52,7 @@ from ..core.errors import UsageError
 from .measure import MeasuredCache, median_times, step_timer
 
 __all__ = [
-    "FLOPS_PER_THREAD", "MEASURE_MIN_FLOPS", "PREFER_FEWER", "THREAD_TTL", "THREAD_TIMES", "ThreadChoice",
+    "FLOPS_PER_THREAD", "MEASURE_MIN_FLOPS", "PREFER_FEWER", "TIMING_SHARE", "THREAD_TTL", "THREAD_TIMES", "ThreadChoice",
     "step_flops", "rows_per_step", "threads_for_work", "allowed_cores", "running_elsewhere", "user_thread_count",
     "decide_threads", "thread_candidates", "pick_threads", "check_threads", "choose_threads", "use_threads",
 ]
@@ -68,6 +69,10 @@ MEASURE_MIN_FLOPS = 2e6
 # A count with more threads must time this much faster than one with fewer to be chosen: fewer
 # threads suffer less when the load of the machine changes after the timing.
 PREFER_FEWER = 1.05
+# The timing may cost at most this share of the fit's estimated time (its steps times the
+# step's time from the timing's warm-up); a fit too short for even one round keeps the count
+# from the work and the load.
+TIMING_SHARE = 0.03
 # Seconds a timed choice is kept (while the count of tasks running elsewhere stays the same).
 THREAD_TTL = 30.0
 # (layer shapes, rows, dtype, cores) -> the timed count; ``THREAD_TIMES.clear()`` forgets them.
@@ -268,14 +273,16 @@ def pick_threads(times: Mapping[int, float], *, prefer: float = PREFER_FEWER) ->
 
 def choose_threads(flops: float, threads: int | None, device: torch.device, *,
                    shapes: tuple[tuple[int, int], ...] = (), rows: int = 0, dtype: torch.dtype = torch.float32,
-                   time_at: Callable[[int], float] | None = None,
-                   cache: MeasuredCache = THREAD_TIMES) -> ThreadChoice | None:
+                   steps: int | None = None, time_at: Callable[[int], float] | None = None,
+                   cache: MeasuredCache = THREAD_TIMES, clock: Callable[[], float] = time.perf_counter,
+                   ) -> ThreadChoice | None:
     """What ``fit`` calls: the count for training on ``device`` (None off the CPU: nothing to set).
 
     ``shapes`` and ``rows`` (``measure.linear_shapes`` of the model, the step's rows) let it
-    time the step when more than one count is possible; ``time_at(n)`` (seconds of a step at
-    ``n`` threads) replaces that timing, in tests. Without either, the count from the work and
-    the load stands.
+    time the step when more than one count is possible, within ``TIMING_SHARE`` of the fit's
+    ``steps``; ``time_at(n)`` (seconds of a step at ``n`` threads) and ``clock`` replace that
+    timing, in tests. Without shapes or ``time_at``, or when the fit is too short to pay for
+    one round of timing, the count from the work and the load stands.
     """
     threads = check_threads(threads)
     if device.type != "cpu":
@@ -301,11 +308,14 @@ def choose_threads(flops: float, threads: int | None, device: torch.device, *,
             torch.set_num_threads(n)
         return time_at(n)
 
+    budget = None if steps is None else (lambda step: TIMING_SHARE * steps * step)
     try:
-        times = median_times(thread_candidates(flops, cores, first.threads), at)
+        times = median_times(thread_candidates(flops, cores, first.threads), at, budget=budget, clock=clock)
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+    if not times:
+        return first  # too short a fit to time
     chosen = pick_threads(times)
     cache.put(key, (chosen, times), stamp)
     return ThreadChoice(chosen, "measured", times=times)

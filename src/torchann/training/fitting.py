@@ -157,7 +157,8 @@ def fit(
         precision = (Precision.FP32, Precision.BF16)[run.world.broadcast_int(int(precision is Precision.BF16),
                                                                              device=run.device)]
     step = replace(step, precision=precision)
-    thread_choice = choose_threads(work, threads, run.device, shapes=shapes, rows=rows, dtype=step.compute_dtype)
+    thread_choice = choose_threads(work, threads, run.device, shapes=shapes, rows=rows, dtype=step.compute_dtype,
+                                   steps=loop.epochs * len(run.batches))
     state, training = _build(model, run, step, loop, watch)
     if thread_choice is not None:
         state.history.info["threads"] = thread_choice.threads
