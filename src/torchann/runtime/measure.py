@@ -27,7 +27,7 @@ __all__ = ["MeasuredCache", "linear_shapes", "step_timer", "median_times"]
 
 # Each timed call repeats the products until it lasts this long: a step of a small network
 # takes tens of microseconds, well under what one reading of a clock on a busy machine can tell.
-MIN_SECONDS = 0.002
+MIN_SECONDS = 0.0005
 
 
 @dataclass
