@@ -16,7 +16,7 @@ import torch
 import torchann
 from torchann.runtime import devices
 from torchann.core.choices import Precision
-from torchann.runtime.devices import BF16_GAIN, BF16_MIN_FLOPS, CpuCapability, bf16_step_times, cpu_capability, resolve_precision
+from torchann.runtime.devices import BF16_GAIN, BF16_MIN_FLOPS, bf16_step_times, cpu_capability, resolve_precision
 from torchann.runtime.measure import MeasuredCache
 
 CPU = torch.device("cpu")

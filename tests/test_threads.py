@@ -15,7 +15,9 @@ import torchann
 from torchann.runtime import threads
 from torchann.core.errors import UsageError
 from torchann.runtime.measure import MeasuredCache
-from torchann.runtime.threads import FLOPS_PER_THREAD, MEASURE_MIN_FLOPS, ThreadChoice, allowed_cores, choose_threads, decide_threads, pick_threads, rows_per_step, step_flops, thread_candidates, threads_for_work, use_threads, user_thread_count
+from torchann.runtime.threads import (FLOPS_PER_THREAD, MEASURE_MIN_FLOPS, ThreadChoice, allowed_cores, choose_threads,
+                                      decide_threads, pick_threads, rows_per_step, step_flops, thread_candidates,
+                                      threads_for_work, use_threads, user_thread_count)
 
 
 def test_step_flops_is_six_per_parameter_per_row():
@@ -189,33 +191,47 @@ def test_choose_threads_times_the_candidates_and_keeps_the_fastest(two_free_core
 
 def test_choose_threads_beside_a_busy_process_takes_one_thread_after_one_round(two_free_cores):
     cache = MeasuredCache(ttl=30.0, clock=_Clock())
-    time_at, calls = _timed({1: 0.5, 2: 2.5})  # two threads wait on the busy core at every product
+    time_at, calls = _timed({1: 0.5, 2: 2.5})  # a busy core the instant reading missed: two threads wait on it
     choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=time_at, cache=cache)
     assert choice.threads == 1 and choice.reason == "measured"
     assert calls == [1, 1, 2]  # the gap is clear after one round: no more timing of the slow count
 
 
+def test_no_second_free_core_at_the_instant_means_one_thread_and_no_timing(two_free_cores, monkeypatch):
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)  # a process spinning on one of the two
+    choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=_untimed)
+    assert choice == ThreadChoice(1, "work")
+
+
 def test_a_timed_choice_is_kept_until_the_load_changes_or_it_ages(two_free_cores, monkeypatch):
+    monkeypatch.setattr(threads, "_affinity", lambda: {0, 1, 2, 3})  # four CPUs, torch at its default of 4
+    monkeypatch.setattr(threads, "_torch_defaults", lambda cpus: {4})
+    torch.set_num_threads(4)
     clock = _Clock()
     cache = MeasuredCache(ttl=30.0, clock=clock)
     args = dict(shapes=((64, 256), (256, 10)), rows=32, cache=cache)
     time_at, calls = _timed({1: 0.5, 2: 1.0})
-    assert choose_threads(50e6, None, CPU, time_at=time_at, **args).threads == 1
-    n = len(calls)
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
+    assert calls
+    time_at, calls = _timed({1: 0.5, 2: 1.0})
     clock.now = 29.0
-    assert choose_threads(50e6, None, CPU, time_at=time_at, **args).threads == 1
-    assert len(calls) == n  # from the cache
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
+    assert calls == []  # from the cache
     monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)  # another process started
-    time_at, calls = _timed({1: 0.5, 2: 2.0})
-    assert choose_threads(50e6, None, CPU, time_at=time_at, **args).threads == 1
-    assert calls  # timed again under the new load
     time_at, calls = _timed({1: 1.0, 2: 0.5})
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 2
+    assert calls  # timed again under the new load
+    time_at, calls = _timed({1: 0.5, 2: 1.0})
     clock.now = 29.0 + 31.0  # older than the ttl
-    assert choose_threads(50e6, None, CPU, time_at=time_at, **args).threads == 2
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
     assert calls
     time_at, calls = _timed({1: 1.0, 2: 0.5})
-    assert choose_threads(50e6, None, CPU, time_at=time_at, shapes=((64, 256),), rows=1024, cache=cache).threads == 2
+    assert choose_threads(10e6, None, CPU, time_at=time_at, shapes=((64, 256),), rows=1024, cache=cache).threads == 2
     assert calls  # another shape: timed on its own
+
+
+def _untimed(n):
+    raise AssertionError("timed a step whose count was already settled")
 
 
 def test_a_fit_too_short_to_pay_for_the_timing_keeps_the_count_from_the_work(two_free_cores):
@@ -233,10 +249,6 @@ def test_a_fit_too_short_to_pay_for_the_timing_keeps_the_count_from_the_work(two
     assert cache.get(((((64, 256),)), 32, str(torch.float32), 2, 2), 0) is None  # nothing measured, nothing kept
     # 5,000 steps: 1.5 s of budget, plenty
     assert choose_threads(50e6, None, CPU, steps=5_000, **args).reason == "measured"
-
-
-def _untimed(n):
-    raise AssertionError("timed a step whose count was already settled")
 
 
 @pytest.mark.parametrize("flops, threads_arg, env, expected", [

@@ -26,7 +26,8 @@ from torch import nn
 __all__ = ["MeasuredCache", "linear_shapes", "step_timer", "median_times"]
 
 # Each timed call repeats the products until it lasts this long: a step of a small network
-# takes tens of microseconds, well under what one reading of a clock on a busy machine can tell.
+# takes tens of microseconds, too short for one reading to stand out from the clock's and the
+# scheduler's noise; longer would make the timing cost more than a short fit can pay.
 MIN_SECONDS = 0.0005
 
 

@@ -15,16 +15,16 @@ core the threads wait on each other at every operator: a 20-epoch ``torchann tra
 * never more than the cores this process may use (its CPU affinity, the cgroup CPU quota,
   shared by the ``torchrun`` processes on this machine), less the tasks other processes run
   at that instant (``procs_running`` in ``/proc/stat``, less this process's own);
-* and, when that leaves more than one count possible and the step does at least
+* and, when at least two cores are free at that instant and the step does at least
   ``MEASURE_MIN_FLOPS``, a short timing settles it: the step's own products
   (``measure.step_timer``: the model's linear layers at the step's rows) are timed at 1, 2,
-  4, ... threads up to that count, in interleaved rounds, and the fewest threads within
-  ``PREFER_FEWER`` of the fastest win. Beside a process that keeps a core busy, two threads
-  wait on each other at every product and a step can take several times as long as on one;
-  the timing sees that directly, where a count from the work alone cannot. It takes a few
-  milliseconds to a few tenths of a second, and its answer is kept (``THREAD_TIMES``) for
-  ``THREAD_TTL`` seconds while the count of tasks running elsewhere stays the same, so fits
-  of one shape in a row time it once.
+  4, ... threads up to the free cores, in interleaved rounds, and the fewest threads within
+  ``PREFER_FEWER`` of the fastest win. The work alone cannot tell whether a second thread
+  pays (at batch 32 it did on one 2-core machine and did not on another), nor whether a
+  process that the instant reading missed keeps a core busy; the timing sees both. It costs
+  at most ``TIMING_SHARE`` of the fit's estimated time, and its answer is kept
+  (``THREAD_TIMES``) for ``THREAD_TTL`` seconds while the count of tasks running elsewhere
+  stays the same, so fits of one shape in a row time it once.
 
 The count can change the last bits of float32 sums, so two fits whose choices differ (on
 different machines, or under different load) can differ in the last bits of their weights;
@@ -52,9 +52,9 @@ from ..core.errors import UsageError
 from .measure import MeasuredCache, median_times, step_timer
 
 __all__ = [
-    "FLOPS_PER_THREAD", "MEASURE_MIN_FLOPS", "PREFER_FEWER", "TIMING_SHARE", "THREAD_TTL", "THREAD_TIMES", "ThreadChoice",
-    "step_flops", "rows_per_step", "threads_for_work", "allowed_cores", "running_elsewhere", "user_thread_count",
-    "decide_threads", "thread_candidates", "pick_threads", "check_threads", "choose_threads", "use_threads",
+    "FLOPS_PER_THREAD", "MEASURE_MIN_FLOPS", "PREFER_FEWER", "TIMING_SHARE", "THREAD_TTL", "THREAD_TIMES",
+    "ThreadChoice", "step_flops", "rows_per_step", "threads_for_work", "allowed_cores", "running_elsewhere", "user_thread_count",
+    "decide_threads", "free_cores", "thread_candidates", "pick_threads", "check_threads", "choose_threads", "use_threads",
 ]
 
 # Work (floating-point operations of one step, forward and backward) that keeps one more
@@ -240,8 +240,12 @@ def decide_threads(flops: float, *, requested: int | None, user: tuple[int, str]
     if wanted <= 1:
         return ThreadChoice(1, "work")
     others = busy() if callable(busy) else float(busy)
-    free = max(1, math.floor(min(cores, (cpus or cores) - others) + 0.5))  # half a busy core rounds to free
-    return ThreadChoice(min(wanted, free), "work")
+    return ThreadChoice(min(wanted, free_cores(cores, cpus, others)), "work")
+
+
+def free_cores(cores: int, cpus: int | None, busy: float) -> int:
+    """Of ``cores``, those that ``busy`` cores of other processes' work on ``cpus`` CPUs leave; at least one."""
+    return max(1, math.floor(min(cores, (cpus or cores) - busy) + 0.5))  # half a busy core rounds to free
 
 
 def check_threads(value: Any) -> int | None:
@@ -292,8 +296,12 @@ def choose_threads(flops: float, threads: int | None, device: torch.device, *,
     elsewhere = running_elsewhere()
     first = decide_threads(flops, requested=threads, user=user_thread_count(), cores=cores, cpus=len(cpus),
                            busy=elsewhere)
-    if first.reason != "work" or cores < 2 or flops < MEASURE_MIN_FLOPS or not (shapes or time_at):
-        return first  # the user's count, one core, or a step one thread serves
+    free = free_cores(cores, len(cpus), elsewhere)
+    if first.reason != "work" or free < 2 or flops < MEASURE_MIN_FLOPS or not (shapes or time_at):
+        # The user's count, a step one thread serves, or no second core free at this instant:
+        # there, two threads wait for each other at every product, and timing them alone can
+        # take longer than a short fit (0.9 s for one step's products at load 9 on 2 cores).
+        return first
     key, stamp = (tuple(shapes), int(rows), str(dtype), cores, len(cpus)), min(cores, round(elsewhere))
     hit = cache.get(key, stamp)
     if hit is not None:
@@ -310,7 +318,7 @@ def choose_threads(flops: float, threads: int | None, device: torch.device, *,
 
     budget = None if steps is None else (lambda step: TIMING_SHARE * steps * step)
     try:
-        times = median_times(thread_candidates(flops, cores, first.threads), at, budget=budget, clock=clock)
+        times = median_times(thread_candidates(flops, free, first.threads), at, budget=budget, clock=clock)
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
