@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="counted rounds (default 5, 1 with --quick)")
     parser.add_argument("--conditions", default="quiet,busy", help="quiet, busy or both")
     parser.add_argument("--scale", type=float, default=None, help="fraction of the default rows (0.1 with --quick)")
+    parser.add_argument("--only", default="", help="only the workloads whose name contains this text")
     args = parser.parse_args(argv)
+    pick = lambda table: {k: v for k, v in table.items() if args.only in k}  # noqa: E731
     rounds = args.rounds or (1 if args.quick else 5)
     scale = args.scale or (0.1 if args.quick else 1.0)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -203,13 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("threads", "all"):
         results = []
         for busy in conditions:
-            results += compare(THREAD_WORKLOADS, THREAD_VARIANTS, rounds, busy, scale, log, precision="fp32")
+            results += compare(pick(THREAD_WORKLOADS), THREAD_VARIANTS, rounds, busy, scale, log, precision="fp32")
         lines += ["", "Threads (precision fp32):", ""] + thread_lines(results)
     if args.part in ("precision", "all"):
         results = []
         for busy in conditions:
             PRECISION_TIMES.clear()
-            results += compare(PRECISION_WORKLOADS, PRECISION_VARIANTS, rounds, busy, scale, log)
+            results += compare(pick(PRECISION_WORKLOADS), PRECISION_VARIANTS, rounds, busy, scale, log)
         lines += ["", "Precision (threads chosen by fit):", ""] + precision_lines(results)
     lines.append(f"\nload average at end: {load()}; {rounds} counted round(s) after a warm-up round, "
                  f"rows scaled by {scale}")

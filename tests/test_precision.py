@@ -181,3 +181,22 @@ def test_options_default_is_auto():
 
     assert option_default("precision") == "auto"
     assert "natively" in option_help("precision")
+
+
+def test_auto_on_an_avx2_only_cpu_trains_exactly_what_fp32_trains(monkeypatch, tmp_path):
+    # A step of 458 MFLOP, past BF16_MIN_FLOPS: on an AVX2-only CPU auto must run fp32's own code,
+    # so that it cannot cost more than fp32 (nothing is timed, nothing is cast).
+    cap = cpu_capability(cpuinfo=_cpuinfo(tmp_path, "avx avx2 fma"), environ={}, torch_isa="AVX2")
+    monkeypatch.setattr(devices, "cpu_capability", lambda: cap)
+    monkeypatch.setattr(devices, "step_timer", lambda *a: pytest.fail("timed a step on a CPU without native bf16"))
+    x, y = torch.randn(2048, 32), torch.randn(2048, 1)
+    runs = {}
+    for precision in ("auto", "fp32"):
+        torch.manual_seed(0)
+        model = torchann.mlp(32, [256, 256], 1)
+        history = torchann.fit(model, x, y, epochs=1, batch_size=1024, seed=0, device="cpu", precision=precision)
+        runs[precision] = (model.state_dict(), history)
+    assert runs["auto"][1].info["precision"] == "fp32"
+    assert runs["auto"][1].losses == runs["fp32"][1].losses
+    for name, value in runs["auto"][0].items():
+        assert torch.equal(value, runs["fp32"][0][name]), name
