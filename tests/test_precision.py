@@ -1,8 +1,9 @@
-"""precision="auto": bf16 only where the hardware runs it natively and the step is large.
+"""precision="auto": bf16 only where the hardware runs it natively, the step is large and a
+timing of the step finds bf16 faster.
 
 The CPU's capability is read from a fake /proc/cpuinfo and the environment, so the decision
-is checked on any machine; the one timing involved (the cost quoted by the bf16 warning) is
-injected.
+is checked on any machine; every timing involved (the step's fp32 and bf16 times, the cost
+quoted by the bf16 warning) is injected.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 import torchann
 from torchann.runtime import devices
 from torchann.core.choices import Precision
-from torchann.runtime.devices import BF16_MIN_FLOPS, cpu_capability, resolve_precision
+from torchann.runtime.devices import BF16_GAIN, BF16_MIN_FLOPS, bf16_step_times, cpu_capability, resolve_precision
+from torchann.runtime.measure import MeasuredCache
 
 CPU = torch.device("cpu")
 
@@ -47,13 +49,62 @@ def test_no_cpuinfo_means_no_native_bf16(tmp_path):
     assert not cap.native_bf16 and cap.flags == frozenset()
 
 
-@pytest.mark.parametrize("native, flops, expected", [
-    (True, BF16_MIN_FLOPS, Precision.BF16),
-    (True, BF16_MIN_FLOPS - 1, Precision.FP32),    # small layers: the casts cost more than AMX saves
-    (False, 100 * BF16_MIN_FLOPS, Precision.FP32),  # no native bf16: never
+@pytest.mark.parametrize("native, flops, times, expected", [
+    (True, BF16_MIN_FLOPS, (1.0, 0.5), Precision.BF16),                  # native, large, timed 2x faster
+    (True, BF16_MIN_FLOPS, (BF16_GAIN, 1.0), Precision.BF16),            # just the margin
+    (True, BF16_MIN_FLOPS, (BF16_GAIN - 0.01, 1.0), Precision.FP32),     # faster, but within the margin
+    (True, 1e12, (1.0, 1.26), Precision.FP32),                           # native but timed slower: fp32
+    (True, BF16_MIN_FLOPS - 1, None, Precision.FP32),   # small layers: the casts cost more; nothing timed
+    (False, 100 * BF16_MIN_FLOPS, None, Precision.FP32),  # no native bf16: never, and nothing timed
 ])
-def test_auto_picks_bf16_only_native_and_large(native, flops, expected):
-    assert resolve_precision("auto", CPU, flops, native=native, measure=_no_measure) is expected
+def test_auto_picks_bf16_only_native_large_and_timed_faster(native, flops, times, expected):
+    calls = []
+
+    def timing():
+        calls.append(1)
+        assert times is not None, "timed a step that the native or work check already settled"
+        return times
+
+    assert resolve_precision("auto", CPU, flops, native=native, timing=timing, measure=_no_measure) is expected
+    assert len(calls) == (times is not None)
+
+
+def test_auto_never_picks_bf16_on_a_cpu_without_it_however_fast_bf16_times(monkeypatch, tmp_path):
+    # An AVX2-only CPU (an EPYC without AVX512): the flags as /proc/cpuinfo gives them.
+    cap = cpu_capability(cpuinfo=_cpuinfo(tmp_path, "avx avx2 fma"), environ={}, torch_isa="AVX2")
+    monkeypatch.setattr(devices, "cpu_capability", lambda: cap)
+    for flops in (BF16_MIN_FLOPS, 1e15):
+        assert resolve_precision("auto", CPU, flops, timing=lambda: (10.0, 1.0)) is Precision.FP32
+    assert resolve_precision("auto", CPU, 1e15) is Precision.FP32  # and without a timing at all
+
+
+def test_auto_without_a_timing_keeps_fp32():
+    assert resolve_precision("auto", CPU, 1e12, native=True, timing=None) is Precision.FP32
+
+
+def _fake_timer(seconds, calls):
+    """``measure.step_timer`` without a clock: a step takes ``seconds[dtype]``."""
+
+    def make(shapes, rows, device):
+        calls.append((shapes, rows))
+        return lambda dtype: seconds[dtype]
+
+    return make
+
+
+def test_bf16_step_times_measures_once_per_shape_and_caches(monkeypatch):
+    calls = []
+    monkeypatch.setattr(devices, "step_timer", _fake_timer({torch.float32: 3.0, torch.bfloat16: 1.0}, calls))
+    cache = MeasuredCache()
+    shapes = ((32, 256), (256, 1))
+    assert bf16_step_times(shapes, 1024, CPU, cache=cache) == (3.0, 1.0)
+    assert bf16_step_times(shapes, 1024, CPU, cache=cache) == (3.0, 1.0)
+    assert calls == [(shapes, 1024)]  # the second answer came from the cache
+    assert bf16_step_times(shapes, 32, CPU, cache=cache) == (3.0, 1.0)  # another row count: timed again
+    assert calls == [(shapes, 1024), (shapes, 32)]
+    cache.clear()
+    bf16_step_times(shapes, 1024, CPU, cache=cache)
+    assert len(calls) == 3
 
 
 def _no_measure():
@@ -105,13 +156,24 @@ def test_auto_keeps_the_tutorials_float32_numbers_on_a_bf16_machine(monkeypatch)
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
-def test_fit_records_the_precision_auto_chose(monkeypatch, native, expected):
+@pytest.mark.parametrize("native, seconds, expected", [
+    (True, {torch.float32: 2.0, torch.bfloat16: 1.0}, "bf16"),
+    (True, {torch.float32: 1.0, torch.bfloat16: 1.2}, "fp32"),   # native, but this step times slower in bf16
+    (False, {torch.float32: 2.0, torch.bfloat16: 1.0}, "fp32"),
+])
+def test_fit_records_the_precision_auto_chose(monkeypatch, native, seconds, expected):
     monkeypatch.setattr(devices, "native_bf16", lambda device: native)
+    calls = []
+    monkeypatch.setattr(devices, "step_timer", _fake_timer(seconds, calls))
+    devices.PRECISION_TIMES.clear()
     x, y = torch.randn(1024, 32), torch.randn(1024, 1)
     model = torchann.mlp(32, [256, 256], 1)  # 6 * 1024 * 74_497 = 458 MFLOP per step
-    history = torchann.fit(model, x, y, epochs=1, batch_size=1024, seed=0, device="cpu")
+    try:
+        history = torchann.fit(model, x, y, epochs=1, batch_size=1024, seed=0, device="cpu")
+    finally:
+        devices.PRECISION_TIMES.clear()
     assert history.info["precision"] == expected
+    assert calls == ([(((32, 256), (256, 256), (256, 1)), 1024)] if native else [])  # the model's own shapes
 
 
 def test_options_default_is_auto():
@@ -119,3 +181,22 @@ def test_options_default_is_auto():
 
     assert option_default("precision") == "auto"
     assert "natively" in option_help("precision")
+
+
+def test_auto_on_an_avx2_only_cpu_trains_exactly_what_fp32_trains(monkeypatch, tmp_path):
+    # A step of 458 MFLOP, past BF16_MIN_FLOPS: on an AVX2-only CPU auto must run fp32's own code,
+    # so that it cannot cost more than fp32 (nothing is timed, nothing is cast).
+    cap = cpu_capability(cpuinfo=_cpuinfo(tmp_path, "avx avx2 fma"), environ={}, torch_isa="AVX2")
+    monkeypatch.setattr(devices, "cpu_capability", lambda: cap)
+    monkeypatch.setattr(devices, "step_timer", lambda *a: pytest.fail("timed a step on a CPU without native bf16"))
+    x, y = torch.randn(2048, 32), torch.randn(2048, 1)
+    runs = {}
+    for precision in ("auto", "fp32"):
+        torch.manual_seed(0)
+        model = torchann.mlp(32, [256, 256], 1)
+        history = torchann.fit(model, x, y, epochs=1, batch_size=1024, seed=0, device="cpu", precision=precision)
+        runs[precision] = (model.state_dict(), history)
+    assert runs["auto"][1].info["precision"] == "fp32"
+    assert runs["auto"][1].losses == runs["fp32"][1].losses
+    for name, value in runs["auto"][0].items():
+        assert torch.equal(value, runs["fp32"][0][name]), name

@@ -1,7 +1,9 @@
-"""threads.py: the thread count fit trains with, decided from the step's work and the cores.
+"""threads.py: the thread count fit trains with, decided from the step's work, the cores and a
+short timing of the step.
 
 Every input of the decision is injected (a fake affinity, cgroup files in tmp_path, /proc/stat
-readings, the environment), so the tests check the arithmetic, never a timing.
+readings, the environment, the step's times per count), so the tests check the arithmetic,
+never a timing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import torch
 import torchann
 from torchann.runtime import threads
 from torchann.core.errors import UsageError
-from torchann.runtime.threads import FLOPS_PER_THREAD, ThreadChoice, allowed_cores, busy_cores, decide_threads, rows_per_step, step_flops, threads_for_work, use_threads, user_thread_count
+from torchann.runtime.measure import MeasuredCache
+from torchann.runtime.threads import (FLOPS_PER_THREAD, MEASURE_MIN_FLOPS, ThreadChoice, allowed_cores, choose_threads,
+                                      decide_threads, pick_threads, rows_per_step, step_flops, thread_candidates,
+                                      threads_for_work, use_threads, user_thread_count)
 
 
 def test_step_flops_is_six_per_parameter_per_row():
@@ -67,26 +72,6 @@ def test_allowed_cores_reads_local_world_size(tmp_path, monkeypatch):
     assert allowed_cores(affinity={0, 1, 2, 3}, cgroup_root=tmp_path) == 2
 
 
-def test_busy_cores_from_two_proc_stat_readings():
-    # cpu0 busy 10 of 10 ticks, cpu1 busy 2 of 10, cpu2 (not ours) busy throughout
-    readings = iter([{0: (100, 200), 1: (50, 300), 2: (0, 0)}, {0: (110, 210), 1: (52, 310), 2: (10, 10)}])
-    slept = []
-    busy = busy_cores({0, 1}, window=0.25, read=lambda: next(readings), sleep=slept.append)
-    assert busy == pytest.approx(2 * 12 / 20)
-    assert slept == [0.25]
-
-
-def test_busy_cores_without_proc_stat_is_zero():
-    assert busy_cores({0, 1}, read=dict, sleep=lambda s: pytest.fail("no reading, no wait")) == 0.0
-
-
-def test_proc_stat_parsing(tmp_path):
-    stat = tmp_path / "stat"
-    stat.write_text("cpu  9 9 9 9 9 9 9 9 0 0\ncpu0 10 1 4 100 5 0 2 0 0 0\ncpu1 1 0 0 50 0 0 0 0 0 0\nintr 5\n")
-    # busy = user + nice + system + irq + softirq + steal; all adds idle and iowait
-    assert threads._cpu_times(str(stat)) == {0: (17, 122), 1: (1, 51)}
-
-
 def test_user_thread_count_sources():
     assert user_thread_count(environ={"OMP_NUM_THREADS": "3"}, current=3, defaults={8}) == (3, "OMP_NUM_THREADS")
     assert user_thread_count(environ={"MKL_NUM_THREADS": "2"}, current=2, defaults={8}) == (2, "MKL_NUM_THREADS")
@@ -133,23 +118,163 @@ def test_use_threads_sets_and_restores_even_on_error():
         assert torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("times, expected", [
+    ({1: 1.0, 2: 0.6}, 2),             # two threads clearly faster
+    ({1: 1.0, 2: 0.97}, 1),            # within PREFER_FEWER: the fewer threads
+    ({1: 0.2, 2: 1.0}, 1),             # beside a busy process: one thread
+    ({1: 1.0, 2: 0.70, 4: 0.68}, 2),   # four barely beat two
+    ({1: 1.0, 2: 0.70, 4: 0.50}, 4),
+    ({3: 1.0}, 3),
+])
+def test_pick_threads_takes_the_fewest_within_the_margin_of_the_fastest(times, expected):
+    assert pick_threads(times) == expected
+
+
+@pytest.mark.parametrize("flops, cores, first, expected", [
+    (10 * FLOPS_PER_THREAD, 2, 2, (1, 2)),
+    (MEASURE_MIN_FLOPS, 2, 1, (1, 2)),        # the work alone says one thread: two are timed too
+    (10 * FLOPS_PER_THREAD, 8, 8, (1, 2, 4, 8)),
+    (3 * FLOPS_PER_THREAD, 8, 3, (1, 2, 3)),  # the work keeps three busy at most
+    (1e12, 6, 5, (1, 2, 4, 5, 6)),            # the load left five of six
+])
+def test_thread_candidates(flops, cores, first, expected):
+    assert thread_candidates(flops, cores, first) == expected
+
+
 @pytest.fixture
-def three_free_cores(monkeypatch):
-    """A machine of three CPUs, no quota, nothing else running, torch at its default count."""
+def two_free_cores(monkeypatch):
+    """A machine of two CPUs, no quota, nothing else running, torch at its default count, an
+    empty cache of timed choices."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    monkeypatch.setattr(threads, "_affinity", lambda: {0, 1, 2})
+    monkeypatch.setattr(threads, "_affinity", lambda: {0, 1})
     monkeypatch.setattr(threads, "_cgroup_quota", lambda root="": None)
     monkeypatch.setattr(threads, "_torch_defaults", lambda cpus: {len(cpus)})
-    monkeypatch.setattr(threads, "busy_cores", lambda cpus=None, **kw: 0.0)
     monkeypatch.setattr(threads, "running_elsewhere", lambda: 0.0)
-    monkeypatch.setattr(threads, "BusyLook", _LookAfterSteps)
-    _LookAfterSteps.after = 0  # done before the first step ends
+    threads.THREAD_TIMES.clear()
     before = torch.get_num_threads()
-    torch.set_num_threads(3)
+    torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+    threads.THREAD_TIMES.clear()
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _timed(seconds):
+    """``time_at`` for ``choose_threads``: a step at ``n`` threads takes ``seconds[n]``; notes each call."""
+    calls = []
+
+    def time_at(n):
+        assert torch.get_num_threads() == n  # timed at the count in question
+        calls.append(n)
+        return seconds[n]
+
+    return time_at, calls
+
+
+def test_choose_threads_times_the_candidates_and_keeps_the_fastest(two_free_cores):
+    cache = MeasuredCache(ttl=30.0, clock=_Clock())
+    time_at, calls = _timed({1: 1.0, 2: 0.8})  # close: every round is taken
+    choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=time_at, cache=cache)
+    assert choice == ThreadChoice(2, "measured") and choice.times == {1: 1.0, 2: 0.8}
+    assert calls == [1, 1, 2, 1, 2, 1, 2]  # a warm-up call, then three interleaved rounds
+    assert torch.get_num_threads() == 2  # the timing put the count back
+
+
+def test_choose_threads_beside_a_busy_process_takes_one_thread_after_one_round(two_free_cores):
+    cache = MeasuredCache(ttl=30.0, clock=_Clock())
+    time_at, calls = _timed({1: 0.5, 2: 2.5})  # a busy core the instant reading missed: two threads wait on it
+    choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=time_at, cache=cache)
+    assert choice.threads == 1 and choice.reason == "measured"
+    assert calls == [1, 1, 2]  # the gap is clear after one round: no more timing of the slow count
+
+
+def test_no_second_free_core_at_the_instant_means_one_thread_and_no_timing(two_free_cores, monkeypatch):
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)  # a process spinning on one of the two
+    choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=_untimed)
+    assert choice == ThreadChoice(1, "work")
+
+
+def test_a_timed_choice_is_kept_until_the_load_changes_or_it_ages(two_free_cores, monkeypatch):
+    monkeypatch.setattr(threads, "_affinity", lambda: {0, 1, 2, 3})  # four CPUs, torch at its default of 4
+    monkeypatch.setattr(threads, "_torch_defaults", lambda cpus: {4})
+    torch.set_num_threads(4)
+    clock = _Clock()
+    cache = MeasuredCache(ttl=30.0, clock=clock)
+    args = dict(shapes=((64, 256), (256, 10)), rows=32, cache=cache)
+    time_at, calls = _timed({1: 0.5, 2: 1.0})
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
+    assert calls
+    time_at, calls = _timed({1: 0.5, 2: 1.0})
+    clock.now = 29.0
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
+    assert calls == []  # from the cache
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)  # another process started
+    time_at, calls = _timed({1: 1.0, 2: 0.5})
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 2
+    assert calls  # timed again under the new load
+    time_at, calls = _timed({1: 0.5, 2: 1.0})
+    clock.now = 29.0 + 31.0  # older than the ttl
+    assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
+    assert calls
+    time_at, calls = _timed({1: 1.0, 2: 0.5})
+    assert choose_threads(10e6, None, CPU, time_at=time_at, shapes=((64, 256),), rows=1024, cache=cache).threads == 2
+    assert calls  # another shape: timed on its own
+
+
+def _untimed(n):
+    raise AssertionError("timed a step whose count was already settled")
+
+
+def test_a_fit_too_short_to_pay_for_the_timing_keeps_the_count_from_the_work(two_free_cores):
+    cache = MeasuredCache(ttl=30.0, clock=_Clock())
+    now = [0.0]
+
+    def time_at(n):  # a step takes 10 ms at any count, and the clock moves on by that
+        now[0] += 0.01
+        return 0.01
+
+    args = dict(shapes=((64, 256),), rows=32, time_at=time_at, cache=cache, clock=lambda: now[0])
+    # 50 steps of 10 ms: TIMING_SHARE of 0.5 s is 15 ms, less than one round (30 ms)
+    assert choose_threads(50e6, None, CPU, steps=50, **args) == ThreadChoice(2, "work")
+    assert now[0] == pytest.approx(0.01)  # the warm-up only
+    assert cache.get(((((64, 256),)), 32, str(torch.float32), 2, 2), 0) is None  # nothing measured, nothing kept
+    # 5,000 steps: 1.5 s of budget, plenty
+    assert choose_threads(50e6, None, CPU, steps=5_000, **args).reason == "measured"
+
+
+@pytest.mark.parametrize("flops, threads_arg, env, expected", [
+    (MEASURE_MIN_FLOPS - 1, None, {}, ThreadChoice(1, "work")),      # a small step: one thread, no timing
+    (1e9, 2, {}, ThreadChoice(2, "threads=")),                       # the user's count
+    (1e9, None, {"OMP_NUM_THREADS": "1"}, ThreadChoice(2, "OMP_NUM_THREADS")),  # torch's count under it
+])
+def test_choose_threads_times_nothing_when_the_count_is_settled(two_free_cores, monkeypatch, flops, threads_arg,
+                                                                 env, expected):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert choose_threads(flops, threads_arg, CPU, shapes=((64, 256),), rows=32, time_at=_untimed) == expected
+
+
+def test_choose_threads_on_one_core_times_nothing(two_free_cores, monkeypatch):
+    monkeypatch.setattr(threads, "_affinity", lambda: {0})
+    monkeypatch.setattr(threads, "_torch_defaults", lambda cpus: {2})
+    assert choose_threads(1e9, None, CPU, shapes=((64, 256),), rows=32, time_at=_untimed) == ThreadChoice(1, "work")
+
+
+def test_choose_threads_off_the_cpu_sets_nothing():
+    assert choose_threads(1e9, None, torch.device("cuda"), time_at=_untimed) is None
+    assert choose_threads(1e9, 3, torch.device("cuda"), time_at=_untimed) == ThreadChoice(3, "threads=")
+
+
+CPU = torch.device("cpu")
 
 
 def _fit(rows, hidden, batch, **options):
@@ -157,20 +282,6 @@ def _fit(rows, hidden, batch, **options):
     x, y = torch.randn(rows, 32), torch.randn(rows, 1)
     model = torchann.mlp(32, hidden, 1)
     return torchann.fit(model, x, y, epochs=1, batch_size=batch, seed=0, device="cpu", precision="fp32", **options)
-
-
-class _LookAfterSteps:
-    """``threads.BusyLook`` without a thread: its sample is in once ``after`` steps have been polled."""
-
-    after = 0
-
-    def __init__(self, sample, decide):
-        self.choice = decide(sample())
-        self.polls = 0
-
-    def ready(self):
-        self.polls += 1
-        return self.choice if self.polls > self.after else None
 
 
 class _ThreadsDuringTraining:
@@ -191,38 +302,37 @@ class _ThreadsDuringTraining:
         pass
 
 
-def test_fit_trains_a_large_step_on_the_free_cores_and_restores_the_count(three_free_cores, monkeypatch):
+@pytest.fixture
+def fake_step_timer(monkeypatch):
+    """``measure.step_timer`` as ``choose_threads`` uses it, without a clock: a step at ``n``
+    threads takes ``seconds[n]``; ``made`` lists the (shapes, rows) each timer was made for."""
+
+    class Fake:
+        seconds: dict[int, float] = {}
+        made: list = []
+
+        def __call__(self, shapes, rows, device):
+            self.made.append((shapes, rows))
+            return lambda dtype: self.seconds[torch.get_num_threads()]
+
+    fake = Fake()
+    monkeypatch.setattr(threads, "step_timer", fake)
+    return fake
+
+
+@pytest.mark.parametrize("seconds, expected", [({1: 1.0, 2: 0.5}, 2), ({1: 0.5, 2: 2.0}, 1)])
+def test_fit_trains_on_the_timed_count_and_restores_the_previous_one(two_free_cores, fake_step_timer, seconds,
+                                                                      expected):
+    fake_step_timer.seconds = seconds
     probe = _ThreadsDuringTraining()
-    torch.set_num_threads(3)
-    history = _fit(1024, [256, 256], 1024, progress=probe)  # 458 MFLOP per step: more threads than cores
-    assert history.info["threads"] == 3 and probe.seen == {3}
-    assert torch.get_num_threads() == 3  # the count from before fit
-
-
-def test_fit_leaves_the_core_another_process_keeps_busy(three_free_cores, monkeypatch):
-    monkeypatch.setattr(threads, "busy_cores", lambda cpus=None, **kw: 1.0)
-    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)
-    probe = _ThreadsDuringTraining()
-    history = _fit(1024, [256, 256], 1024, progress=probe)
-    assert history.info["threads"] == 2 and probe.seen == {2}
-    assert torch.get_num_threads() == 3
-
-
-@pytest.mark.parametrize("instant, looked, expected", [
-    (0.0, 1.0, [3, 3, 2, 2, 2, 2]),  # quiet at the start; the look finds a busy core: one switch, down
-    (2.0, 0.0, [1, 1, 3, 3, 3, 3]),  # a burst at the start; the look finds the cores free: up
-    (0.0, 0.0, [3] * 6),             # both agree: no switch
-])
-def test_fit_starts_on_the_instant_count_and_switches_once_when_the_look_is_in(
-        three_free_cores, monkeypatch, instant, looked, expected):
-    monkeypatch.setattr(threads, "running_elsewhere", lambda: instant)
-    monkeypatch.setattr(threads, "busy_cores", lambda cpus=None, **kw: looked)
-    _LookAfterSteps.after = 2  # the sample comes in during the third step
-    probe = _ThreadsDuringTraining()
-    history = _fit(6 * 64, [256, 256], 64, progress=probe)  # 6 steps of 29 MFLOP: 3 threads wanted
-    assert probe.steps == expected
-    assert history.info["threads"] == expected[-1]
-    assert torch.get_num_threads() == 3  # the count from before fit, also after a switch
+    history = _fit(6 * 64, [256, 256], 64, progress=probe)  # 29 MFLOP per step
+    assert probe.seen == {expected}  # every step on the one count: the timing ran before training
+    assert history.info["threads"] == expected
+    assert history.info["thread_ms"] == {str(n): t * 1e3 for n, t in seconds.items()}
+    assert fake_step_timer.made == [(((32, 256), (256, 256), (256, 1)), 64)]  # the model's own layers
+    assert torch.get_num_threads() == 2
+    _fit(6 * 64, [256, 256], 64)
+    assert len(fake_step_timer.made) == 1  # the same shape again: the cached count, no timing
 
 
 def test_running_elsewhere_takes_this_process_own_running_threads_off(tmp_path):
@@ -235,45 +345,20 @@ def test_running_elsewhere_takes_this_process_own_running_threads_off(tmp_path):
     assert threads.running_elsewhere(str(tmp_path / "missing"), str(tmp_path / "task")) == 0.0
 
 
-def test_busy_cores_takes_this_process_own_cpu_time_off():
-    # two CPUs fully busy for 0.5 s, this process used 0.5 CPU-seconds of it: one core is others'
-    readings = iter([{0: (0, 0), 1: (0, 0)}, {0: (50, 50), 1: (50, 50)}])
-    clock = iter([10.0, 10.5])
-    busy = busy_cores({0, 1}, window=0.5, read=lambda: next(readings), sleep=lambda s: None, own=lambda: next(clock))
-    assert busy == pytest.approx(1.0)
-    readings = iter([{0: (0, 0), 1: (0, 0)}, {0: (5, 50), 1: (0, 50)}])
-    clock = iter([0.0, 0.5])  # own time above the busy ticks (tick rounding): never below zero
-    assert busy_cores({0, 1}, window=0.5, read=lambda: next(readings), sleep=lambda s: None,
-                      own=lambda: next(clock)) == 0.0
-
-
-def test_busy_look_samples_in_the_background():
-    import threading
-
-    release = threading.Event()
-
-    def sample():
-        release.wait(10)
-        return 1.0
-
-    look = threads.BusyLook(sample, lambda busy: ThreadChoice(int(busy) + 1, "work"))
-    assert look.ready() is None  # the sample is still waiting: training goes on meanwhile
-    release.set()
-    look._done.wait(10)
-    assert look.ready() == ThreadChoice(2, "work")
-
-
-def test_fit_trains_a_small_step_on_one_thread(three_free_cores):
+def test_fit_trains_a_small_step_on_one_thread(two_free_cores, fake_step_timer):
     probe = _ThreadsDuringTraining()
-    assert _fit(64, [8], 16, progress=probe).info["threads"] == 1
-    assert probe.seen == {1} and torch.get_num_threads() == 3
+    history = _fit(64, [8], 16, progress=probe)
+    assert history.info["threads"] == 1 and "thread_ms" not in history.info
+    assert probe.seen == {1} and torch.get_num_threads() == 2
+    assert fake_step_timer.made == []
 
 
-def test_fit_respects_the_users_count(three_free_cores, monkeypatch):
-    torch.set_num_threads(2)  # not torch's default of 3: the user's choice
-    assert _fit(1024, [256, 256], 1024).info["threads"] == 2
-    assert _fit(64, [8], 16, threads=3).info["threads"] == 3  # threads= wins over it
-    assert torch.get_num_threads() == 2
+def test_fit_respects_the_users_count(two_free_cores, fake_step_timer, monkeypatch):
+    torch.set_num_threads(3)  # not torch's default of 2: the user's choice
+    assert _fit(1024, [256, 256], 1024).info["threads"] == 3
+    assert _fit(64, [8], 16, threads=2).info["threads"] == 2  # threads= wins over it
+    assert torch.get_num_threads() == 3
+    assert fake_step_timer.made == []  # a count the user set is never timed
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     assert _fit(1024, [256, 256], 1024).info["threads"] == 1

@@ -85,9 +85,11 @@ class FitOptions:
     seed: Optional[int] = _opt(0, "Random seed for the split, initial weights, order and dropout.")
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     precision: str = _opt("auto", "auto, fp32 or bf16 (autocast); auto takes bf16 only where the hardware runs it "
-                                  "natively (AMX, AVX512-BF16, CUDA) and the step is large enough to gain.")
+                                  "natively (AMX, AVX512-BF16, CUDA), the step is large and a short timing of it "
+                                  "finds bf16 faster.")
     threads: Optional[int] = _opt(None, "CPU threads for training [default: chosen from the step's work and the "
-                                        "free cores; OMP_NUM_THREADS or torch.set_num_threads also set it].")
+                                        "free cores, timed where more than one count could win; OMP_NUM_THREADS or "
+                                        "torch.set_num_threads also set it].")
 
 
 # One flat view for the command line, ``torchann.train(**options)`` and ``args.json``.

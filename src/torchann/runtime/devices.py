@@ -1,15 +1,22 @@
-"""Device choice, seeding, and what the hardware runs natively (the precision ``auto`` picks).
+"""Device choice, seeding, and the precision ``auto`` picks: bf16 only where it is measured faster.
 
 Every entry point resolves the device and seeds first. ``resolve_precision`` then turns
-``precision="auto"`` into bf16 or fp32:
+``precision="auto"`` into bf16 or fp32. bf16 must pass three checks, cheapest first:
 
-* bf16 only where the hardware multiplies bfloat16 natively: a CPU with AMX or AVX512-BF16
-  (``/proc/cpuinfo`` flags, unless ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below them), or a CUDA
-  device with bf16 support. Elsewhere bf16 is converted to and from float32 around every
-  product and runs slower than float32.
-* and only for steps of at least ``BF16_MIN_FLOPS``: for small layers the casts cost more than
-  the faster products save, even with AMX, and tiny networks (the tutorial's 2-8-1) keep the
-  float32 numbers the tutorial prints.
+* the hardware multiplies bfloat16 natively: a CPU with AMX or AVX512-BF16 (``/proc/cpuinfo``
+  flags, unless ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below them), or a CUDA device with bf16
+  support. Elsewhere (an AVX2-only CPU, say) bf16 is converted to and from float32 around every
+  product and runs slower than float32, so it is never picked there and nothing is timed;
+* the step does at least ``BF16_MIN_FLOPS`` of work: below it the casts cost more than the
+  faster products save, even with AMX, and tiny networks (the tutorial's 2-8-1) keep the
+  float32 numbers the tutorial prints;
+* a short timing of this step's own products (``measure.step_timer``: the model's linear
+  layers at the step's rows, forward and both gradients, fp32 against bf16 with its casts)
+  finds bf16 at least ``BF16_GAIN`` times faster. It runs once per process for a shape, device
+  and thread count (``PRECISION_TIMES``, a cache tests can clear) and takes a few milliseconds
+  to a few tenths of a second, against a fit that runs for seconds when the step is that large.
+  The margin keeps ``auto`` from taking bf16 for a gain that the timing's noise or the
+  real step's extra work (activations, the loss) would eat.
 
 An explicit ``precision="bf16"`` on a CPU without native support still runs, with one warning
 that gives the cost measured on this machine.
@@ -28,13 +35,18 @@ import torch
 
 from ..core.choices import Precision, parse
 from ..core.errors import UsageError
+from .measure import MeasuredCache, median_times, step_timer
 
 __all__ = ["resolve_device", "seed_everything", "CpuCapability", "cpu_capability", "native_bf16",
-           "BF16_MIN_FLOPS", "resolve_precision"]
+           "BF16_MIN_FLOPS", "BF16_GAIN", "PRECISION_TIMES", "bf16_step_times", "resolve_precision"]
 
 # Step work (6 x rows x parameters) from which bf16 autocast beats float32 on a CPU with AMX
 # (measured: docs/benchmarks.md, "Precision"); below it ``auto`` keeps float32.
 BF16_MIN_FLOPS = 200e6
+# How much faster bf16 must time than fp32 for ``auto`` to take it.
+BF16_GAIN = 1.1
+# (device, layer shapes, rows, threads) -> (fp32 seconds, bf16 seconds) of one step's products.
+PRECISION_TIMES = MeasuredCache()
 
 # oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that still include native bf16 instructions.
 _BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX",
@@ -145,23 +157,46 @@ def _bf16_cost(size: int = 512, repeats: int = 5) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def bf16_step_times(shapes: tuple[tuple[int, int], ...], rows: int, device: torch.device, *,
+                    cache: MeasuredCache = PRECISION_TIMES) -> tuple[float, float]:
+    """Seconds of one step's products for ``shapes`` at ``rows`` rows, in fp32 and in bf16
+    (median of interleaved rounds, ``measure.median_times``), measured once and cached."""
+    key = (str(device), tuple(shapes), int(rows), torch.get_num_threads() if device.type == "cpu" else None)
+    hit = cache.get(key)
+    if hit is None:
+        times = median_times((torch.float32, torch.bfloat16), step_timer(tuple(shapes), rows, device))
+        hit = (times[torch.float32], times[torch.bfloat16])
+        cache.put(key, hit)
+    return hit  # type: ignore[return-value]
+
+
 _warned_bf16 = False
 
 
 def resolve_precision(precision: str | Precision, device: torch.device, flops: float, *,
-                      native: bool | None = None,
+                      native: bool | None = None, timing: Callable[[], tuple[float, float]] | None = None,
                       measure: Callable[[], tuple[float, float]] = _bf16_cost) -> Precision:
     """The precision a step of ``flops`` work trains in on ``device``: fp32 or bf16.
 
-    ``auto`` gives bf16 where ``native_bf16(device)`` and ``flops >= BF16_MIN_FLOPS``, else
-    fp32. An explicit bf16 on a CPU without native support warns once per process, with the
-    float32 and bfloat16 matmul rates ``measure`` returns.
+    Args:
+        native: whether ``device`` runs bf16 natively (``native_bf16(device)`` when None).
+        timing: seconds of the step in fp32 and in bf16 (``bf16_step_times`` of the model's
+            shapes); called only when ``auto`` gets past the native and work checks. Without
+            it ``auto`` keeps fp32: nothing was measured to be faster.
+        measure: for the warning on an explicit bf16 without native support, the float32 and
+            bfloat16 GFLOP/s of a square matmul.
+
+    ``auto`` gives bf16 where ``native``, ``flops >= BF16_MIN_FLOPS`` and
+    ``fp32 seconds >= BF16_GAIN * bf16 seconds``; else fp32.
     """
     global _warned_bf16
     precision = parse(Precision, precision, name="precision")
-    native = native_bf16(device) if native is None else native
     if precision is Precision.AUTO:
-        return Precision.BF16 if native and flops >= BF16_MIN_FLOPS else Precision.FP32
+        if flops < BF16_MIN_FLOPS or timing is None or not (native_bf16(device) if native is None else native):
+            return Precision.FP32
+        fp32, bf16 = timing()
+        return Precision.BF16 if fp32 >= BF16_GAIN * bf16 else Precision.FP32
+    native = native_bf16(device) if native is None else native
     if precision is Precision.BF16 and device.type == "cpu" and not native and not _warned_bf16:
         _warned_bf16 = True
         fp32, bf16 = measure()

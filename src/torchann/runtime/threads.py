@@ -13,18 +13,27 @@ core the threads wait on each other at every operator: a 20-epoch ``torchann tra
 * otherwise one thread per ``FLOPS_PER_THREAD`` of the step's work (forward and backward,
   6 x rows x parameters), at least one;
 * never more than the cores this process may use (its CPU affinity, the cgroup CPU quota,
-  shared by the ``torchrun`` processes on this machine), less the cores other processes keep
-  busy. That load is looked at only when more than one thread is in question, in two steps
-  that cost training nothing: training starts on the count that the tasks running elsewhere
-  at that instant leave free (``procs_running`` in ``/proc/stat``, less this process's own
-  running threads), while a background thread (``BusyLook``) samples the busy ticks of this
-  process's CPUs over 50 ms, less this process's own CPU time; after the first step that ends
-  once the sample is in, the loop switches to the count it gives, once. (A look that made
-  training wait 30 ms cost a one-epoch fit of 50 ms a third of its time.)
+  shared by the ``torchrun`` processes on this machine), less the tasks other processes run
+  at that instant (``procs_running`` in ``/proc/stat``, less this process's own);
+* and, when at least two cores are free at that instant and the step does at least
+  ``MEASURE_MIN_FLOPS``, a short timing settles it: the step's own products
+  (``measure.step_timer``: the model's linear layers at the step's rows) are timed at 1, 2,
+  4, ... threads up to the free cores, in interleaved rounds, and the fewest threads within
+  ``PREFER_FEWER`` of the fastest win. The work alone cannot tell whether a second thread
+  pays (at batch 32 it did on one 2-core machine and did not on another), nor whether a
+  process that the instant reading missed keeps a core busy; the timing sees both. It costs
+  at most ``TIMING_SHARE`` of the fit's estimated time, and its answer is kept
+  (``THREAD_TIMES``) for ``THREAD_TTL`` seconds while the count of tasks running elsewhere
+  stays the same, so fits of one shape in a row time it once.
+
+The count can change the last bits of float32 sums, so two fits whose choices differ (on
+different machines, or under different load) can differ in the last bits of their weights;
+``threads=N`` fixes the count for runs that must match bit for bit.
 
 ``fit`` sets the count for the duration of training and puts the previous one back after
-(``use_threads``). The decision itself (``decide_threads``) is a pure function, so that it
-can be checked without timing anything.
+(``use_threads``). The decisions (``decide_threads``, ``pick_threads``) are pure functions
+and the timing is injected (``choose_threads(time_at=...)``), so that they can be checked
+without timing anything.
 """
 
 from __future__ import annotations
@@ -32,23 +41,21 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
 from ..core.errors import UsageError
+from .measure import MeasuredCache, median_times, step_timer
 
 __all__ = [
-    "FLOPS_PER_THREAD", "ThreadChoice", "step_flops", "rows_per_step", "threads_for_work", "allowed_cores",
-    "busy_cores", "running_elsewhere", "BusyLook", "user_thread_count", "decide_threads", "check_threads",
-    "choose_threads", "use_threads",
+    "FLOPS_PER_THREAD", "MEASURE_MIN_FLOPS", "PREFER_FEWER", "TIMING_SHARE", "THREAD_TTL", "THREAD_TIMES",
+    "ThreadChoice", "step_flops", "rows_per_step", "threads_for_work", "allowed_cores", "running_elsewhere", "user_thread_count",
+    "decide_threads", "free_cores", "thread_candidates", "pick_threads", "check_threads", "choose_threads", "use_threads",
 ]
-
-LOOK_SECONDS = 0.05  # the background look's window: 5 ticks of /proc/stat on each CPU
 
 # Work (floating-point operations of one step, forward and backward) that keeps one more
 # thread busy enough to pay for waking it and for the waits at every operator. On a quiet
@@ -56,6 +63,20 @@ LOOK_SECONDS = 0.05  # the background look's window: 5 ticks of /proc/stat on ea
 # threads than on one, so a second thread comes at 10 MFLOP; a 2-8-1 step (under 1 kFLOP)
 # gains nothing from it (docs/benchmarks.md, "Threads"). Under load the free cores decide.
 FLOPS_PER_THREAD = 5e6
+# Steps below this train on one thread without a timing: a second thread has nothing to gain
+# there that is worth the timing's milliseconds.
+MEASURE_MIN_FLOPS = 2e6
+# A count with more threads must time this much faster than one with fewer to be chosen: fewer
+# threads suffer less when the load of the machine changes after the timing.
+PREFER_FEWER = 1.05
+# The timing may cost at most this share of the fit's estimated time (its steps times the
+# step's time from the timing's warm-up); a fit too short for even one round keeps the count
+# from the work and the load.
+TIMING_SHARE = 0.03
+# Seconds a timed choice is kept (while the count of tasks running elsewhere stays the same).
+THREAD_TTL = 30.0
+# (layer shapes, rows, dtype, cores) -> the timed count; ``THREAD_TIMES.clear()`` forgets them.
+THREAD_TIMES = MeasuredCache(ttl=THREAD_TTL)
 
 
 @dataclass(frozen=True)
@@ -63,8 +84,8 @@ class ThreadChoice:
     """The intra-op thread count for training and why (recorded in ``history.info``)."""
 
     threads: int
-    reason: str  # "threads=", "OMP_NUM_THREADS", "torch.set_num_threads", "work" or "device"
-    look: "BusyLook | None" = field(default=None, compare=False)  # a refinement under way (``BusyLook``)
+    reason: str  # "threads=", "OMP_NUM_THREADS", "torch.set_num_threads", "work" or "measured"
+    times: Mapping[int, float] | None = field(default=None, compare=False)  # seconds per count, when timed
 
 
 def step_flops(model: torch.nn.Module, rows: int) -> float:
@@ -134,53 +155,10 @@ def allowed_cores(*, affinity: set[int] | None = None, cgroup_root: str | os.Pat
     return max(1, cores // max(1, local_processes))
 
 
-def _cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]]:
-    """{cpu: (busy ticks, all ticks)} from ``/proc/stat``; empty where there is none."""
-    out = {}
-    try:
-        with open(path, encoding="ascii") as f:
-            for line in f:
-                name, *fields = line.split()
-                if not name.startswith("cpu") or name == "cpu":
-                    continue
-                ticks = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
-                out[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
-    except (OSError, ValueError, IndexError):
-        return {}
-    return out
-
-
-def busy_cores(cpus: set[int] | None = None, *, window: float = 0.03,
-               read: Callable[[], dict[int, tuple[int, int]]] = _cpu_times,
-               sleep: Callable[[float], None] = time.sleep,
-               own: Callable[[], float] | None = None) -> float:
-    """Cores that other processes kept busy on ``cpus`` during ``window`` seconds.
-
-    ``/proc/stat`` counts in ticks of 10 ms, so 30 ms gives 3 ticks a CPU: enough to tell a
-    core that another process keeps busy from an idle one, which is all the decision needs.
-    ``own`` (``time.process_time``) is this process's CPU time: what it used meanwhile (when
-    it trains while another thread looks) is taken off.
-    """
-    cpus = cpus if cpus is not None else _affinity()
-    before = read()
-    if not before:
-        return 0.0
-    own_before = own() if own is not None else 0.0
-    sleep(window)
-    after = read()
-    own_used = (own() - own_before) / window if own is not None else 0.0
-    busy = total = 0
-    for cpu in cpus:
-        if cpu in before and cpu in after:
-            busy += after[cpu][0] - before[cpu][0]
-            total += after[cpu][1] - before[cpu][1]
-    return 0.0 if total <= 0 else max(0.0, len(cpus) * busy / total - own_used)
-
-
 def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task") -> float:
     """Tasks of other processes running or ready to run at this instant (no waiting): the
     ``procs_running`` line of ``/proc/stat``, less this process's threads in state R. It counts
-    the whole machine, not only this process's CPUs; ``BusyLook`` then measures those. 0 where
+    the whole machine, not only this process's CPUs; the timing then tells what it costs. 0 where
     there is no ``/proc``."""
     try:
         with open(stat, encoding="ascii") as f:
@@ -195,30 +173,6 @@ def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task") 
     except (OSError, ValueError, IndexError):
         return 0.0
     return float(max(0, running - mine))
-
-
-class BusyLook:
-    """The load of other processes, sampled in a background thread while training runs.
-
-    ``sample()`` gives the cores others keep busy (``busy_cores`` over ``LOOK_SECONDS``, less
-    this process's own CPU time) and ``decide(busy)`` the count for that load. The training
-    loop calls ``ready()`` after each step: None until the look is done, then the choice.
-    """
-
-    def __init__(self, sample: Callable[[], float], decide: Callable[[float], ThreadChoice]) -> None:
-        self._sample, self._decide = sample, decide
-        self._choice: ThreadChoice | None = None
-        self._done = threading.Event()
-        threading.Thread(target=self._run, name="torchann-load-look", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            self._choice = self._decide(self._sample())
-        finally:
-            self._done.set()  # a failed look leaves the first count in place
-
-    def ready(self) -> ThreadChoice | None:
-        return self._choice if self._done.is_set() else None
 
 
 # -- the user's count ------------------------------------------------------------------------
@@ -286,8 +240,12 @@ def decide_threads(flops: float, *, requested: int | None, user: tuple[int, str]
     if wanted <= 1:
         return ThreadChoice(1, "work")
     others = busy() if callable(busy) else float(busy)
-    free = max(1, math.floor(min(cores, (cpus or cores) - others) + 0.5))  # half a busy core rounds to free
-    return ThreadChoice(min(wanted, free), "work")
+    return ThreadChoice(min(wanted, free_cores(cores, cpus, others)), "work")
+
+
+def free_cores(cores: int, cpus: int | None, busy: float) -> int:
+    """Of ``cores``, those that ``busy`` cores of other processes' work on ``cpus`` CPUs leave; at least one."""
+    return max(1, math.floor(min(cores, (cpus or cores) - busy) + 0.5))  # half a busy core rounds to free
 
 
 def check_threads(value: Any) -> int | None:
@@ -299,29 +257,82 @@ def check_threads(value: Any) -> int | None:
     return value
 
 
-def choose_threads(flops: float, threads: int | None, device: torch.device) -> ThreadChoice | None:
-    """What ``fit`` calls: the count for training on ``device`` (None off the CPU: nothing to set)."""
+def thread_candidates(flops: float, cores: int, first: int) -> tuple[int, ...]:
+    """Counts worth timing: 1, 2, 4, ... up to what the work could keep busy (at least 2) on
+    ``cores``, that count itself, and ``first`` (the count from the work and the load)."""
+    top = min(cores, max(2, threads_for_work(flops)))
+    counts = {first, top}
+    n = 1
+    while n < top:
+        counts.add(n)
+        n *= 2
+    return tuple(sorted(c for c in counts if 1 <= c <= cores))
+
+
+def pick_threads(times: Mapping[int, float], *, prefer: float = PREFER_FEWER) -> int:
+    """The fewest threads whose time is within ``prefer`` of the fastest count's."""
+    best = min(times.values())
+    return min(n for n, t in times.items() if t <= prefer * best)
+
+
+def choose_threads(flops: float, threads: int | None, device: torch.device, *,
+                   shapes: tuple[tuple[int, int], ...] = (), rows: int = 0, dtype: torch.dtype = torch.float32,
+                   steps: int | None = None, time_at: Callable[[int], float] | None = None,
+                   cache: MeasuredCache = THREAD_TIMES, clock: Callable[[], float] = time.perf_counter,
+                   ) -> ThreadChoice | None:
+    """What ``fit`` calls: the count for training on ``device`` (None off the CPU: nothing to set).
+
+    ``shapes`` and ``rows`` (``measure.linear_shapes`` of the model, the step's rows) let it
+    time the step when more than one count is possible, within ``TIMING_SHARE`` of the fit's
+    ``steps``; ``time_at(n)`` (seconds of a step at ``n`` threads) and ``clock`` replace that
+    timing, in tests. Without shapes or ``time_at``, or when the fit is too short to pay for
+    one round of timing, the count from the work and the load stands.
+    """
     threads = check_threads(threads)
     if device.type != "cpu":
         return None if threads is None else ThreadChoice(threads, "threads=")
     cpus = _affinity()
     cores = allowed_cores(affinity=cpus)
+    elsewhere = running_elsewhere()
     first = decide_threads(flops, requested=threads, user=user_thread_count(), cores=cores, cpus=len(cpus),
-                           busy=running_elsewhere)
-    if first.reason != "work" or min(threads_for_work(flops), cores) <= 1:
-        return first  # the user's count, or one thread: no load to look at
+                           busy=elsewhere)
+    free = free_cores(cores, len(cpus), elsewhere)
+    if first.reason != "work" or free < 2 or flops < MEASURE_MIN_FLOPS or not (shapes or time_at):
+        # The user's count, a step one thread serves, or no second core free at this instant:
+        # there, two threads wait for each other at every product, and timing them alone can
+        # take longer than a short fit (0.9 s for one step's products at load 9 on 2 cores).
+        return first
+    key, stamp = (tuple(shapes), int(rows), str(dtype), cores, len(cpus)), min(cores, round(elsewhere))
+    hit = cache.get(key, stamp)
+    if hit is not None:
+        return ThreadChoice(hit[0], "measured", times=hit[1])  # type: ignore[index]
+    if time_at is None:
+        timer = step_timer(tuple(shapes), int(rows), device)
+        time_at = lambda n: timer(dtype)  # noqa: E731  (run at the count set just before)
+    previous = torch.get_num_threads()
 
-    def decide(busy: float) -> ThreadChoice:
-        return decide_threads(flops, requested=None, user=None, cores=cores, cpus=len(cpus), busy=busy)
+    def at(n: int) -> float:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        return time_at(n)
 
-    look = BusyLook(lambda: busy_cores(cpus, window=LOOK_SECONDS, own=time.process_time), decide)
-    return ThreadChoice(first.threads, first.reason, look=look)
+    budget = None if steps is None else (lambda step: TIMING_SHARE * steps * step)
+    try:
+        times = median_times(thread_candidates(flops, free, first.threads), at, budget=budget, clock=clock)
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+    if not times:
+        return first  # too short a fit to time
+    chosen = pick_threads(times)
+    cache.put(key, (chosen, times), stamp)
+    return ThreadChoice(chosen, "measured", times=times)
 
 
 @contextlib.contextmanager
 def use_threads(choice: ThreadChoice | None) -> Iterator[ThreadChoice | None]:
     """Run the block with ``choice.threads`` intra-op threads; put the previous count back after
-    (also the count a ``BusyLook`` switched to inside the block)."""
+    (also when something inside the block changed it)."""
     if choice is None:
         yield None
         return

@@ -29,9 +29,10 @@ from . import checkpoint as ckpt
 from . import distributed
 from ..batching.batches import TensorBatches, global_batch_rows
 from ..core.checks import key_mismatch
-from ..core.choices import Scheduler
+from ..core.choices import Precision, Scheduler
 from ..data.tensors import as_training_tensors
-from ..runtime.devices import resolve_device, resolve_precision, seed_everything
+from ..runtime.devices import bf16_step_times, resolve_device, resolve_precision, seed_everything
+from ..runtime.measure import linear_shapes
 from ..core.errors import NonFiniteLoss, TrainingInterrupted, UsageError
 from .arguments import Checkpointing, EarlyStopping, LoopOptions, StepOptions, WatchOptions, check_fit_arguments
 from .history import History
@@ -103,11 +104,13 @@ def fit(
             same weights on CPU. ``None`` draws one and records it in ``history.info``.
         init_weights: a state dict, or tensors in ``model.parameters()`` order, copied into
             the model before training.
-        precision: ``auto`` (bf16 where the hardware runs it natively and the step is large,
-            else fp32; see ``devices.resolve_precision``), ``fp32`` or ``bf16`` (autocast of
-            forward and loss). ``history.info["precision"]`` records the one used.
-        threads: CPU threads during training; None chooses from the step's work and the free
-            cores, unless OMP_NUM_THREADS or torch.set_num_threads set a count (``threads.py``).
+        precision: ``auto`` (bf16 where the hardware runs it natively, the step is large and a
+            short timing of the step finds bf16 faster, else fp32; see
+            ``devices.resolve_precision``), ``fp32`` or ``bf16`` (autocast of forward and loss).
+            ``history.info["precision"]`` records the one used.
+        threads: CPU threads during training; None chooses from the step's work, the free
+            cores and, where more than one count is possible, a short timing of the step,
+            unless OMP_NUM_THREADS or torch.set_num_threads set a count (``threads.py``).
             The previous count is restored after.
         compile: ``torch.compile`` the model first.
         fast: the written-out MLP backward and the direct optimiser kernels (``steps.py``);
@@ -144,14 +147,23 @@ def fit(
     })
     threads = check_threads(threads)
     run = _check_run(model, x, y, init_weights, step, loop, watch)
-    # The step's work decides the precision and the thread count (devices.py, threads.py).
-    work = step_flops(model, rows_per_step(x, run.batch_size))
-    step = replace(step, precision=resolve_precision(step.precision, run.device, work))
-    thread_choice = choose_threads(work, threads, run.device)
+    # The step's work, and where it is in doubt a short timing of the step's products, decide
+    # the precision and the thread count (devices.py, threads.py, measure.py).
+    rows = rows_per_step(x, run.batch_size)
+    work, shapes = step_flops(model, rows), linear_shapes(model)
+    timing = (lambda: bf16_step_times(shapes, rows, run.device)) if shapes else None
+    precision = resolve_precision(step.precision, run.device, work, timing=timing)
+    if run.world.is_distributed:  # every rank trains in rank 0's choice
+        precision = (Precision.FP32, Precision.BF16)[run.world.broadcast_int(int(precision is Precision.BF16),
+                                                                             device=run.device)]
+    step = replace(step, precision=precision)
+    thread_choice = choose_threads(work, threads, run.device, shapes=shapes, rows=rows, dtype=step.compute_dtype,
+                                   steps=loop.epochs * len(run.batches))
     state, training = _build(model, run, step, loop, watch)
     if thread_choice is not None:
         state.history.info["threads"] = thread_choice.threads
-        training.look = thread_choice.look
+        if thread_choice.times:  # what the timing found, per count: milliseconds of the step's products
+            state.history.info["thread_ms"] = {str(n): round(t * 1e3, 4) for n, t in thread_choice.times.items()}
     with use_threads(thread_choice):
         training.run()
     return state.history

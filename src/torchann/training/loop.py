@@ -54,7 +54,6 @@ class TrainingLoop:
         self.plateau = scheduler_kind is Scheduler.PLATEAU
         self.report = (progress if world.is_main else None) or SilentProgress()  # only rank 0 reports
         self._saved: tuple[int, int] | None = None  # the (epoch, step) last checkpointed
-        self.look: Any = None  # a threads.BusyLook under way: its count replaces the first one once ready
 
     def run(self) -> None:
         state = self.state
@@ -96,8 +95,6 @@ class TrainingLoop:
                 state.epoch, state.step = epoch, step + 1
                 state.partial = {"losses": losses, "rows": rows, "metrics": sums.state()}
                 self.stop_on_signal(signals.received, epoch + 1, step + 1)
-            if self.look is not None:
-                self.switch_threads()
             self.report.on_step(epoch=epoch, step=step + 1)
         log.flush()
         state.step, state.partial = 0, None
@@ -124,16 +121,6 @@ class TrainingLoop:
         record["lr"] = state.lr
         record["seconds"] = time.perf_counter() - started
         return record
-
-    def switch_threads(self) -> None:
-        """Once the load look is done: train on the count it chose from here on (one switch)."""
-        choice = self.look.ready()
-        if choice is None:
-            return
-        self.look = None
-        if choice.threads != torch.get_num_threads():
-            torch.set_num_threads(choice.threads)
-        self.state.history.info["threads"] = choice.threads
 
     def end_epoch(self, record: dict[str, Any]) -> bool:
         """Record the epoch, step an epoch schedule, decide on stopping, checkpoint; True to stop."""
