@@ -311,3 +311,49 @@ def test_sklearn_md_names_every_estimator_parameter():
     named = set(re.findall(r"`(\w+)`", table))
     missing = [p for p in inspect.signature(MLPRegressor).parameters if p not in named]
     assert not missing, f"docs/sklearn.md's parameter table lacks {missing}"
+
+
+# -- modules, files and scripts the pages name ------------------------------------------------
+
+
+def _named(pattern: str) -> list[tuple[str, int, str]]:
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(pattern, text):
+            found.append((page.name, text[: m.start()].count("\n") + 1, m.group(1)))
+    return found
+
+
+def test_named_source_files_exist():
+    wrong = [f"{page}:{line}: {path}" for page, line, path in _named(r"(?<![\w/])((?:src/)?torchann/[\w/]+\.py)")
+             if not (ROOT / "src" / path.removeprefix("src/")).is_file()]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_named_modules_and_names_exist():
+    import importlib
+
+    wrong = []
+    for page, line, dotted in _named(r"(?<![\w.\-/])(torchann(?:\.[a-z_][a-z_0-9]*)+)"):
+        obj = importlib.import_module("torchann")
+        for part in dotted.split(".")[1:]:
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                try:
+                    obj = importlib.import_module(f"{obj.__name__}.{part}")
+                except (ImportError, AttributeError):
+                    wrong.append(f"{page}:{line}: {dotted}")
+                    break
+    assert not wrong, "\n".join(wrong)
+
+
+def test_named_scripts_exist():
+    import importlib.util
+
+    wrong = [f"{page}:{line}: {name}" for page, line, name in _named(r"python3? -m ([\w.]+)")
+             if importlib.util.find_spec(name) is None]
+    wrong += [f"{page}:{line}: {name}" for page, line, name in _named(r"python3? ((?:benchmarks|examples)/[\w/]+\.py)")
+              if not (ROOT / name).is_file()]
+    assert not wrong, "\n".join(wrong)
