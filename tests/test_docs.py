@@ -357,3 +357,20 @@ def test_named_scripts_exist():
     wrong += [f"{page}:{line}: {name}" for page, line, name in _named(r"python3? ((?:benchmarks|examples)/[\w/]+\.py)")
               if not (ROOT / name).is_file()]
     assert not wrong, "\n".join(wrong)
+
+
+def test_transform_x_takes_what_export_md_hands_it(fixture_files):
+    """docs/export.md feeds the network-only graph ``model.preprocessor.transform_x(frame)``: a
+    DataFrame, a path, a dict of columns and rows in feature order give the Table's matrix."""
+    import pandas as pd
+
+    import torchann
+
+    model = torchann.load(fixture_files / "runs" / "price")
+    want = model.preprocessor.transform_x(torchann.load_table(fixture_files / "new.csv"))
+    frame = pd.read_csv(fixture_files / "new.csv")
+    assert want.shape == (20, model.preprocessor.in_features)
+    for given in (frame, fixture_files / "new.csv", {k: frame[k].to_numpy() for k in frame},
+                  frame[model.feature_names].values.tolist()):
+        assert np.array_equal(model.preprocessor.transform_x(given), want)
+    np.testing.assert_allclose(model.preprocessor.inverse_y(model.network_outputs(want))[:, 0], model.predict(frame))
