@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ._app import app, parse_ints, stderr_console
-from .train_cmd import train_cmd
+from .train_cmd import train_cmd, warnings_to
 
 # train's parameters that are not model options, or that cv declares itself.
 _NOT_SHARED = {"ctx", "data", "val", "checkpoint_every", "global_batch_size", "resume", "out", "overwrite",
@@ -34,7 +34,6 @@ def cv_cmd(
 ) -> None:
     """Cross-validate: train on k-1 folds, score the held-out fold, k times; each fold's scores, mean and std."""
     from ..api.cv import cross_validate
-    from .train_cmd import warnings_to
 
     options = _options(flags)
     console = stderr_console()
