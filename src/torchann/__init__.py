@@ -25,6 +25,10 @@ _EXPORTS = {
     "Model": "api.model",
     "load": "api.model",
     "train": "api.tabular",
+    "cross_validate": "api.cv",
+    "CrossValidation": "api.cv",
+    "permutation_importance": "model.importance",
+    "Importance": "model.importance",
     "TrainOptions": "core.options",
     # tuning/: a search that ends in one Model (pip install torchann[tune])
     "tune": "tuning.search",
@@ -90,6 +94,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .model.directory import ModelDir, read_model_dir, save
     from .core.options import TrainOptions
     from .api.tabular import train
+    from .api.cv import CrossValidation, cross_validate
+    from .model.importance import Importance, permutation_importance
     from .network.predict import predict
     from .network.spec import ModelSpec, mlp
     from .training.fitting import EarlyStopping, fit

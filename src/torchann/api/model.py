@@ -13,10 +13,13 @@ however it is reached (``torchann.load``, the CLI), a trained model is one of th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
 import torch
 
 from ..export.onnx import export_onnx
 from ..model.base import BaseModel
+from ..model.importance import DEFAULT_REPEATS, Importance, permutation_importance
 from ..report.page import REPORT_FILE, report_html
 from ..report.plots import LOSS_CURVE_FILE, loss_curve_png
 
@@ -40,6 +43,12 @@ class Model(BaseModel):
         if len(self.history):
             views = {LOSS_CURVE_FILE: loss_curve_png(self.history), REPORT_FILE: report_html(self)}
         return super().save(path, files=views | (files or {}))
+
+    def importance(self, data: Any, *, repeats: int = DEFAULT_REPEATS, seed: int = 0) -> Importance:
+        """Permutation importance of each feature column on the labelled rows ``data``: the mean
+        drop in score (r2, or accuracy) when the column is shuffled, and its spread over
+        ``repeats`` shuffles (scikit-learn's shuffles for the same ``seed``; ``torchann.model.importance``)."""
+        return permutation_importance(self, data, repeats=repeats, seed=seed)
 
     def export_onnx(self, path: str | Path, *, network_only: bool = False) -> Path:
         """Write this model as one ONNX file that answers from raw columns (``torchann.export``)."""

@@ -14,7 +14,8 @@ from . import demo_cmd as _demo  # noqa: F401,E402
 from . import train_cmd as _train  # noqa: F401,E402
 from . import predict_cmd as _predict  # noqa: F401,E402
 
-for _name in ("inspect_cmd", "bench_cmd", "import_cmd", "report_cmd", "export_cmd", "tune_cmd", "serve_cmd"):
+for _name in ("inspect_cmd", "bench_cmd", "import_cmd", "report_cmd", "export_cmd", "tune_cmd", "serve_cmd",
+              "cv_cmd", "importance_cmd"):
     # Command groups that other modules add; a missing one is simply not offered.
     try:
         __import__(f"{__name__}.{_name}")

@@ -158,7 +158,7 @@ def _streams(data: Path) -> bool:
 
 def _score_file(model: Any, data: Path, out: Optional[Path], keep: list[str], proba: bool, std: bool,
                 strict: bool) -> None:
-    """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.scoring``)."""
+    """A CSV/TSV/Parquet file is scored in chunks: any size, in bounded memory (``torchann.model.scoring``)."""
     from ..model.scoring import score_file
 
     if out is None:

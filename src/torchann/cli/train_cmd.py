@@ -39,8 +39,9 @@ def train_cmd(
     val: Annotated[Optional[str], typer.Option("--val", help="A validation file with the same columns "
                                                             "(instead of --val-split).")] = None,
     val_split: Annotated[Optional[float], typer.Option("--val-split", help=_h("val_split"))] = None,
-    no_scale: Annotated[bool, typer.Option("--no-scale", help="Do not standardise features and regression "
-                                                              "targets.")] = False,
+    no_scale: Annotated[bool, typer.Option("--no-scale", help="Leave numbers as they are: no quantile map "
+                                                              "or standardisation of numeric features (--scaling), "
+                                                              "no standardisation of regression targets.")] = False,
     fill_missing: Annotated[Optional[str], typer.Option("--fill-missing", help=_h("fill_missing"))] = None,
     hidden: Annotated[Optional[str], typer.Option("--hidden", help=_h("hidden"))] = None,
     activation: Annotated[Optional[str], typer.Option("--activation", help=_h("activation"))] = None,

@@ -41,7 +41,8 @@ class DataOptions:
     task: Optional[str] = _opt(None, "regression or classification [default: inferred from the target].")
     val_split: float = _opt(
         0.2, "Fraction of rows held out for validation and early stopping (stratified for classes); 0 for none.")
-    scale: bool = _opt(True, "Standardise numeric features and regression targets (statistics of training rows).")
+    scale: bool = _opt(True, "Scale numeric features (by --scaling) and standardise regression targets, with the "
+                             "training rows' statistics; off leaves numbers as they are.")
     fill_missing: Optional[str] = _opt(
         "mean", "mean, median or zero for missing numbers (with an indicator input); none makes them an error.")
     scaling: str = _opt("quantile", "quantile (normal scores of the training quantiles) or standard for numbers.")

@@ -2,7 +2,7 @@
 
 The network is exported with torch's own exporter (``torch.onnx.export(..., dynamo=True)``);
 the fitted preprocessing and the decoding of the answers are ONNX operators built around it
-(``onnx_steps.py``), so a runtime such as onnxruntime answers from raw columns, with no Python
+(``onnx_ops.py``), so a runtime such as onnxruntime answers from raw columns, with no Python
 and no torchann:
 
 * inputs: one per raw feature column, 1-D ``(batch,)``: ``tensor(double)`` for numbers (NaN

@@ -41,6 +41,7 @@ from ..core.choices import FillMissing, Scaling, Task, parse
 from ..core.errors import DataError, UsageError
 from ..data.table import Key, Table
 from .checks import category_codes, missing_error, numeric_column, shown_values
+from ..data.table_input import as_table
 from ..data.columns import coerce, label_kind, shown_name
 from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
@@ -203,12 +204,15 @@ class Preprocessor:
 
     # ------------------------------------------------------------------------------ transform
 
-    def transform_x(self, table: Table, *, strict: bool = False) -> np.ndarray:
+    def transform_x(self, table: Any, *, strict: bool = False) -> np.ndarray:
         """Model inputs, float32 ``(n_rows, in_features)``; feature columns are found by name.
+        ``table`` is a ``Table`` or anything ``Model.predict`` takes (a path, a pandas or pyarrow
+        frame, a dict of columns, rows of values in feature order).
 
         A category never seen in training sets no input of its column; the rows are counted in
         ``self.unseen`` and in one :class:`UnseenCategoryWarning`. ``strict=True`` raises
         ``DataError`` instead."""
+        table = self._table(table)
         out, facts = self.transform_x_facts(table, strict=strict)
         self.unseen = facts.counts().get(UNSEEN, {})
         if self.unseen:
@@ -218,10 +222,11 @@ class Preprocessor:
                           stacklevel=2)
         return out
 
-    def transform_x_facts(self, table: Table, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:
+    def transform_x_facts(self, table: Any, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:
         """``transform_x``'s inputs and, per row, what was unlike the training rows
         (:class:`~torchann.input_facts.InputFacts`: unseen categories, numbers outside the
         training range, missing values filled); warns of nothing and changes no state."""
+        table = self._table(table)
         few = encode_few(self, table, strict=strict)  # a few rows: value by value, the same bits
         if few is not None:
             return few
@@ -271,8 +276,9 @@ class Preprocessor:
             j += f.width
         return out, facts
 
-    def transform_y(self, table: Table) -> np.ndarray:
+    def transform_y(self, table: Any) -> np.ndarray:
         """Targets: regression float32 ``(n, k)`` (standardised when scaling); classification int64 ``(n,)``."""
+        table = self._table(table)
         absent = [n for n in self.target_names if n not in table.columns]
         if absent:
             raise DataError(f"{table.source}: no target column {absent[0]!r}; "
@@ -290,6 +296,10 @@ class Preprocessor:
             y = np.log1p(y) if self.target_log and self.target_log[k] else y
             out[:, k] = (y - self.target_mean[k]) / self.target_std[k]
         return out
+
+    def _table(self, data: Any) -> Table:
+        """``data`` as a ``Table``: rows of values are read as the features in order."""
+        return data if isinstance(data, Table) else as_table(data, names=self.feature_names)
 
     def inverse_y(self, pred: Any) -> np.ndarray:
         """Regression: model outputs back in target units (float64, same shape).

@@ -222,39 +222,12 @@ def _confusion(codes: np.ndarray, predicted: np.ndarray, n: int) -> dict[str, An
 
 
 def _importance(model: "BaseModel", split: str, table: "Table", x: np.ndarray) -> dict[str, Any]:
-    """Permutation importance by original column: shuffle the inputs a column became (its
-    whole one-hot block together) across rows and measure how much the score drops."""
-    pre = model.preprocessor
+    """Permutation importance by original column on a sample of the held-out rows
+    (``model.importance``: a column's whole one-hot block is shuffled together)."""
+    from ..model.importance import input_importance
+
     sample = _sample(len(x), IMPORTANCE_ROWS)
-    x = x[sample]
-    classify = pre.task.value == "classification"
-    if classify:
-        codes = pre.transform_y(table.take(sample))
-        metric = "accuracy"
-
-        def score(inputs: np.ndarray) -> float:
-            return float((pre.proba(_forward(model, inputs)).argmax(1) == codes).mean())
-    else:
-        truth = np.stack([np.asarray(table.columns[t], dtype=np.float64)[sample] for t in pre.target_names], 1)
-        metric = "r2"
-
-        def score(inputs: np.ndarray) -> float:
-            from ..model.scores import regression_scores
-
-            return regression_scores(truth, pre.inverse_y(_forward(model, inputs)).reshape(truth.shape))["r2"]
-
-    base = score(x)
-    rng = np.random.default_rng(0)
-    columns, start = [], 0
-    for f in pre.features:
-        block = slice(start, start + f.width)
-        start += f.width
-        drops = []
-        for _ in range(IMPORTANCE_REPEATS):
-            shuffled = x.copy()
-            shuffled[:, block] = x[rng.permutation(len(x)), block]
-            drops.append(base - score(shuffled))
-        columns.append({"column": f.name, "drop": float(np.mean(drops)), "spread": float(np.std(drops))})
-    columns.sort(key=lambda c: -c["drop"])
-    return {"metric": metric, "base": base, "split": split, "rows": int(len(x)), "repeats": IMPORTANCE_REPEATS,
-            "columns": columns}
+    found = input_importance(model, x[sample], table.take(sample), repeats=IMPORTANCE_REPEATS, seed=0)
+    return {"metric": found.metric, "base": found.base, "split": split, "rows": found.rows,
+            "repeats": found.repeats, "columns": [{"column": c.column, "drop": c.drop, "spread": c.spread}
+                                                  for c in found.columns]}
