@@ -9,7 +9,6 @@ Every option and its default is declared once in ``options.py``.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,6 +18,7 @@ from ..core.choices import Loss, Task, parse
 from ..data.table import Table
 from ..core.checks import VAL_SPLIT_HINT, check_fraction
 from ..core.errors import UsageError
+from ..core.warn import warn
 from .model import Model
 from ..core.options import TrainOptions, auto_batch_size
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
@@ -76,7 +76,7 @@ def train(
     check_fraction("val_split", d.val_split, hint=VAL_SPLIT_HINT)
     table = _training_table(data, target, d.target)
     for note in table.notes:  # e.g. a ';' file read with decimal commas: say so where the user looks
-        warnings.warn(note, stacklevel=2)
+        warn(note)
     table = table.select(None, _features(table, d.features, d.exclude))
     task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
     loss = None if f.loss is None else parse(Loss, f.loss, name="loss")
@@ -102,8 +102,8 @@ def train(
         validation = (pre.transform_x(val_table), pre.transform_y(val_table))
     patience = f.early_stopping or None
     if patience and validation is None and not d.val_split:  # asked for no held-out rows
-        warnings.warn(f"early stopping (patience {patience}) watches the training loss: there are no "
-                      f"validation rows; set val_split or pass val=", stacklevel=2)
+        warn(f"early stopping (patience {patience}) watches the training loss: there are no "
+                      f"validation rows; set val_split or pass val=")
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
                      dropout=n.dropout, norm=n.norm)
     torch.manual_seed(seed)  # the initial weights follow the seed too

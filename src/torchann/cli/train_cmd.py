@@ -6,11 +6,9 @@ the checkpoints, for ``--resume``) stores the same flat options.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import warnings
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -177,7 +175,7 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
             super().on_train_start(**kw)
 
     with _Progress(console, enabled=not quiet, run_dir=out if main else None,
-                   tensorboard=tensorboard and main) as bar, warnings_to(console):
+                   tensorboard=tensorboard and main) as bar:
         try:
             model = train(args["data"], val=args.get("val"), progress=bar, checkpoint=checkpoint,
                           resume=(out / "checkpoint") if resume is not None else None,
@@ -222,18 +220,3 @@ def stopping_line(history: Any) -> str | None:
     if history.info.get("stopped_early"):
         return f"stopped at epoch {len(history)}, restored epoch {best}{best_text}"
     return f"trained every epoch ({len(history)}), kept epoch {best}{best_text}"
-
-
-@contextlib.contextmanager
-def warnings_to(console: Any) -> Iterator[None]:
-    """Show Python warnings raised while training as one ``warning:`` line each on stderr."""
-    previous = warnings.showwarning
-
-    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        console.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = previous
