@@ -23,6 +23,7 @@ from .model import Model
 from ..core.options import TrainOptions, auto_batch_size
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
+from ..model.facts import column_plan
 from ..network.spec import ModelSpec
 from ..data.splits import split_indices
 from ..data.table_input import as_table
@@ -58,7 +59,9 @@ def train(
         target: the target column name(s), or the answers when ``data`` is an array.
         val: a validation table with the same columns; given, no rows are held out (``val_split``
             is not used).
-        progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``.
+        progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``; if it has
+            ``on_plan``, that gets ``column_plan(...)`` (plain data: each column's kind and
+            encoding, the columns left out and why) once, just before training starts.
         checkpoint, resume: ``Checkpointing(dir, every)`` and a checkpoint folder to continue from.
         global_batch_size: under torchrun, rows per step over all processes.
         options: any of ``torchann.options`` (the ``torchann train`` flags, same names and
@@ -127,6 +130,8 @@ def train(
         else:
             weights = torch.as_tensor(class_weights(y[train_rows], pre.out_features), dtype=torch.float32)
         loss_used = torch.nn.CrossEntropyLoss(weight=weights)
+    if hasattr(progress, "on_plan"):  # every check passed: say how each column is read (the CLI prints it)
+        progress.on_plan(column_plan(pre, table.skipped))
     history = fit(
         network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,
         loss=loss_used, epochs=f.epochs, batch_size=batch_size, lr=f.lr,

@@ -117,10 +117,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stderr_console():
-    """A rich console on stderr: messages and progress never mix with data on stdout."""
+    """A rich console on stderr: messages and progress never mix with data on stdout.
+
+    When stderr is not a terminal (a log file, a pipe, a batch job) nothing is wrapped: rich
+    would otherwise cut every line at its default 80 columns, and a log line split in two
+    no longer matches a grep."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
 
 
 def parse_floats(text: str, *, option: str) -> list[float]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-__all__ = ["describe", "feature_rows", "when_missing", "training_facts", "model_html"]
+__all__ = ["describe", "feature_rows", "preprocessor_rows", "column_plan", "when_missing", "training_facts",
+           "model_html"]
 
 _FILLS = {"mean": "the training mean", "median": "the training median", "zero": "zero"}
 
@@ -38,8 +39,26 @@ def when_missing(feature: Any, fill_missing: Any) -> str:
 def feature_rows(model: Any) -> list[dict[str, Any]]:
     """One row per raw feature column: name, kind, number of inputs, encoding, missing-value fill,
     and what a missing value does (``when_missing``)."""
+    return preprocessor_rows(model.preprocessor)
+
+
+def column_plan(preprocessor: Any, skipped: dict[str, str] | None = None) -> dict[str, Any]:
+    """How a fitted preprocessor reads the table, before training: the task and targets, one
+    row per feature column (:func:`feature_rows`'s, without the raw ``details``), the network
+    inputs they make, and the columns left out with why (``skipped``: those the reader could
+    not use; the preprocessor's own ``dropped``: identifiers)."""
+    return {
+        "task": str(preprocessor.task), "targets": list(preprocessor.target_names),
+        "features": [{k: v for k, v in r.items() if k != "details"} for r in preprocessor_rows(preprocessor)],
+        "inputs": preprocessor.in_features,
+        "dropped": {**(skipped or {}), **preprocessor.dropped},
+    }
+
+
+def preprocessor_rows(preprocessor: Any) -> list[dict[str, Any]]:
+    """:func:`feature_rows` of a fitted ``Preprocessor`` (a model's, or one ``train`` just fitted)."""
     rows = []
-    for f in model.preprocessor.features:
+    for f in preprocessor.features:
         record = {k: getattr(f, k) for k in f.__dataclass_fields__}
         kind = record.get("kind")
         if kind == "numeric" and record.get("knots"):
@@ -62,7 +81,7 @@ def feature_rows(model: Any) -> list[dict[str, Any]]:
             encoding += " + a missing-value indicator"
         rows.append({
             "name": f.name, "kind": kind, "inputs": f.width, "encoding": encoding,
-            "fill": record.get("fill"), "when_missing": when_missing(f, model.preprocessor.fill_missing),
+            "fill": record.get("fill"), "when_missing": when_missing(f, preprocessor.fill_missing),
             "details": {k: v for k, v in record.items() if k not in ("name",)},
         })
     return rows
