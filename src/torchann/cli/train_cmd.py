@@ -205,9 +205,9 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
                                "early_stopping": stop, "kept_epoch": history.info.get("best_epoch") or len(history)},
                               indent=2, default=str))
         return
-    console.print(kept_line(history), highlight=False)
+    console.print(kept_line(history), highlight=False, markup=False)
     console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)",
-                  highlight=False)
+                  highlight=False, markup=False)
 
 
 def kept_line(history: Any) -> str:
@@ -263,7 +263,7 @@ def render_plan(plan: dict[str, Any]) -> str:
 
 def _method(feature: dict[str, Any]) -> str:
     """A column's encoding without its numbers, to group many columns: ``standardised``,
-    ``one-hot``, ``quantile scores``, ``date parts``."""
+    ``one-hot``, ``quantile scores``, ``date``, ``as is`` (+ ``missing indicator``)."""
     text = str(feature["encoding"])
     for cut in (" (", " over "):
         text = text.split(cut)[0]

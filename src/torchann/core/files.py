@@ -28,7 +28,8 @@ from .errors import TorchannError, UsageError
 
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir", "fsync_dir", "StorageError",
-    "is_storage_full", "current_umask", "file_mode", "make_temp_file", "make_temp_dir", "memory_bytes", "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
+    "is_storage_full", "current_umask", "file_mode", "make_temp_file", "make_temp_dir", "memory_bytes",
+    "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
 ]
 
 JSON_LIMIT = 64 * 2**20  # bytes: a spec.json, args.json or state.json past this is not one torchann wrote

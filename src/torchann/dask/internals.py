@@ -13,5 +13,5 @@ from ..data.readers import _sniff as sniff_delimiter  # the delimiter torchann p
 from ..model.scoring import score_file
 
 __all__ = ["ClusterError", "DataError", "ModelFileError", "TorchannError", "UsageError", "JSON_LIMIT",
-           "StorageError", "atomic_dir", "atomic_write_text", "file_mode", "is_storage_full", "read_file_bytes", "score_file",
-           "sniff_delimiter"]
+           "StorageError", "atomic_dir", "atomic_write_text", "file_mode", "is_storage_full", "read_file_bytes",
+           "score_file", "sniff_delimiter"]
