@@ -3,15 +3,25 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PACKAGE_STAMP := $(VENV)/.installed-package
 
-.PHONY: install browser postgres demo test bench clean
+.PHONY: install package browser postgres demo test bench clean
 
-install: $(STAMP)
-
+# The package and its run-time dependencies, nothing else: all `make demo` needs.
 # Re-installs only when the project's set-up files change.
-$(STAMP): pyproject.toml constraints.txt
+package: $(PACKAGE_STAMP)
+
+$(PACKAGE_STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(PACKAGE_STAMP)
+
+# The package plus the test extra (pytest, hypothesis, selenium, tensorboard, onnx, dask, ...):
+# what `make test` needs, and the environment to develop in.
+install: $(STAMP)
+
+$(STAMP): $(PACKAGE_STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
@@ -38,7 +48,7 @@ postgres:
 			--no-install-recommends postgresql; \
 	else echo "no postgresql: the shared-study tests will be skipped (install postgresql)"; fi
 
-demo: install
+demo: package
 	$(BIN)/torchann demo
 
 test: install browser postgres

@@ -31,6 +31,23 @@ def test_demo_in_a_subprocess_writes_the_four_files(tmp_path):
     assert len((out / "history.jsonl").read_text().splitlines()) == 500
 
 
+# The [test] extra's packages (and the optional extras'): `make demo` installs none of them.
+NOT_FOR_THE_DEMO = ["sklearn", "selenium", "tensorboard", "hypothesis", "torchinfo", "onnx", "onnxscript",
+                    "onnxruntime", "optuna", "dask", "distributed", "fastapi", "uvicorn", "mlflow", "pandas"]
+
+
+def test_demo_runs_with_the_package_alone(tmp_path):
+    out = tmp_path / "demo"
+    script = ("import sys\n"
+              f"for name in {NOT_FOR_THE_DEMO!r}:\n"
+              "    sys.modules[name] = None  # importing it now fails, as where it is not installed\n"
+              "from torchann.cli import main\n"
+              f"sys.exit(main(['demo', '--out', {str(out)!r}, '--quiet']))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.html").is_file() and (out / "weights.safetensors").is_file()
+
+
 def test_train_then_predict_a_csv(tmp_path):
     data = tmp_path / "add.csv"
     rows = [(a, b, a + b) for a in range(0, 10) for b in range(0, 10, 3)]

@@ -343,3 +343,18 @@ def test_date_feature_is_refused_in_one_line(tmp_path):
                                          r"ONNX export does not cover yet; export the network alone"):
         model.export_onnx(tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_keeps_an_existing_file_unless_overwrite(data, regression, tmp_path):
+    from torchann.export.onnx import graph_signature
+
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"someone's file")
+    result = runner.invoke(app, ["export", str(data / "price"), "--out", str(target)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {target} already exists; pass --overwrite to replace it, or choose another --out\n"
+    assert target.read_bytes() == b"someone's file" and list(tmp_path.iterdir()) == [target]
+    result = runner.invoke(app, ["export", str(data / "price"), "--out", str(target), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert graph_signature(target) == graph_signature(regression[1])  # the same graph Model.export_onnx wrote
+    assert list(tmp_path.iterdir()) == [target]

@@ -217,3 +217,38 @@ def test_best_epoch_and_early_stop_are_marked_on_every_curve():
     assert html.count(">best epoch 3</text>") == 4  # loss and lr charts, linear and log copies
     assert html.count(">early stop</text>") == 4
     assert "best epoch (3)" in html and "training stopped early" in html
+
+
+def test_missing_text_values_say_what_the_model_does(tmp_path):
+    from torchann.model.facts import feature_rows
+
+    colours, zones = ["red", "blue", "green"], ["n", "s"]
+    rows = [(i / 40, colours[i % 3], zones[i % 2], i / 20 + (i % 3)) for i in range(40)]
+    data = tmp_path / "t.csv"
+    data.write_text("x,colour,zone,y\n" + "".join(
+        f"{x},{'' if i == 3 else c},{z},{y}\n" for i, (x, c, z, y) in enumerate(rows)))  # row 3: no colour
+    model = train(str(data), target="y", epochs=2, hidden=[4], seed=0, val_split=0, early_stopping=0)
+    # The oracle: what the encoded inputs of a row with a missing colour hold.
+    names = model.input_names
+    x = model.encode(run_rows(model).split("training"))
+    colour_inputs = [j for j, n in enumerate(names) if n.startswith("colour=")]
+    assert names[colour_inputs[-1]] == "colour=<missing>"
+    assert x[3, colour_inputs].tolist() == [0, 0, 0, 1]  # its own input, not an all-zero block
+
+    facts = gather(model, run_rows(model))
+    assert facts["missing"] == [{"column": "colour", "missing": 1, "filled_with": "sets its own input colour=<missing>"}]
+    feature = next(r for r in feature_rows(model) if r["name"] == "colour")
+    assert feature["encoding"].endswith("+ one for a missing value")  # the features table says the same
+    page = report_html(model)
+    missing_table = page[page.index("<h3>Missing values</h3>"):]
+    missing_table = missing_table[:missing_table.index("</table>")]
+    assert "sets its own input colour=&lt;missing&gt;" in missing_table and "all-zero" not in page
+
+    # A column whose training rows had no missing value: no <missing> input, its block stays zero.
+    other = tmp_path / "other.csv"
+    other.write_text("x,colour,zone,y\n0.5,red,,1.0\n0.2,blue,n,0.3\n")
+    assert model.encode(str(other))[0, [j for j, n in enumerate(names) if n.startswith("zone=")]].tolist() == [0, 0]
+    given = gather(model, run_rows(model, str(other)))["missing"]
+    assert given == [{"column": "zone", "missing": 1, "filled_with": "sets no input of zone (all 2 zero): training "
+                                                                      "rows had no missing value, so there is no "
+                                                                      "<missing> input"}]

@@ -304,3 +304,108 @@ def test_wrong_feature_count_at_predict(colour_model, row):
     assert result.exit_code == 2
     n = len(row.split(","))
     assert result.stderr.strip() == f"error: --input rows need 2 values (size, colour), got {n}"
+
+
+def test_closing_lines_name_the_kept_epoch_and_never_wrap_in_a_log(tmp_path):
+    out = tmp_path / ("a-folder-name-long-enough-that-the-closing-line-passes-eighty-columns") / "run"
+    result = _ok("train", "moons", "--hidden", "64,64", "--epochs", "300", "--lr", "0.05", "--val-split", "0.3",
+                 "--early-stopping", "3", "--seed", "0", "--out", out)  # stderr is not a terminal here
+    records = _history(out)
+    best = int(np.argmin([r["val_loss"] for r in records])) + 1
+    assert best + 3 == len(records)  # stopped early: the last epoch is not the one kept
+    record = records[best - 1]
+    lines = result.stderr.splitlines()
+    kept = [line for line in lines if line.startswith("best epoch")]
+    assert kept == [f"best epoch {best} of {len(records)} kept (val_loss {record['val_loss']:.4g}; stopped early): "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds", "lr"))]
+    assert lines[-1] == f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)"
+    assert len(lines[-1]) > 80 and len(kept[0]) > 80
+    assert not [line for line in lines if line.startswith(f"epoch {len(records)}:")]  # no bare last-epoch line
+
+
+def test_kept_line_without_early_stopping_names_the_last_epoch():
+    from torchann.cli.train_cmd import kept_line
+    from torchann.training.history import History
+
+    history = History([{"epoch": 1, "loss": 0.5, "seconds": 0.1}, {"epoch": 2, "loss": 0.25, "seconds": 0.1}])
+    assert kept_line(history) == "last epoch 2 of 2 kept (no early stopping): loss 0.25"
+    history.info.update(best_epoch=1, stopped_early=False)
+    assert kept_line(history) == "best epoch 1 of 2 kept (loss 0.5; ran every epoch): loss 0.5"
+
+
+def test_train_prints_the_column_plan_that_inspect_gives(tmp_path):
+    n = 40
+    data = tmp_path / "t.csv"
+    data.write_text("id,x,colour,y\n" + "".join(
+        f"row{i},{i / n},{'' if i == 5 else ['red', 'green', 'blue'][i % 3]},{i % 7}.5\n" for i in range(n)))
+    big = tmp_path / "ids.csv"  # more than 100 distinct ids, none repeated: an identifier, left out
+    big.write_text("id,x,y\n" + "".join(f"u{i},{i / 150},{i % 5}.5\n" for i in range(150)))
+    for table, dropped in ((data, None), (big, "id")):
+        out = tmp_path / f"run-{table.stem}"
+        result = _ok("train", table, "--target", "y", "--hidden", "4", "--epochs", "1", "--seed", "0", "--out", out)
+        shown = _ok("inspect", out).stdout.splitlines()
+        start = next(i for i, line in enumerate(shown) if line.startswith("features"))
+        inputs = shown[start].split("-> ")[1]  # "6 network input(s)": the oracle, from the saved model
+        features = shown[start + 1:next(i for i, line in enumerate(shown) if line.startswith("network"))]
+        lines = result.stderr.splitlines()
+        first = lines.index(f"columns: {len(features)} feature(s) -> {inputs}; predicting y (regression)")
+        assert lines[first + 1:first + 1 + len(features)] == features
+        assert first < lines.index(next(line for line in lines if line.startswith("training: ")))  # before training
+        if dropped:
+            why = _spec(out)["extra"]["preprocessor"]["dropped"][dropped]
+            assert lines[first + 1 + len(features)] == f"  dropped 1: {dropped} ({why})"
+
+
+def test_many_columns_make_a_compact_plan(tmp_path):
+    rng = np.random.default_rng(0)
+    columns = {f"x{i}": rng.normal(size=30) for i in range(30)}
+    columns.update({"c": ["a", "b", "c"] * 10, "y": rng.normal(size=30)})
+    (tmp_path / "wide.csv").write_text(_csv_text(columns))
+    out = tmp_path / "run"
+    result = _ok("train", tmp_path / "wide.csv", "--target", "y", "--hidden", "4", "--epochs", "1", "--seed", "0",
+                 "--out", out)
+    lines = result.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("columns: "))
+    assert lines[first] == "columns: 31 feature(s) -> 33 network input(s); predicting y (regression)"
+    assert lines[first + 1].startswith("    30 numeric       30 input(s)  ") and lines[first + 1].endswith(
+        ": x0, x1, x2, x3, x4, x5, ... (24 more)")
+    assert lines[first + 2] == "     1 categorical    3 input(s)  one-hot: c"
+    assert lines[first + 3].startswith("training: ")
+
+
+def test_train_hands_the_plan_to_its_progress_and_prints_nothing(capsys):
+    import torchann
+
+    class Plans:
+        def __init__(self):
+            self.plans = []
+
+        def on_plan(self, plan):
+            self.plans.append(plan)
+
+        def on_train_start(self, **kw):
+            pass
+
+        def on_step(self, **kw):
+            pass
+
+        def on_epoch_end(self, record):
+            pass
+
+    seen = Plans()
+    model = torchann.train({"x": [0.1, 0.2, 0.3, 0.4] * 5, "c": ["a", "b"] * 10, "y": list(range(20))}, target="y",
+                           hidden=[2], epochs=1, seed=0, progress=seen)
+    assert capsys.readouterr() == ("", "")
+    (plan,) = seen.plans
+    assert plan["inputs"] == model.preprocessor.in_features == 3 and plan["targets"] == ["y"]
+    assert [(f["name"], f["kind"], f["inputs"]) for f in plan["features"]] == [("x", "numeric", 1),
+                                                                              ("c", "categorical", 2)]
+    assert plan["features"] == [{k: v for k, v in r.items() if k != "details"} for r in model.describe()["features"]]
+
+
+def test_messages_on_a_stderr_that_is_not_a_terminal_are_not_wrapped(capsys):
+    from torchann.cli._app import stderr_console
+
+    text = "wrote " + "/a-long-folder" * 12 + "/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)"
+    stderr_console().print(text, highlight=False)  # capsys's stderr is no terminal, like a log file
+    assert capsys.readouterr().err == text + "\n"

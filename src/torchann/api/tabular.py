@@ -9,7 +9,6 @@ Every option and its default is declared once in ``options.py``.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,10 +18,12 @@ from ..core.choices import Loss, Task, parse
 from ..data.table import Table
 from ..core.checks import VAL_SPLIT_HINT, check_fraction
 from ..core.errors import DataError, UsageError
+from ..core.warn import warn
 from .model import Model
 from ..core.options import TrainOptions, auto_batch_size
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
+from ..model.facts import column_plan
 from ..network.spec import ModelSpec
 from ..data.splits import split_indices
 from ..data.table_input import as_table
@@ -58,7 +59,9 @@ def train(
         target: the target column name(s), or the answers when ``data`` is an array.
         val: a validation table with the same columns; given, no rows are held out (``val_split``
             is not used).
-        progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``.
+        progress: an object with ``on_train_start`` / ``on_step`` / ``on_epoch_end``; if it has
+            ``on_plan``, that gets ``column_plan(...)`` (plain data: each column's kind and
+            encoding, the columns left out and why) once, just before training starts.
         checkpoint, resume: ``Checkpointing(dir, every)`` and a checkpoint folder to continue from.
         global_batch_size: under torchrun, rows per step over all processes.
         options: any of ``torchann.options`` (the ``torchann train`` flags, same names and
@@ -76,7 +79,7 @@ def train(
     check_fraction("val_split", d.val_split, hint=VAL_SPLIT_HINT)
     table = _training_table(data, target, d.target)
     for note in table.notes:  # e.g. a ';' file read with decimal commas: say so where the user looks
-        warnings.warn(note, stacklevel=2)
+        warn(note)
     table = table.select(None, _features(table, d.features, d.exclude))
     table = _with_target(table, drop=d.drop_missing_target)
     task = infer_task(table) if d.task is None else parse(Task, d.task, name="task")
@@ -95,7 +98,7 @@ def train(
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
                            scaling=d.scaling, target_log=d.target_log, named=d.features or ())
     for name, why in pre.dropped.items():  # identifiers: said where the user looks, kept in the history
-        warnings.warn(f"{table.source}: column {name!r} left out of the features ({why})", stacklevel=2)
+        warn(f"{table.source}: column {name!r} left out of the features ({why})")
     x, y = pre.transform_x(table), pre.transform_y(table)
     validation, val_table = None, None
     if val_rows is not None:
@@ -107,8 +110,8 @@ def train(
         validation = (pre.transform_x(val_table), pre.transform_y(val_table))
     patience = f.early_stopping or None
     if patience and validation is None and not d.val_split:  # asked for no held-out rows
-        warnings.warn(f"early stopping (patience {patience}) watches the training loss: there are no "
-                      f"validation rows; set val_split or pass val=", stacklevel=2)
+        warn(f"early stopping (patience {patience}) watches the training loss: there are no "
+                      f"validation rows; set val_split or pass val=")
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
                      dropout=n.dropout, norm=n.norm)
     torch.manual_seed(seed)  # the initial weights follow the seed too
@@ -132,6 +135,8 @@ def train(
         else:
             weights = torch.as_tensor(class_weights(y[train_rows], pre.out_features), dtype=torch.float32)
         loss_used = torch.nn.CrossEntropyLoss(weight=weights)
+    if hasattr(progress, "on_plan"):  # every check passed: say how each column is read (the CLI prints it)
+        progress.on_plan(column_plan(pre, table.skipped))
     history = fit(
         network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,
         loss=loss_used, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
@@ -194,8 +199,8 @@ def _with_target(table: Table, *, drop: bool) -> Table:
     if missing.all():
         raise DataError(f"{table.source}: every row's target ({', '.join(table.targets)}) is missing; "
                         f"there is nothing to train on")
-    warnings.warn(f"{table.source}: left out {int(missing.sum())} of {table.n_rows} rows without a target "
-                  f"({', '.join(table.targets)})", stacklevel=3)
+    warn(f"{table.source}: left out {int(missing.sum())} of {table.n_rows} rows without a target "
+         f"({', '.join(table.targets)})")
     return table.take(np.flatnonzero(~missing))
 
 

@@ -1,8 +1,12 @@
-"""The Typer application, its global options, and the one place errors become exit codes."""
+"""The Typer application, its global options, and the one place errors become exit codes
+and Python warnings become ``warning:`` lines."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+import sys
+import warnings
+from typing import Any, Iterator, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -25,12 +29,37 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+@contextlib.contextmanager
+def warnings_as_lines(ctx: Any) -> Iterator[None]:
+    """Every Python warning a command raises (torchann's, or a library's) as one line
+    ``warning: MESSAGE`` on stderr, without the ``file.py:123: UserWarning:`` source line that
+    Python prints; with ``--debug``, Python's own form. Python's filters still decide what is
+    shown (the same warning from the same place once)."""
+    previous = warnings.showwarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        stream = sys.stderr  # looked up now: a live progress bar redirects it above the bar
+        if (ctx.obj or {}).get("debug"):
+            stream.write(warnings.formatwarning(message, category, filename, lineno, line))
+        else:
+            stream.write(f"warning: {printable(str(message))}\n")
+        stream.flush()
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 class _Group(TyperGroup):
-    """Turns torchann's own errors into one line on stderr and the documented exit code."""
+    """Turns torchann's own errors into one line on stderr and the documented exit code, and
+    warnings into ``warning:`` lines (:func:`warnings_as_lines`), for every command."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings_as_lines(ctx):
+                return super().invoke(ctx)
         except TorchannError as err:
             if (ctx.obj or {}).get("debug"):
                 raise
@@ -88,10 +117,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stderr_console():
-    """A rich console on stderr: messages and progress never mix with data on stdout."""
+    """A rich console on stderr: messages and progress never mix with data on stdout.
+
+    When stderr is not a terminal (a log file, a pipe, a batch job) nothing is wrapped: rich
+    would otherwise cut every line at its default 80 columns, and a log line split in two
+    no longer matches a grep."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
 
 
 def parse_floats(text: str, *, option: str) -> list[float]:

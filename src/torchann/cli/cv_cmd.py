@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ._app import app, parse_ints, stderr_console
-from .train_cmd import train_cmd, warnings_to
+from .train_cmd import train_cmd
 
 # train's parameters that are not model options, or that cv declares itself.
 _NOT_SHARED = {"ctx", "data", "val", "checkpoint_every", "global_batch_size", "resume", "out", "overwrite",
@@ -44,8 +44,7 @@ def cv_cmd(
             console.print(f"fold {fold.fold}/{folds}: {shown} ({len(fold.test_rows)} rows; {fold.epochs} epochs)",
                           highlight=False, markup=False, soft_wrap=True)
 
-    with warnings_to(console):
-        result = cross_validate(data, folds=folds, on_fold=on_fold, **options)
+    result = cross_validate(data, folds=folds, on_fold=on_fold, **options)  # warnings: cli/_app.py prints them
     if as_json:
         typer.echo(json.dumps({"data": data, **result.to_dict()}, indent=2))
         return

@@ -20,6 +20,8 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="The file format; onnx is the one there is.")] = "onnx",
     network_only: Annotated[bool, typer.Option(
         "--network-only", help="The network alone: it takes the preprocessed float32 matrix, not raw columns.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the file already at --out "
+                                                                "(as train --overwrite replaces a run).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the graph's inputs and outputs as JSON.")] = False,
 ) -> None:
     """Export a saved model to ONNX, with its preprocessing (filling, scaling, one-hot) and answers inside."""
@@ -27,6 +29,8 @@ def export_cmd(
 
     if fmt.strip().lower() != "onnx":
         raise UsageError(f"unknown --format {fmt!r}; choose onnx")
+    if out.is_file() and not overwrite:  # like train --out: what is there stays unless asked
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
     from ..api.model import load
     from ..export.onnx import export_onnx, graph_signature
 

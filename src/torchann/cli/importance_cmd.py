@@ -25,12 +25,9 @@ def importance_cmd(
     """Shuffle each feature column across the rows of --data and report the mean drop in score
     (r2, or accuracy) and its std over the shuffles, largest first."""
     from ..api.model import load
-    from ._app import stderr_console
-    from .train_cmd import warnings_to
 
     model = load(model_dir)
-    with warnings_to(stderr_console()):
-        found = model.importance(data, repeats=repeats, seed=seed)
+    found = model.importance(data, repeats=repeats, seed=seed)
     if as_json:
         typer.echo(json.dumps({"model": str(model_dir), "data": str(data), "task": model.task, **found.to_dict()},
                               indent=2))

@@ -125,9 +125,7 @@ def render_facts(facts: dict[str, Any]) -> str:
     feats = facts["features"]
     lines.append(f"features   {len(feats)} column(s) -> {facts['inputs']} network input(s)")
     width = max((len(str(f["name"])) for f in feats), default=4)
-    for f in feats:
-        fill = "" if f["fill"] is None else f", missing -> {f['fill']:.6g}"
-        lines.append(f"  {str(f['name']):<{width}}  {f['kind']:<11} {f['inputs']:>3} input(s)  {f['encoding']}{fill}")
+    lines += [feature_line(f, width) for f in feats]
     for name, why in facts.get("left_out", {}).items():
         lines.append(f"  {name} left out: {why}")
     lines.append(f"network    {facts['network']}")
@@ -144,6 +142,13 @@ def render_facts(facts: dict[str, Any]) -> str:
         if rows:
             lines.append(f"           {', '.join(rows)}")
     return "\n".join(lines)
+
+
+def feature_line(f: dict[str, Any], width: int) -> str:
+    """One feature row of ``Model.describe()`` (or of ``train``'s column plan) as a line:
+    name, kind, inputs, encoding and the fill of a missing number."""
+    fill = "" if f["fill"] is None else f", missing -> {f['fill']:.6g}"
+    return f"  {str(f['name']):<{width}}  {f['kind']:<11} {f['inputs']:>3} input(s)  {f['encoding']}{fill}"
 
 
 # -- helpers ----------------------------------------------------------------------------------

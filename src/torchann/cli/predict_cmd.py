@@ -54,8 +54,6 @@ def predict_cmd(
             raise UsageError("--strict is not available with --cluster; score the file here, or leave out --strict")
         _on_cluster(model_dir, data, out, cluster, keep_names, proba, as_json, partition_rows)
         return
-    from .train_cmd import warnings_to
-
     model = load(model_dir)
     if proba and model.task != "classification":
         raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(model.target_names)} as "
@@ -63,12 +61,11 @@ def predict_cmd(
     if std and model.members < 2:
         raise UsageError(f"--std shows how an ensemble's members disagree, but {model_dir} is one network; "
                          f"leave out --std, or tune with ensembling (torchann tune without --no-ensemble)")
-    with warnings_to(stderr_console()):  # e.g. categories never seen in training, counted
-        if data is not None and not as_json and _streams(data):
-            _score_file(model, data, out, keep_names, proba, std, strict)
-            return
-        source = data if data is not None else input_table(model, rows or [])
-        columns = model.predictions(source, proba=proba, keep=keep_names, std=std, strict=strict)
+    if data is not None and not as_json and _streams(data):
+        _score_file(model, data, out, keep_names, proba, std, strict)
+        return
+    source = data if data is not None else input_table(model, rows or [])
+    columns = model.predictions(source, proba=proba, keep=keep_names, std=std, strict=strict)
     if as_json:
         text = json.dumps({k: [_plain(v) for v in col] for k, col in columns.items()}) + "\n"
     else:

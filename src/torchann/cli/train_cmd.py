@@ -6,11 +6,9 @@ the checkpoints, for ``--resume``) stores the same flat options.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import warnings
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -80,7 +78,7 @@ def train_cmd(
                                                                     f"or a run with --overwrite. [default: "
                                                                     f"{DEFAULT_OUT}, then -2, -3, ...]")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No column plan and no progress bar.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write scalars and weight histograms to "
                                                                     "OUT/tensorboard/ (extra [tensorboard]).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON on stdout.")] = False,
@@ -179,8 +177,12 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
                 atomic_write_text(Path(checkpoint.directory) / ARGS_FILE, json.dumps(stored, indent=2))
             super().on_train_start(**kw)
 
+        def on_plan(self, plan: dict[str, Any]) -> None:  # before training: which columns, read how
+            if not quiet:
+                console.print(render_plan(plan), highlight=False, markup=False, soft_wrap=True)
+
     with _Progress(console, enabled=not quiet, run_dir=out if main else None,
-                   tensorboard=tensorboard and main) as bar, warnings_to(console):
+                   tensorboard=tensorboard and main) as bar:
         try:
             model = train(args["data"], val=args.get("val"), progress=bar, checkpoint=checkpoint,
                           resume=(out / "checkpoint") if resume is not None else None,
@@ -203,14 +205,72 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
     stop = stopping_line(history)
     if as_json:
         typer.echo(json.dumps({"out": str(out), "epochs": len(history), "final": final, "info": history.info,
-                               "early_stopping": stop}, indent=2, default=str))
+                               "early_stopping": stop, "kept_epoch": history.info.get("best_epoch") or len(history)},
+                              indent=2, default=str))
         return
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float) and k not in ("seconds", "lr"))
-    console.print(f"epoch {final['epoch']}: {shown}", highlight=False)
-    if stop:
-        console.print(stop, highlight=False)
+    console.print(kept_line(history), highlight=False, markup=False)
     console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)",
-                  highlight=False)
+                  highlight=False, markup=False)
+
+
+def kept_line(history: Any) -> str:
+    """Which epoch's weights the saved model holds, and that epoch's numbers:
+    ``best epoch 37 of 53 kept (val_loss 0.42; stopped early): loss 0.4, ...``. (The last
+    epoch's numbers are in the progress lines above; early stopping keeps another epoch.)"""
+    n = len(history)
+    best = history.info.get("best_epoch")
+    if best and 0 < best <= n:
+        record = history.records[best - 1]
+        key = "val_loss" if "val_loss" in record else "loss"
+        value = record.get(key)
+        why = f"{key} {value:.4g}; " if isinstance(value, float) else ""
+        how = "stopped early" if history.info.get("stopped_early") else "ran every epoch"
+        head = f"best epoch {best} of {n} kept ({why}{how})"
+    else:
+        record = history.records[-1]
+        head = f"last epoch {n} of {n} kept (no early stopping)"
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k not in ("seconds", "lr"))
+    return f"{head}: {shown}"
+
+
+PLAN_ROWS = 12  # more feature columns than this: one line per kind and encoding instead of one per column
+
+
+def render_plan(plan: dict[str, Any]) -> str:
+    """``column_plan``'s data as the lines ``train`` prints before training: a line per column as
+    ``torchann inspect`` gives them, or, past ``PLAN_ROWS`` columns, one per kind and encoding."""
+    from .inspect_cmd import feature_line
+
+    feats, dropped = plan["features"], plan["dropped"]
+    lines = [f"columns: {len(feats)} feature(s) -> {plan['inputs']} network input(s); predicting "
+             f"{', '.join(map(str, plan['targets']))} ({plan['task']})"]
+    if len(feats) <= PLAN_ROWS:
+        width = max((len(str(f["name"])) for f in feats), default=4)
+        lines += [feature_line(f, width) for f in feats]
+    else:
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for f in feats:
+            groups.setdefault((f["kind"], _method(f)), []).append(f)
+        for (kind, method), members in groups.items():
+            names = ", ".join(str(f["name"]) for f in members[:6]) + (
+                f", ... ({len(members) - 6} more)" if len(members) > 6 else "")
+            lines.append(f"  {len(members):>4} {kind:<11} {sum(f['inputs'] for f in members):>4} input(s)  "
+                         f"{method}: {names}")
+    if dropped:
+        shown = list(dropped.items())
+        text = "; ".join(f"{name} ({why})" for name, why in shown[:PLAN_ROWS])
+        more = f"; ... ({len(shown) - PLAN_ROWS} more)" if len(shown) > PLAN_ROWS else ""
+        lines.append(f"  dropped {len(shown)}: {text}{more}")
+    return "\n".join(lines)
+
+
+def _method(feature: dict[str, Any]) -> str:
+    """A column's encoding without its numbers, to group many columns: ``standardised``,
+    ``one-hot``, ``quantile scores``, ``date``, ``as is`` (+ ``missing indicator``)."""
+    text = str(feature["encoding"])
+    for cut in (" (", " over "):
+        text = text.split(cut)[0]
+    return text + (" + missing indicator" if "missing-value indicator" in str(feature["encoding"]) else "")
 
 
 def stopping_line(history: Any) -> str | None:
@@ -225,18 +285,3 @@ def stopping_line(history: Any) -> str | None:
     if history.info.get("stopped_early"):
         return f"stopped at epoch {len(history)}, restored epoch {best}{best_text}"
     return f"trained every epoch ({len(history)}), kept epoch {best}{best_text}"
-
-
-@contextlib.contextmanager
-def warnings_to(console: Any) -> Iterator[None]:
-    """Show Python warnings raised while training as one ``warning:`` line each on stderr."""
-    previous = warnings.showwarning
-
-    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        console.print(f"warning: {message}", highlight=False, markup=False, soft_wrap=True)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = previous

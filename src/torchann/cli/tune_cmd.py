@@ -51,7 +51,6 @@ def tune_cmd(
     from ..core.errors import UsageError
     from ..tuning.search import tune
     from ..tuning.search import DEFAULT_PRUNER
-    from .train_cmd import warnings_to
 
     if trials is not None and trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}; the study runs until it holds that many trials")
@@ -60,11 +59,10 @@ def tune_cmd(
     fixed: dict[str, Any] = {k: v for k, v in (("epochs", epochs), ("val_split", val_split)) if v is not None}
     console = stderr_console()
     lines = TrialLines(console)
-    with warnings_to(console):
-        model = tune(data, target=[t.strip() for t in target.split(",")] if target else None, trials=trials,
-                     time=time, out=out, storage=storage, study=study, seed=seed, ensemble=not no_ensemble,
-                     finish=finish, artifacts=artifacts, pruner=pruner or DEFAULT_PRUNER, progress=lines, **fixed)
-        model.save(out)
+    model = tune(data, target=[t.strip() for t in target.split(",")] if target else None, trials=trials,
+                 time=time, out=out, storage=storage, study=study, seed=seed, ensemble=not no_ensemble,
+                 finish=finish, artifacts=artifacts, pruner=pruner or DEFAULT_PRUNER, progress=lines, **fixed)
+    model.save(out)
     info = model.history.info["tune"]
     val = model._run_rows.split("validation")  # noqa: SLF001 - the rows tune compared the trials on
     scores = model.evaluate(val) if val is not None else {}

@@ -18,9 +18,9 @@ import errno
 import json
 import math
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,7 +28,8 @@ from .errors import TorchannError, UsageError
 
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir", "fsync_dir", "StorageError",
-    "is_storage_full", "memory_bytes", "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
+    "is_storage_full", "current_umask", "file_mode", "make_temp_file", "make_temp_dir", "memory_bytes",
+    "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
 ]
 
 JSON_LIMIT = 64 * 2**20  # bytes: a spec.json, args.json or state.json past this is not one torchann wrote
@@ -60,6 +61,80 @@ def _cannot_write(final: Path, err: OSError) -> TorchannError:
     return StorageError(f"cannot write {final}: {err.strerror or err}; choose another place")
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, and setting it twice (to read, then to put it
+    back) lets another thread create a file under the wrong mask in between. Linux (4.7+)
+    reports the mask in ``/proc/self/status`` (``Umask:\t0022``), read here on every call;
+    elsewhere the answer is the mask the process had when torchann was imported (the one
+    moment torchann sets and restores it), which misses only a later change by the program.
+    """
+    mask = _proc_umask()
+    return _IMPORT_UMASK if mask is None else mask
+
+
+def _proc_umask() -> int | None:
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _import_umask() -> int:
+    mask = _proc_umask()
+    if mask is None:  # not Linux: read it by setting it, once, while the module is imported
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_IMPORT_UMASK = _import_umask()  # current_umask()'s answer where /proc/self/status has no Umask line
+
+
+def file_mode() -> int:
+    """The permission bits a plain ``open(path, "w")`` gives a new file now: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def _temp_name(folder: Path, prefix: str, suffix: str) -> Path:
+    return folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+
+
+def make_temp_file(folder: str | os.PathLike, *, prefix: str, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new, empty file under a random name in ``folder``, open for reading and writing.
+
+    Like ``tempfile.mkstemp`` (exclusive create, symbolic links not followed), but with the
+    bits of a plain ``open()``: mode ``0o666``, less the umask, applied by the kernel.
+    Returns the descriptor and the path.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = _temp_name(Path(folder), prefix, suffix)
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name in {folder}")  # pragma: no cover
+
+
+def make_temp_dir(folder: str | os.PathLike, *, prefix: str, suffix: str = ".tmp") -> Path:
+    """A new, empty folder under a random name in ``folder``, with the bits of a plain
+    ``mkdir()`` (``0o777`` less the umask), unlike ``tempfile.mkdtemp``'s ``0o700``."""
+    for _ in range(100):
+        path = _temp_name(Path(folder), prefix, suffix)
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name in {folder}")  # pragma: no cover
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
     try:
@@ -85,11 +160,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise UsageError(f"{final} is a folder; give a file name to write to")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        fd, tmp = make_temp_file(final.parent, prefix=f".{final.name}.")
     except OSError as err:
         raise _cannot_write(final, err) from None
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -128,7 +202,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise UsageError(f"{final} exists and is not a folder; choose another place to write to")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        stage = make_temp_dir(final.parent, prefix=f".{final.name}.")
     except OSError as err:
         raise _cannot_write(final, err) from None
     try:
@@ -136,7 +210,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         fsync_dir(stage)
         aside = None
         if final.exists():
-            aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            aside = make_temp_dir(final.parent, prefix=f".{final.name}.old-", suffix="")
             os.replace(final, aside / "d")
         os.replace(stage, final)
         fsync_dir(final.parent)

@@ -7,10 +7,11 @@ chunked file scoring are not, and their modules move when the package's layout d
 from __future__ import annotations
 
 from ..core.errors import ClusterError, DataError, ModelFileError, TorchannError, UsageError
-from ..core.files import JSON_LIMIT, StorageError, atomic_dir, atomic_write_text, is_storage_full, read_file_bytes
+from ..core.files import (JSON_LIMIT, StorageError, atomic_dir, atomic_write_text, file_mode, is_storage_full,
+                          read_file_bytes)
 from ..data.readers import _sniff as sniff_delimiter  # the delimiter torchann predict would guess
 from ..model.scoring import score_file
 
 __all__ = ["ClusterError", "DataError", "ModelFileError", "TorchannError", "UsageError", "JSON_LIMIT",
-           "StorageError", "atomic_dir", "atomic_write_text", "is_storage_full", "read_file_bytes", "score_file",
-           "sniff_delimiter"]
+           "StorageError", "atomic_dir", "atomic_write_text", "file_mode", "is_storage_full", "read_file_bytes",
+           "score_file", "sniff_delimiter"]

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from .cluster import ClusterSpec, connect
 from .extra import require
 from .inputs import DEFAULT_PARTITION_ROWS, Piece, input_files, plan
-from .internals import ClusterError, TorchannError, UsageError, atomic_dir, atomic_write_text
+from .internals import ClusterError, TorchannError, UsageError, atomic_dir, atomic_write_text, file_mode
 from .loader import ModelRef
 from .parts import ABORT, TEMP_SUFFIX, part_name, score_piece
 
@@ -88,7 +88,7 @@ def score_files(run: str | os.PathLike, data: str | os.PathLike, out: str | os.P
     pieces = plan(files, columns, partition_rows=partition_rows)
     mode = _file_mode()
     with atomic_dir(final) as stage:
-        os.chmod(stage, mode | _exec_bits(mode))  # mkdtemp makes it 0o700: give it a folder's usual bits
+        # atomic_dir's folder and files have a plain mkdir's and open's bits; the workers' parts get ``mode``
         if client is not None:
             rows, workers = _run(client, ref, pieces, stage, final, keep, proba, mode)
         else:
@@ -99,7 +99,6 @@ def score_files(run: str | os.PathLike, data: str | os.PathLike, out: str | os.P
                     "parts": [{"file": part_name(i), "source": p.path, "first_row": p.first_row, "rows": n}
                               for i, (p, n) in enumerate(zip(pieces, rows))]}
         atomic_write_text(stage / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-        os.chmod(stage / MANIFEST, mode)
     return ScoreResult(final, sum(rows), len(pieces), workers, [str(f) for f in files])
 
 
@@ -199,11 +198,6 @@ def _check_out(out: Path) -> Path:
 
 
 def _file_mode() -> int:
-    """``0o666`` less this process's umask: the bits a part and the manifest get."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _exec_bits(mode: int) -> int:
-    return (mode & 0o444) >> 2  # a folder is searchable by whoever may read it
+    """``0o666`` less this process's umask: the bits a part and the manifest get (read without
+    setting the umask, which would race with other threads: ``core.files.current_umask``)."""
+    return file_mode()

@@ -17,11 +17,11 @@ Every fold's indices are sorted ascending, training rows too.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Iterable
 
 import numpy as np
 
+from ..core.warn import warn
 from ..core.errors import DataError, UsageError
 
 __all__ = ["k_folds", "first_appearance_codes"]
@@ -52,8 +52,8 @@ def k_folds(n: int, k: int, *, seed: int, stratify: Iterable[Any] | None = None)
             raise DataError(f"{k} folds need at least {k} rows of some class, the largest class has "
                             f"{counts.max()}; use fewer folds")
         if counts.min() < k:
-            warnings.warn(f"the smallest class has {counts.min()} row(s), fewer than the {k} folds: some folds "
-                          f"hold none of it", UserWarning, stacklevel=2)
+            warn(f"the smallest class has {counts.min()} row(s), fewer than the {k} folds: some folds "
+                 f"hold none of it")
         by_class = np.sort(codes)
         allocation = np.asarray([np.bincount(by_class[i::k], minlength=len(counts)) for i in range(k)])
         fold_of = np.empty(n, dtype=np.int64)

@@ -10,13 +10,55 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-__all__ = ["describe", "feature_rows", "training_facts", "model_html"]
+__all__ = ["describe", "feature_rows", "preprocessor_rows", "column_plan", "when_missing", "training_facts",
+           "model_html"]
+
+_FILLS = {"mean": "the training mean", "median": "the training median", "zero": "zero"}
+
+
+def when_missing(feature: Any, fill_missing: Any) -> str:
+    """What the model does with a missing value of ``feature``, in words, from the same stored
+    facts that encode it (``Preprocessor.transform_x``): refused without ``fill_missing``; a
+    number filled with the training fill, a date part with the training mean (plus the
+    indicator input when training rows had missing values); a category sets its own
+    ``<missing>`` input when training rows had missing values, else no input of its column."""
+    if fill_missing is None:
+        return "refused: the model was trained with fill_missing=None"
+    flag = f"; input {feature.name}.missing set to 1" if feature.indicator else ""
+    if feature.kind == "numeric":
+        how = _FILLS.get(str(fill_missing), str(fill_missing))
+        return f"filled with {how} ({feature.fill:.6g}){flag}"
+    if feature.kind == "date":
+        return f"filled with the training means of year, month, weekday and day{flag}"
+    if feature.missing_slot:
+        return f"sets its own input {feature.name}=<missing>"
+    return (f"sets no input of {feature.name} (all {feature.width} zero): training rows had no missing value, so "
+            f"there is no <missing> input")
 
 
 def feature_rows(model: Any) -> list[dict[str, Any]]:
-    """One row per raw feature column: name, kind, number of inputs, encoding, missing-value fill."""
+    """One row per raw feature column: name, kind, number of inputs, encoding, missing-value fill,
+    and what a missing value does (``when_missing``)."""
+    return preprocessor_rows(model.preprocessor)
+
+
+def column_plan(preprocessor: Any, skipped: dict[str, str] | None = None) -> dict[str, Any]:
+    """How a fitted preprocessor reads the table, before training: the task and targets, one
+    row per feature column (:func:`feature_rows`'s, without the raw ``details``), the network
+    inputs they make, and the columns left out with why (``skipped``: those the reader could
+    not use; the preprocessor's own ``dropped``: identifiers)."""
+    return {
+        "task": str(preprocessor.task), "targets": list(preprocessor.target_names),
+        "features": [{k: v for k, v in r.items() if k != "details"} for r in preprocessor_rows(preprocessor)],
+        "inputs": preprocessor.in_features,
+        "dropped": {**(skipped or {}), **preprocessor.dropped},
+    }
+
+
+def preprocessor_rows(preprocessor: Any) -> list[dict[str, Any]]:
+    """:func:`feature_rows` of a fitted ``Preprocessor`` (a model's, or one ``train`` just fitted)."""
     rows = []
-    for f in model.preprocessor.features:
+    for f in preprocessor.features:
         record = {k: getattr(f, k) for k in f.__dataclass_fields__}
         kind = record.get("kind")
         if kind == "numeric" and record.get("knots"):
@@ -39,7 +81,8 @@ def feature_rows(model: Any) -> list[dict[str, Any]]:
             encoding += " + a missing-value indicator"
         rows.append({
             "name": f.name, "kind": kind, "inputs": f.width, "encoding": encoding,
-            "fill": record.get("fill"), "details": {k: v for k, v in record.items() if k not in ("name",)},
+            "fill": record.get("fill"), "when_missing": when_missing(f, preprocessor.fill_missing),
+            "details": {k: v for k, v in record.items() if k not in ("name",)},
         })
     return rows
 

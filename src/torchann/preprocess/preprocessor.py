@@ -31,7 +31,6 @@ Rules:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict
 from typing import Any, Sequence
 
@@ -39,6 +38,7 @@ import numpy as np
 
 from ..core.choices import FillMissing, Scaling, Task, parse
 from ..core.errors import DataError, UsageError
+from ..core.warn import warn
 from ..data.table import Key, Table
 from .checks import category_codes, missing_error, numeric_column, shown_values
 from ..data.table_input import as_table
@@ -217,9 +217,8 @@ class Preprocessor:
         self.unseen = facts.counts().get(UNSEEN, {})
         if self.unseen:
             shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
-            warnings.warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
-                          f"pass strict=True (torchann predict --strict) to refuse them", UnseenCategoryWarning,
-                          stacklevel=2)
+            warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
+                 f"pass strict=True (torchann predict --strict) to refuse them", UnseenCategoryWarning)
         return out
 
     def transform_x_facts(self, table: Any, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:

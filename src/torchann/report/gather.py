@@ -50,7 +50,7 @@ def gather(model: "BaseModel", rows: RunRows | None = None) -> dict[str, Any]:
         "search": trials_data(model.history.info),  # a tuned model's trials (report_trials)
     }
     if rows is not None:
-        data["missing"] = _missing(model, rows.table)
+        data["missing"] = _missing(data["features"], rows.table)
         data["model"]["activations"] = _activation_stats(model, rows)
         data["result"] = _result(model, rows)
     return data
@@ -90,18 +90,17 @@ def _run(model: "BaseModel", rows: RunRows | None) -> dict[str, Any]:
     return facts
 
 
-def _missing(model: "BaseModel", table: "Table") -> list[dict[str, Any]]:
-    """Per feature column: how many values were missing and what filled them."""
+def _missing(features: list[dict[str, Any]], table: "Table") -> list[dict[str, Any]]:
+    """Per feature column with missing values: how many, and what the model does with them (the
+    features table's own ``when_missing`` fact, so the two tables never disagree)."""
     out = []
-    for f in model.preprocessor.features:
-        col = table.columns.get(f.name)
+    for f in features:
+        col = table.columns.get(f["name"])
         if col is None:
             continue
         count = int(np.isnan(col).sum()) if col.dtype == np.float64 else int(sum(v is None for v in col))
         if count:
-            fill = (f"{model.preprocessor.fill_missing} ({f.fill:.6g})" if f.kind == "numeric" and f.fill is not None
-                    else "all-zero one-hot block")
-            out.append({"column": f.name, "missing": count, "filled_with": fill})
+            out.append({"column": f["name"], "missing": count, "filled_with": f["when_missing"]})
     return out
 
 

@@ -141,7 +141,8 @@ def _run_section(data: dict[str, Any]) -> str:
     missing = data.get("missing")
     if missing:
         parts.append("<h3>Missing values</h3>" + table(
-            ["column", "missing", "filled with"], [[m["column"], m["missing"], m["filled_with"]] for m in missing]))
+            ["column", "missing", "what the model does"],
+            [[m["column"], m["missing"], m["filled_with"]] for m in missing], text_columns=(0, 2)))
     elif missing is not None:
         parts.append('<p class="note">No feature value was missing.</p>')
     if run.get("options"):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import random
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -36,6 +35,7 @@ import torch
 from ..core.choices import Precision, parse
 from ..core.errors import UsageError
 from .measure import MeasuredCache, median_times, step_timer
+from ..core.warn import warn
 
 __all__ = ["resolve_device", "seed_everything", "CpuCapability", "cpu_capability", "native_bf16",
            "BF16_MIN_FLOPS", "BF16_GAIN", "PRECISION_TIMES", "bf16_step_times", "resolve_precision"]
@@ -200,9 +200,9 @@ def resolve_precision(precision: str | Precision, device: torch.device, flops: f
     if precision is Precision.BF16 and device.type == "cpu" and not native and not _warned_bf16:
         _warned_bf16 = True
         fp32, bf16 = measure()
-        warnings.warn(
+        warn(
             f"precision='bf16' on a CPU without native bfloat16 ({cpu_capability().describe()}): a 512x512 "
             f"matmul runs at {bf16:.0f} GFLOP/s in bf16 against {fp32:.0f} in fp32 here "
             f"({fp32 / max(bf16, 1e-9):.1f}x slower); use precision='auto' or 'fp32'",
-            RuntimeWarning, stacklevel=3)
+            RuntimeWarning)
     return precision

@@ -35,6 +35,7 @@ from ..core.files import (
     StorageError,
     atomic_write_text,
     check_regular_file,
+    file_mode,
     fsync_dir,
     memory_bytes,
     read_file_bytes,
@@ -144,6 +145,7 @@ def save_state(directory: str | Path, name: str, state: dict[str, Any]) -> Path:
     try:
         stage.mkdir()
         save_file(tensors, str(stage / "tensors.safetensors"))
+        os.chmod(stage / "tensors.safetensors", file_mode())  # safetensors creates it 0o600, open() would not
         (stage / "state.json").write_text(json.dumps({"format": FORMAT, "state": tree}))
         for child in stage.iterdir():
             with open(child, "rb+") as handle:
