@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import Any, Iterable
 
 from .errors import UsageError
 
-__all__ = ["check_positive_int", "check_non_negative_int", "check_positive_number", "check_non_negative_number",
-           "check_fraction", "key_mismatch"]
+__all__ = ["check_positive_int", "check_non_negative_int", "check_optional_positive_int", "check_positive_number",
+           "check_non_negative_number", "check_fraction", "as_integer", "key_mismatch"]
 
 
-def _integer(value: Any) -> int | None:
-    """``value`` as an int when it is one (numpy integers included), else None; bools are not integers."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def as_integer(value: Any) -> int | None:
+    """``value`` as an int when it is an integer (``operator.index``: numpy integers and 0-d integer
+    tensors included), else None; bools, floats and strings are not integers."""
+    if isinstance(value, (bool, str, bytes)) or getattr(value, "dtype", None) is not None and "bool" in str(value.dtype):
         return None
-    return int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+_integer = as_integer
 
 
 def _real(value: Any) -> float | None:
@@ -35,6 +43,16 @@ def check_positive_int(name: str, value: Any, *, error: type[Exception] = UsageE
     number = _integer(value)
     if number is None or number < 1:
         raise error(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def check_optional_positive_int(name: str, value: Any, *, hint: str = "", error: type[Exception] = UsageError) -> int | None:
+    """None, or a positive integer."""
+    if value is None:
+        return None
+    number = _integer(value)
+    if number is None or number < 1:
+        raise error(f"{name} must be a positive integer or None, got {value!r}{hint}")
     return number
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["Summary", "LayerRow", "summary", "summary_of_spec"]
+__all__ = ["Summary", "LayerRow", "summary", "summary_of_spec", "default_input_size"]
 
 _MB = 1024.0**2
 _MIN_WIDTHS = (20, 25, 15)  # torchsummary's columns: 20 + 2 + 25 + 1 + 15 = 63 characters
@@ -244,8 +244,14 @@ def summary_of_spec(spec: Any, input_size: Sequence[int] | None = None, *, batch
     with torch.device("meta"):
         model = spec.build()
     if input_size is None:
-        input_size = (spec.in_features,) if str(spec.norm) == "batch" else (1, spec.in_features)
+        input_size = default_input_size(spec)
     return summary(model, input_size=input_size, batch_size=batch_size, depth=depth)
+
+
+def default_input_size(spec: Any) -> tuple[int, ...]:
+    """One sample's shape for a spec's summary: ``(1, in_features)`` as in the tutorial, but
+    ``(in_features,)`` for a batch-norm network (``BatchNorm1d`` reads dim 1 as the features)."""
+    return (spec.in_features,) if str(getattr(spec, "norm", "none")) == "batch" else (1, spec.in_features)
 
 
 # -- inputs ---------------------------------------------------------------------------------
