@@ -11,7 +11,12 @@ from ..core.errors import DataError
 from ..data.columns import coerce, numeric_values
 from ..data.table import Table
 
-__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes"]
+__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes", "check_magnitude", "MAX_MAGNITUDE"]
+
+# Numbers standardised by their mean and std must stay below this in magnitude: their squares
+# (the variance, a regression loss in the target's units) then stay far inside float64 for any
+# number of rows. Beyond it, np.std overflows to inf ("overflow encountered in square").
+MAX_MAGNITUDE = 1e100
 
 def shown_values(values: Sequence[Any], limit: int = 20) -> str:
     text = ", ".join(repr(v) for v in values[:limit])
@@ -60,3 +65,19 @@ def category_codes(table: Table, name: str, col: np.ndarray, known: list, kind: 
         raise DataError(f"{table.source}: column {name!r} row {table.row(i)} holds {col[i]!r}, an unknown {what}; "
                         f"known: {shown_values(known)}")
     return codes, miss
+
+
+def check_magnitude(table: Table, name: str, values: np.ndarray, idx: np.ndarray, *, role: str, fix: str,
+                    shown: np.ndarray | None = None) -> None:
+    """Refuse a column whose (finite) training values reach ``MAX_MAGNITUDE``, naming the row and value.
+
+    ``values`` are the training rows' numbers (``idx`` their rows in ``table``), NaN for missing;
+    ``shown`` the values to quote (the raw ones, when ``values`` were transformed)."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) >= MAX_MAGNITUDE
+    if not big.any():
+        return
+    i = int(np.argmax(big))
+    value = (values if shown is None else shown)[i]
+    raise DataError(f"{table.source}: {role} {name!r} row {table.row(int(idx[i]))} holds {value:g}, too large to "
+                    f"standardise (beyond ±{MAX_MAGNITUDE:g}, its square overflows float64); {fix}")

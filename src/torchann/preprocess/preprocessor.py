@@ -40,7 +40,7 @@ import numpy as np
 from ..core.choices import FillMissing, Scaling, Task, parse
 from ..core.errors import DataError, UsageError
 from ..data.table import Key, Table
-from .checks import category_codes, missing_error, numeric_column, shown_values
+from .checks import category_codes, check_magnitude, missing_error, numeric_column, shown_values
 from ..data.columns import coerce, label_kind, shown_name
 from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
@@ -156,7 +156,11 @@ class Preprocessor:
                 if log and np.min(y) <= -1:
                     raise DataError(f"{table.source}: target {name!r} has values <= -1 (e.g. {np.min(y)}), "
                                     f"so it cannot be learnt as log1p(y); pass target_log=False")
-                y = np.log1p(y) if log else y
+                raw, y = y, (np.log1p(y) if log else y)
+                if scale:
+                    check_magnitude(table, name, y, idx, role="target", shown=raw,
+                                    fix="divide the column by a power of ten, or learn log1p(y) with --target-log "
+                                        "(target_log=True)" if not log else "divide the column by a power of ten")
                 mean, std = _stats(y) if scale else (0.0, 1.0)
                 pre.target_mean.append(mean)
                 pre.target_std.append(std)

@@ -10,7 +10,7 @@ import numpy as np
 from ..core.choices import Task
 from ..core.errors import DataError
 from ..data.table import Key, Table
-from .checks import numeric_column
+from .checks import MAX_MAGNITUDE, numeric_column
 
 __all__ = ["infer_task", "target_columns", "wants_log", "class_weights", "target_numbers", "no_missing_target",
            "MAX_CLASSES", "LOG_TARGET_SKEW"]
@@ -56,6 +56,9 @@ def wants_log(y: np.ndarray) -> bool:
 
 
 def _skew(y: np.ndarray) -> float:
+    top = float(np.max(np.abs(y))) if y.size else 0.0
+    if top > MAX_MAGNITUDE:  # skewness does not change with scale; this keeps np.std's squares finite
+        y = y / top
     sd = float(np.std(y))
     return 0.0 if sd == 0 else float(np.mean(((y - np.mean(y)) / sd) ** 3))
 
