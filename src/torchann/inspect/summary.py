@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..core.checks import as_integer
 from ..core.errors import UsageError
 from .trace import Call, check_model, first_tensor, make_inputs, model_device, run_hooked, same_device
 
@@ -204,10 +205,14 @@ def summary(
     import torch
 
     check_model(model)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not (batch_size == -1 or batch_size > 0):
-        raise UsageError(f"batch_size must be a positive integer or -1 (any), got {batch_size!r}")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
-        raise UsageError(f"depth must be a non-negative integer or None (all), got {depth!r}")
+    given = batch_size
+    batch_size = as_integer(batch_size)
+    if batch_size is None or not (batch_size == -1 or batch_size > 0):
+        raise UsageError(f"batch_size must be a positive integer or -1 (any), got {given!r}")
+    if depth is not None:
+        given, depth = depth, as_integer(depth)
+        if depth is None or depth < 0:
+            raise UsageError(f"depth must be a non-negative integer or None (all), got {given!r}")
     home = model_device(model)
     if device is None:
         device = home

@@ -22,6 +22,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from ..core.version import __version__
+from ..core.checks import check_path
 from ..core.errors import ModelFileError, SpecError, UsageError
 from ..core.files import (
     JSON_LIMIT,
@@ -74,6 +75,7 @@ def save(
     may hold ``checkpoint/``) has each file replaced atomically, weights before
     ``spec.json``; the weights' checksum in ``spec.json`` tells a torn pair on load.
     """
+    path = check_path("path", path, what="the model directory to write")
     spec = spec or getattr(model, "spec", None)
     if not isinstance(spec, ModelSpec):
         raise UsageError(

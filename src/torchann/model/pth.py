@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..core.choices import Activation, Norm, parse
+from ..core.checks import check_path
 from ..core.errors import ModelFileError, SpecError, UsageError
 from ..core.files import check_regular_file, memory_bytes, read_json
 from ..network.members import spec_from_dict
@@ -55,7 +56,7 @@ def read_state_dict(path: str | Path, *, trust_pickle: bool = False) -> "Ordered
         ModelFileError: the file is missing, unreadable, not a state dict, or (without
             ``trust_pickle``) holds anything but tensors.
     """
-    path = Path(path)
+    path = check_path("path", path, what="the .pth weights file")
     if not path.exists() or path.is_dir():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ModelFileError(f"{path} {what}; give the .pth file written by torch.save(model.state_dict(), ...)")

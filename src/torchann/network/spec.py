@@ -7,6 +7,7 @@ running any code from the file: the JSON names the layers, torchann builds them.
 from __future__ import annotations
 
 import json
+import numbers
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
@@ -56,11 +57,13 @@ class ModelSpec:
             self, "output_activation", _parse(Activation, self.output_activation, "output_activation")
         )
         object.__setattr__(self, "norm", _parse(Norm, self.norm, "norm"))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, numbers.Real):
             raise SpecError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise SpecError(f"dropout must be in [0, 1), got {self.dropout!r}; use 0 to disable it")
         object.__setattr__(self, "dropout", float(self.dropout))
+        if type(self.bias).__name__ == "bool_":  # numpy's bool
+            object.__setattr__(self, "bias", bool(self.bias))
         if not isinstance(self.bias, bool):
             raise SpecError(f"bias must be true or false, got {self.bias!r}")
         if self.num_parameters() > MAX_PARAMETERS:

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.choices import Task
-from ..core.errors import DataError
+from ..core.errors import DataError, UsageError
 from ..data.table import Key, Table
 from .checks import MAX_MAGNITUDE, numeric_column
 
@@ -23,6 +23,8 @@ LOG_TARGET_SKEW = 2.0  # a positive regression target more skewed than this is l
 
 def infer_task(table: Table, target: Key | Sequence[Key] | None = None) -> Task:
     """Classification or regression for ``target`` (default: the table's targets); see the module doc."""
+    if not isinstance(table, Table):
+        raise UsageError(f"infer_task needs a torchann Table (from load_table), got {type(table).__name__}")
     names = target_columns(table, target)
     if len(names) > 1:
         return Task.REGRESSION
