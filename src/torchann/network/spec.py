@@ -62,7 +62,7 @@ class ModelSpec:
         if not 0.0 <= float(self.dropout) < 1.0:
             raise SpecError(f"dropout must be in [0, 1), got {self.dropout!r}; use 0 to disable it")
         object.__setattr__(self, "dropout", float(self.dropout))
-        if type(self.bias).__name__ == "bool_":  # numpy's bool
+        if type(self.bias).__module__ == "numpy" and type(self.bias).__name__ in ("bool", "bool_"):  # numpy bool
             object.__setattr__(self, "bias", bool(self.bias))
         if not isinstance(self.bias, bool):
             raise SpecError(f"bias must be true or false, got {self.bias!r}")

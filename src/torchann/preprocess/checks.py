@@ -11,7 +11,8 @@ from ..core.errors import DataError
 from ..data.columns import coerce, numeric_values
 from ..data.table import Table
 
-__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes", "check_magnitude", "MAX_MAGNITUDE"]
+__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes", "check_magnitude", "check_scaled",
+           "MAX_MAGNITUDE"]
 
 # Numbers standardised by their mean and std must stay below this in magnitude: their squares
 # (the variance, a regression loss in the target's units) then stay far inside float64 for any
@@ -81,3 +82,21 @@ def check_magnitude(table: Table, name: str, values: np.ndarray, idx: np.ndarray
     value = (values if shown is None else shown)[i]
     raise DataError(f"{table.source}: {role} {name!r} row {table.row(int(idx[i]))} holds {value:g}, too large to "
                     f"standardise (beyond ±{MAX_MAGNITUDE:g}, its square overflows float64); {fix}")
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_scaled(table: Table, name: str, raw: np.ndarray, scaled: np.ndarray, *, role: str) -> np.ndarray:
+    """``scaled`` (float64, one value per row), refused when a value leaves float32's range: a row
+    far outside the training rows (fitted without it) would otherwise become inf."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(scaled) > _FLOAT32_MAX
+    if big.ndim > 1:
+        big = big.any(axis=1)
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(f"{table.source}: {role} {name!r} row {table.row(i)} holds {raw[i]:g}, which scaled by the "
+                        f"training rows' mean and std leaves float32's range (±3.4e38); divide the column by a power "
+                        f"of ten, or drop that row")
+    return scaled

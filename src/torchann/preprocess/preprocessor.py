@@ -40,7 +40,7 @@ import numpy as np
 from ..core.choices import FillMissing, Scaling, Task, parse
 from ..core.errors import DataError, UsageError
 from ..data.table import Key, Table
-from .checks import category_codes, check_magnitude, missing_error, numeric_column, shown_values
+from .checks import category_codes, check_magnitude, check_scaled, missing_error, numeric_column, shown_values
 from ..data.columns import coerce, label_kind, shown_name
 from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
@@ -233,7 +233,7 @@ class Preprocessor:
                 miss = np.isnan(x)
                 if miss.any() and f.fill is None:
                     missing_error(table, f.name, miss)
-                out[:, j : j + f.width] = f.encode_numbers(x)
+                out[:, j : j + f.width] = check_scaled(table, f.name, x, f.encode_numbers(x), role="column")
                 facts.add(OUT_OF_RANGE, f.name, f.outside_range(x))
             elif f.kind == "date":
                 values, miss, _ = coerce(col, "str")
@@ -276,8 +276,8 @@ class Preprocessor:
         for k, name in enumerate(self.target_names):
             y = target_numbers(table, name)
             no_missing_target(table, name, np.isnan(y), every)
-            y = np.log1p(y) if self.target_log and self.target_log[k] else y
-            out[:, k] = (y - self.target_mean[k]) / self.target_std[k]
+            z = ((np.log1p(y) if self.target_log and self.target_log[k] else y) - self.target_mean[k]) / self.target_std[k]
+            out[:, k] = check_scaled(table, name, y, z, role="target")
         return out
 
     def inverse_y(self, pred: Any) -> np.ndarray:
