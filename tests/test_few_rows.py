@@ -85,6 +85,7 @@ def test_predict_of_a_few_rows_equals_a_large_call(model):
 @pytest.mark.parametrize("query, message", [
     ({"a": [1.0], "b": ["many"], "k": [1.0], "city": ["east"], "code": ["c001"]}, "column 'b' should hold numbers"),
     ({"a": [1.0], "b": [np.inf], "k": [1.0], "city": ["east"], "code": ["c001"]}, "replace infinite values"),
+    ({"a": [1.0], "b": [2.0], "k": [1e300], "city": ["east"], "code": ["c001"]}, "leaves float32's range"),
     ({"a": [1.0], "b": [2.0], "k": [1.0], "city": ["east"]}, "missing feature column(s) code"),
 ])
 def test_what_it_does_not_handle_is_answered_column_wise(model, query, message):

@@ -441,8 +441,8 @@ def test_activations_errors_list_valid_names():
     with pytest.raises(UsageError, match="'unused' did not run"):
         torchann.activations(Skips(), torch.zeros(1, 2), layers=["used", "unused"])
 
-    with pytest.raises(RuntimeError):
-        torchann.activations(model, torch.zeros(1, 3), layers=["1"])  # wrong width
+    with pytest.raises(torchann.DataError, match=r"the forward pass failed on input\(s\) of shape \(1, 3\) \(RuntimeError"):
+        torchann.activations(model, torch.zeros(1, 3), layers=["1"])  # wrong width: the model's error, in one line
     assert all(not m._forward_hooks for m in model.modules())
 
 

@@ -39,6 +39,19 @@ def test_summary_of_a_tiny_spec_declaring_an_8_gb_layer_allocates_nothing(tmp_pa
     assert grew < 100_000  # KiB; the weights would be 8,464,736,004 bytes
 
 
+def test_the_summary_command_of_a_spec_declaring_8_gb_of_weights_answers_without_allocating(tmp_path):
+    code = ("import json, contextlib, io\nfrom torchann.cli import app\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n    app(['summary', sys.argv[1], '--json', '--input-size', "
+            "'1000,2'], standalone_mode=False)\nprint(json.loads(buf.getvalue())['total_params'])")
+    grown = {}
+    for name, hidden in [("small", [4]), ("wide", [46000, 46000])]:
+        (tmp_path / f"{name}.json").write_text(json.dumps({"in_features": 2, "hidden": hidden, "out_features": 1}))
+        printed, grown[name] = _peak_kib(code, str(tmp_path / f"{name}.json"))
+    assert int(printed) == 2 * 46000 + 46000 + 46000 * 46000 + 46000 + 46000 + 1  # W1, b1, W2, b2, W3, b3
+    # the command's own imports cost the same for both; the weights would be 8,464,920,004 bytes
+    assert grown["wide"] - grown["small"] < 50_000  # KiB
+
+
 def test_summary_of_spec_matches_the_summary_of_the_built_network():
     spec = ModelSpec(in_features=3, hidden=(5, 4), out_features=2)
     on_meta = summary_of_spec(spec)

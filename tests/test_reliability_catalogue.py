@@ -586,6 +586,91 @@ CASES += [
 ]
 
 
+def train_new(data: str, *extra: str) -> tuple[str, ...]:
+    """``train`` into a folder no other case writes (a disk case leaves ``run/`` on purpose)."""
+    return ("train", data, "--quiet", "--epochs", "1", "--out", "newrun", *extra)
+
+
+def _meta_mlp():
+    with torch.device("meta"):
+        return torchann.mlp(2, [4], 1)
+
+
+class _Rows(torch.utils.data.IterableDataset):
+    """A stream of (x, y) rows without a length, as users write them."""
+
+    def __iter__(self):
+        return iter(zip(X, Y))
+
+
+CASES += [
+    # -- sizes that would allocate before they are checked ------------------------------------------
+    Bad("spec", "summary --input-size of 10^12 values for a 2-input network", "the forward pass failed on input(s) "
+        "of shape (2, 1000000000000)", ("summary", "spec_ok.json", "--input-size", "1000000000000")),
+    Bad("spec", "summary --input-size of 10^24 values", "input_size (1000000000000, 1000000000000, 2) makes a sample "
+        "batch of 2 x 2,000,000,000,000,000,000,000,000 values", ("summary", "spec_ok.json", "--input-size",
+                                                                 "1000000000000,1000000000000,2")),
+    Bad("api", "summary(input_size=(10**12,)) of a network with weights", "input_size (1000000000000,) makes a sample "
+        "batch of 2 x 1,000,000,000,000 values (8,000,000,000,000 bytes), more than the limit of 1,073,741,824",
+        call=lambda d: torchann.summary(_mlp(), input_size=(10**12,)), error=errors.UsageError),
+    # -- batch norm and batches of one row -------------------------------------------------------------
+    Bad("data", "--norm batch on a one-row table", "the training data has 1 row(s), but the model's BatchNorm needs at "
+        "least 2 rows per batch; give more rows, or use norm='layer' (--norm layer)",
+        train_new("one.csv", *OK, "--norm", "batch")),
+    Bad("cli", "--norm batch with --batch-size 1", "batch_size 1 gives BatchNorm batches of one row, which it cannot "
+        "train on; use batch_size 2 or more", train_new("ok.csv", *OK, "--norm", "batch", "--batch-size", "1")),
+    Bad("api", "fit a batch-norm model on a DataLoader whose last batch holds one row", "the DataLoader's last batch "
+        "holds 1 row (9 rows in batches of 4)", call=lambda d: fit(torchann.mlp(2, [4], 1, norm="batch"),
+            torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(9, 2), torch.randn(9, 1)),
+                                        batch_size=4), epochs=1), error=errors.DataError),
+    # -- numbers too large to standardise ---------------------------------------------------------------
+    Bad("data", "a target of 1e308 learnt as it is", "hugey.csv: target 'y' row 4 holds 1e+308, too large to "
+        "standardise (beyond ±1e+100, its square overflows float64); divide the column by a power of ten, or learn "
+        "log1p(y) with --target-log", train_new("hugey.csv", *OK, "--no-target-log")),
+    Bad("data", "a target of -1e308", "hugeneg.csv: target 'y' row 4 holds -1e+308, too large to standardise",
+        train_new("hugeneg.csv", *OK)),
+    Bad("data", "a feature of 1e308 (standardised: few distinct values)", "hugex.csv: column 'a' row 4 holds 1e+308, "
+        "too large to standardise (beyond ±1e+100, its square overflows float64); divide the column by a power of "
+        "ten, or use --scaling quantile", train_new("hugex.csv", *OK)),
+    # -- tutorial-style weight files whose tensors are not plain weights --------------------------------
+    Bad("weights", "import of a .pth holding a sparse tensor with out-of-range indices", "sparse.pth: tensor "
+        "'0.weight' is sparse_coo, not a dense tensor", ("import", "sparse.pth", "--out", "imp")),
+    Bad("weights", "import of a .pth holding meta tensors", "meta.pth: tensor '0.weight' is on the meta device (a "
+        "shape without values", ("import", "meta.pth", "--out", "imp")),
+    # -- the Python API misused as users do ----------------------------------------------------------------
+    Bad("api", "fit with a 0-d target", "training data y is a single number (1.0), not one target per row; pass y of "
+        "shape (8,) or (8, outputs)", call=lambda d: fit(_mlp(), X, torch.tensor(1.0), epochs=1),
+        error=errors.DataError),
+    Bad("api", "fit on a DataLoader of an IterableDataset", "fit cannot train on an IterableDataset (_Rows): it has "
+        "no length", call=lambda d: fit(_mlp(), torch.utils.data.DataLoader(_Rows(), batch_size=4), epochs=1),
+        error=errors.UsageError),
+    Bad("api", "fit(loss='bce') with a target of 2.0", "training data y holds 2 at row 0, column 0, but loss='bce' "
+        "needs targets in [0, 1]", call=lambda d: fit(_mlp(), X, torch.full((8, 1), 2.0), loss="bce", epochs=1),
+        error=errors.DataError),
+    Bad("api", "predict(batch_size=-1)", "batch_size must be a positive integer or None, got -1",
+        call=lambda d: torchann.predict(_mlp(), X, batch_size=-1), error=errors.UsageError),
+    Bad("api", "save a model on the meta device", "model tensor 'linear1.weight' is on the meta device (a shape "
+        "without values), so there are no weights to save", call=lambda d: torchann.save(_meta_mlp(), "sv"),
+        error=errors.UsageError),
+    Bad("api", "load_table(None)", "path must be a data file's path or a dataset name (a str or os.PathLike), got "
+        "NoneType", call=lambda d: torchann.load_table(None), error=errors.UsageError),
+]
+
+
+def _write_trust_inputs(d: Path) -> None:
+    """Inputs of the cases just above: one-row and huge-number tables, odd .pth tensors."""
+    (d / "one.csv").write_text("a,b,y\n1,2,3\n")
+    for name, column, value in [("hugey", 2, 1e308), ("hugeneg", 2, -1e308), ("hugex", 0, 1e308)]:
+        rows = [[float(i), float(i % 3), float(i)] for i in range(20)]
+        rows[3][column] = value
+        (d / f"{name}.csv").write_text("a,b,y\n" + "".join(",".join(repr(v) for v in r) + "\n" for r in rows))
+    state = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).state_dict()
+    sparse = torch.sparse_coo_tensor(torch.tensor([[0, 50], [0, 1]]), torch.tensor([1.0, 2.0]), (8, 2),
+                                     check_invariants=False)  # index 50 lies outside the 8 rows
+    torch.save({**state, "0.weight": sparse}, d / "sparse.pth")
+    torch.save({k: torch.empty_like(v, device="meta") for k, v in state.items()}, d / "meta.pth")
+
+
 @contextlib.contextmanager
 def _fail_mkdir(code: int):
     real = Path.mkdir
@@ -778,6 +863,7 @@ def _write_dask_inputs(d: Path) -> None:
 def inputs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("bad-inputs")
     _write_inputs(d)
+    _write_trust_inputs(d)
     return d
 
 

@@ -16,7 +16,7 @@ import torch
 
 from ..core.choices import Loss, Task, parse
 from ..data.table import Table
-from ..core.checks import VAL_SPLIT_HINT, check_fraction
+from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_seed
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
@@ -89,7 +89,7 @@ def train(
             f"loss {loss} needs class labels, but the target was taken as a regression target; "
             f"pass task='classification' (--task classification) or a regression loss (mse, mae)"
         )
-    seed = f.seed if f.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
+    seed = check_seed("seed", f.seed) if f.seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
 
     train_rows, val_rows = np.arange(table.n_rows), None
     if d.val_split and val is None and table.n_rows >= MIN_ROWS_TO_HOLD_OUT:  # a val table replaces the split

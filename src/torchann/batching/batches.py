@@ -77,7 +77,8 @@ class TensorBatches:
         # rank joins the one before it: BatchNorm cannot train on a single row (33 rows in
         # batches of 32 make one step of 33 rows, not 32 + 1).
         starts = list(range(0, self.n, self.global_batch))
-        if min_rows > 1 and len(starts) > 1 and self.n - starts[-1] < min_rows * world_size:
+        self.merged_last = min_rows > 1 and len(starts) > 1 and self.n - starts[-1] < min_rows * world_size
+        if self.merged_last:
             starts.pop()
         self.bounds = list(zip(starts, starts[1:] + [self.n]))
 

@@ -31,14 +31,12 @@ def summary_cmd(
 ) -> None:
     """The torchsummary table: layers, output shapes, parameter counts and sizes in MB."""
     from ..inspect.layers import summary
+    from ..inspect.summary import default_input_size
 
     net, spec = _model_and_spec(model)
-    if input_size is not None:
-        shape = tuple(parse_ints(input_size, option="--input-size"))
-    elif str(spec.norm) == "batch":  # BatchNorm1d reads dim 1 as features: no extra axis
-        shape = (spec.in_features,)
-    else:
-        shape = (1, spec.in_features)
+    shape = tuple(parse_ints(input_size, option="--input-size")) if input_size is not None else default_input_size(spec)
+    # Shapes and counts do not depend on the values: the pass runs on the meta device, so a spec
+    # declaring a 46000-wide layer or an --input-size of 10^12 allocates nothing.
     result = summary(net, input_size=shape, depth=depth, batch_size=batch_size)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -154,19 +152,22 @@ def feature_line(f: dict[str, Any], width: int) -> str:
 # -- helpers ----------------------------------------------------------------------------------
 
 def _model_and_spec(path: Path) -> tuple[Any, Any]:
-    """A model directory loads with its weights; a JSON file builds a fresh net from its spec
-    (parameter counts and shapes do not depend on the weights)."""
+    """The network on the meta device (shapes without values) and its spec. A model directory
+    is loaded first, so that its files are checked; a JSON file's spec is built on meta directly."""
+    import torch
+
     from ..core.errors import ModelFileError
     from ..model.pth import read_spec_file
     from ..api.model import load
 
     if path.is_dir():
         model = load(path)
-        return model.network, model.spec
+        return model.network.to("meta"), model.spec
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model directory or spec.json file")
     spec = read_spec_file(path)  # strict JSON: a bare ModelSpec or a model directory's spec.json
-    return spec.build(), spec
+    with torch.device("meta"):
+        return spec.build(), spec
 
 
 def _write_arrays(out: Path, arrays: dict) -> None:

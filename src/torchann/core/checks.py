@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import Any, Iterable
 
 from .errors import UsageError
 
-__all__ = ["check_positive_int", "check_non_negative_int", "check_positive_number", "check_non_negative_number",
-           "check_fraction", "key_mismatch"]
+__all__ = ["check_positive_int", "check_non_negative_int", "check_optional_positive_int", "check_positive_number",
+           "check_non_negative_number", "check_fraction", "check_path", "check_seed", "as_integer", "key_mismatch"]
 
 
-def _integer(value: Any) -> int | None:
-    """``value`` as an int when it is one (numpy integers included), else None; bools are not integers."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def as_integer(value: Any) -> int | None:
+    """``value`` as an int when it is an integer (``operator.index``: numpy integers and 0-d integer
+    tensors included), else None; bools, floats and strings are not integers."""
+    if isinstance(value, (bool, str, bytes)) or getattr(value, "dtype", None) is not None and "bool" in str(value.dtype):
         return None
-    return int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+_integer = as_integer
 
 
 def _real(value: Any) -> float | None:
@@ -35,6 +43,16 @@ def check_positive_int(name: str, value: Any, *, error: type[Exception] = UsageE
     number = _integer(value)
     if number is None or number < 1:
         raise error(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def check_optional_positive_int(name: str, value: Any, *, hint: str = "", error: type[Exception] = UsageError) -> int | None:
+    """None, or a positive integer."""
+    if value is None:
+        return None
+    number = _integer(value)
+    if number is None or number < 1:
+        raise error(f"{name} must be a positive integer or None, got {value!r}{hint}")
     return number
 
 
@@ -67,6 +85,25 @@ def check_fraction(name: str, value: Any, *, hint: str = "", error: type[Excepti
     number = _real(value)
     if number is None or not 0 <= number < 1:
         raise error(f"{name} must be a number in [0, 1), got {value!r}{hint}")
+    return number
+
+
+def check_path(name: str, value: Any, *, what: str = "a path", error: type[Exception] = UsageError) -> "Path":
+    """``value`` as a ``Path``: a ``str`` or ``os.PathLike``; anything else (None, a number) is refused."""
+    import os
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)) and str(value) != "":
+        return Path(value)
+    shown = "an empty string" if value == "" else type(value).__name__
+    raise error(f"{name} must be {what} (a str or os.PathLike), got {shown}")
+
+
+def check_seed(name: str, value: Any, *, error: type[Exception] = UsageError) -> int:
+    """A random seed: an integer in [0, 2**63) (numpy's and torch's generators take no negative seed)."""
+    number = _integer(value)
+    if number is None or not 0 <= number < 2**63:
+        raise error(f"{name} must be an integer from 0 to 2**63 - 1, got {value!r}")
     return number
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .table import Table
-from ..core.errors import DataError
+from ..core.errors import DataError, UsageError
 
 __all__ = ["load_dataset", "dataset_names", "describe_datasets", "is_dataset_name"]
 
@@ -126,6 +126,9 @@ def describe_datasets() -> list[dict[str, str | bool]]:
 
 def load_dataset(name: str) -> Table:
     """The built-in dataset ``name`` as a :class:`Table` whose ``targets`` is its target column."""
+    if not isinstance(name, str):
+        raise UsageError(f"dataset name must be a str such as 'moons', got {type(name).__name__}; "
+                        f"available: {', '.join(_DATASETS)}")
     ds = _DATASETS.get(name)
     if ds is None:
         close = difflib.get_close_matches(name, list(_DATASETS), n=1)

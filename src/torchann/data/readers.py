@@ -22,6 +22,7 @@ import numpy as np
 from . import datasets
 from .columns import shown_name
 from .table import Key, Table
+from ..core.checks import check_path
 from .text_cells import is_number
 from ..core.errors import DataError
 from ..core.files import check_regular_file, memory_bytes
@@ -50,7 +51,7 @@ def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = Non
 
     Missing values are not an error here; ``Preprocessor`` handles them.
     """
-    p = Path(path)
+    p = check_path("path", path, what="a data file's path or a dataset name")
     if not p.exists():
         if datasets.is_dataset_name(str(path)):
             return datasets.load_dataset(str(path)).select(target, features)

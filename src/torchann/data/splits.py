@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable
 
 import numpy as np
 
+from ..core.checks import check_non_negative_int, check_seed
 from ..core.errors import DataError, UsageError
 
 __all__ = ["split_indices"]
@@ -30,9 +32,12 @@ def split_indices(n: int, val_fraction: float, *, seed: int,
     share, rounded by largest remainder so the total stays exact; a class of one row stays in
     training, and every class keeps at least one training row.
     """
+    n = check_non_negative_int("n", n)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
+        raise UsageError(f"validation fraction must be a number in [0, 1), got {val_fraction!r}")
     if not 0 <= val_fraction < 1:
         raise UsageError(f"validation fraction must be in [0, 1), got {val_fraction}; e.g. 0.2 holds out 20% of rows")
-    n = int(n)
+    seed = check_seed("seed", seed)
     n_val = _n_val(n, val_fraction)
     rng = np.random.default_rng(seed)
     if stratify is None:

@@ -15,7 +15,8 @@ from torch import nn
 from ..core.choices import Loss
 from ..core.errors import DataError
 
-__all__ = ["as_feature_tensor", "as_training_tensors", "check_input_width", "input_width", "output_width"]
+__all__ = ["as_feature_tensor", "as_training_tensors", "check_input_width", "check_probability_targets", "input_width",
+           "output_width"]
 
 
 def _linears(model: nn.Module) -> list[nn.Linear]:
@@ -121,6 +122,9 @@ def as_training_tensors(model: nn.Module, x: Any, y: Any, loss: Loss | None, *, 
         raise DataError(f"{what}: targets y are missing; call fit(model, x, y) or pass a Dataset of (x, y) pairs")
     xt = as_feature_tensor(model, x, what=f"{what} x")
     yt = _to_tensor(y, f"{what} y")
+    if yt.dim() == 0:
+        raise DataError(f"{what} y is a single number ({yt.item()!r}), not one target per row; pass y of shape "
+                        f"({xt.shape[0]},) or ({xt.shape[0]}, outputs)")
     if yt.shape[0] != xt.shape[0]:
         raise DataError(f"{what}: x has {xt.shape[0]} rows but y has {yt.shape[0]}; give one target per row")
     width = output_width(model)
@@ -154,4 +158,17 @@ def as_training_tensors(model: nn.Module, x: Any, y: Any, loss: Loss | None, *, 
             f"{what}: y has {yt.shape[1]} column(s) but the model has {width} output(s); "
             f"match the output size to the number of targets"
         )
+    if loss is Loss.BCE:
+        check_probability_targets(yt, f"{what} y")
     return xt, yt
+
+
+def check_probability_targets(y: torch.Tensor, what: str) -> None:
+    """Binary cross-entropy reads each target as a probability: every value must lie in [0, 1]."""
+    outside = (y < 0) | (y > 1)
+    if bool(outside.any()):
+        bad = outside.nonzero()[0].tolist()
+        where = f"row {bad[0]}" + (f", column {bad[1]}" if len(bad) > 1 else "")
+        raise DataError(f"{what} holds {y[tuple(bad)].item():g} at {where}, but loss='bce' needs targets in [0, 1] "
+                        f"(0/1 labels or probabilities); use loss='mse' for numbers, or 'cross_entropy' for class "
+                        f"indices")

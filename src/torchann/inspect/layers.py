@@ -85,7 +85,9 @@ def activations(
     if layers is None:
         wanted = layer_names(model, leaves_only=True) or [""]
     else:
-        wanted = [layers] if isinstance(layers, str) else list(layers)
+        wanted = [layers] if isinstance(layers, str) else list(layers) if isinstance(layers, (list, tuple, set)) else None
+        if wanted is None or not all(isinstance(name, str) for name in wanted):
+            raise UsageError(f"layers must be a layer name or a list of names such as ['act1'], got {layers!r}")
         valid = layer_names(model)
         unknown = [name for name in wanted if name not in modules or name == ""]
         if unknown:
@@ -111,7 +113,13 @@ def activations(
         for name in dict.fromkeys(wanted):
             handles.append(modules[name].register_forward_hook(hook_for(name)))
         with torch.no_grad():
-            model(*inputs)
+            try:
+                model(*inputs)
+            except Exception as err:  # the model's own error, said against what was given
+                shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
+                first = str(err).splitlines()[0] if str(err) else ""
+                raise DataError(f"the forward pass failed on input(s) of shape {shapes} ({type(err).__name__}: "
+                                f"{first}); pass x as rows x features, e.g. [[10, 11]] for one row") from err
     finally:
         for handle in handles:
             handle.remove()

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..core.checks import as_integer
 from ..core.errors import UsageError
 from .trace import Call, check_model, first_tensor, make_inputs, model_device, run_hooked, same_device
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["Summary", "LayerRow", "summary", "summary_of_spec"]
+__all__ = ["Summary", "LayerRow", "summary", "summary_of_spec", "default_input_size"]
 
 _MB = 1024.0**2
 _MIN_WIDTHS = (20, 25, 15)  # torchsummary's columns: 20 + 2 + 25 + 1 + 15 = 63 characters
@@ -204,10 +205,14 @@ def summary(
     import torch
 
     check_model(model)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not (batch_size == -1 or batch_size > 0):
-        raise UsageError(f"batch_size must be a positive integer or -1 (any), got {batch_size!r}")
-    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
-        raise UsageError(f"depth must be a non-negative integer or None (all), got {depth!r}")
+    given = batch_size
+    batch_size = as_integer(batch_size)
+    if batch_size is None or not (batch_size == -1 or batch_size > 0):
+        raise UsageError(f"batch_size must be a positive integer or -1 (any), got {given!r}")
+    if depth is not None:
+        given, depth = depth, as_integer(depth)
+        if depth is None or depth < 0:
+            raise UsageError(f"depth must be a non-negative integer or None (all), got {given!r}")
     home = model_device(model)
     if device is None:
         device = home
@@ -244,8 +249,14 @@ def summary_of_spec(spec: Any, input_size: Sequence[int] | None = None, *, batch
     with torch.device("meta"):
         model = spec.build()
     if input_size is None:
-        input_size = (spec.in_features,) if str(spec.norm) == "batch" else (1, spec.in_features)
+        input_size = default_input_size(spec)
     return summary(model, input_size=input_size, batch_size=batch_size, depth=depth)
+
+
+def default_input_size(spec: Any) -> tuple[int, ...]:
+    """One sample's shape for a spec's summary: ``(1, in_features)`` as in the tutorial, but
+    ``(in_features,)`` for a batch-norm network (``BatchNorm1d`` reads dim 1 as the features)."""
+    return (spec.in_features,) if str(getattr(spec, "norm", "none")) == "batch" else (1, spec.in_features)
 
 
 # -- inputs ---------------------------------------------------------------------------------

@@ -12,7 +12,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["check_model", "first_tensor", "model_device", "same_device", "make_inputs", "Call", "run_hooked"]
+__all__ = ["check_model", "first_tensor", "model_device", "same_device", "make_inputs", "Call", "run_hooked",
+           "MAX_SAMPLE_BYTES"]
+
+# The sample batch summary() makes from input_size is refused beyond this size on a real device:
+# a summary needs shapes, not 1 GiB of random numbers (on the meta device nothing is allocated).
+MAX_SAMPLE_BYTES = 2**30
 
 
 def check_model(model: Any) -> None:
@@ -56,18 +61,20 @@ def _default_dtype(model: "nn.Module") -> "torch.dtype":
 
 
 def _input_shapes(input_size: Any) -> list[tuple[int, ...]]:
+    from ..core.checks import as_integer
+
     def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+        return as_integer(v) is not None
 
     hint = "give the shape of one sample without the batch dimension, e.g. (2,) or [(2,), (3,)] for two inputs"
-    if isinstance(input_size, int) and is_int(input_size):
+    if is_int(input_size):
         input_size = (input_size,)
     if not isinstance(input_size, (list, tuple)) or len(input_size) == 0:
         raise UsageError(f"input_size {input_size!r} is not a shape; {hint}")
     if all(is_int(v) for v in input_size):
-        shapes = [tuple(input_size)]
+        shapes = [tuple(as_integer(v) for v in input_size)]
     elif all(isinstance(s, (list, tuple)) and s and all(is_int(v) for v in s) for s in input_size):
-        shapes = [tuple(s) for s in input_size]
+        shapes = [tuple(as_integer(v) for v in s) for s in input_size]
     else:
         raise UsageError(f"input_size {input_size!r} is not a shape or a list of shapes; {hint}")
     for shape in shapes:
@@ -100,17 +107,39 @@ def make_inputs(model, input_size, input_data, dtypes, device) -> list["torch.Te
             raise UsageError(
                 f"dtypes must be one torch.dtype per input: {len(shapes)} input(s), got {dtypes!r}"
             )
+    _check_sample_size(shapes, dtypes, device)
     # A private generator keeps the caller's random stream untouched. Batch 2, as torchsummary
     # does, so that layers which mix samples still see more than one.
     gen = torch.Generator().manual_seed(0)
     inputs = []
     for shape, dtype in zip(shapes, dtypes):
+        if torch.device(device).type == "meta":  # shapes only: nothing is allocated
+            inputs.append(torch.empty((2, *shape), dtype=dtype, device="meta"))
+            continue
         if dtype.is_floating_point or dtype.is_complex:
             t = torch.rand((2, *shape), generator=gen).to(dtype)
         else:  # integer and bool inputs: zeros are valid indices for every embedding
             t = torch.zeros((2, *shape), dtype=dtype)
         inputs.append(t.to(device))
     return inputs
+
+
+def _check_sample_size(shapes: list[tuple[int, ...]], dtypes: list["torch.dtype"], device: Any) -> None:
+    """Refuse, before allocating, a sample batch too large to make (the batch of 2 is counted)."""
+    import math
+
+    import torch
+
+    on_meta = torch.device(device).type == "meta"
+    for shape, dtype in zip(shapes, dtypes):
+        size = 2 * math.prod(shape) * dtype.itemsize
+        if size >= 2**62 or (not on_meta and size > MAX_SAMPLE_BYTES):
+            meta = "" if size >= 2**62 else (", or summarise the network on the meta device, which allocates nothing "
+                                             "(torchann.inspect.summary_of_spec, or build it under torch.device('meta'))")
+            limit = "more than a tensor can hold" if size >= 2**62 else f"more than the limit of {MAX_SAMPLE_BYTES:,}"
+            raise UsageError(
+                f"input_size {shape} makes a sample batch of 2 x {math.prod(shape):,} values ({size:,} bytes), "
+                f"{limit}; give one sample's shape without the batch dimension{meta}")
 
 
 @dataclass

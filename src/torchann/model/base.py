@@ -24,6 +24,7 @@ from ..data.run_rows import RunRows
 from ..data.table import Table
 from ..data.table_input import as_table
 from ..inspect.layers import summary as layer_summary
+from ..inspect.summary import default_input_size
 from ..network.predict import padded_pass, predict as network_outputs
 from ..network.spec import ModelSpec
 from ..preprocess.features import Feature
@@ -309,7 +310,7 @@ class BaseModel:
 
     def summary(self, **kwargs: Any):
         """The layer table (``torchann.summary``) for one row of this model's inputs."""
-        return layer_summary(self.network, input_size=(1, self.spec.in_features), **kwargs)
+        return layer_summary(self.network, input_size=default_input_size(self.spec), **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """What a user needs to trust the model, as plain data: task, features and how each

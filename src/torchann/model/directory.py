@@ -22,6 +22,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from ..core.version import __version__
+from ..core.checks import check_path
 from ..core.errors import ModelFileError, SpecError, UsageError
 from ..core.files import (
     JSON_LIMIT,
@@ -74,6 +75,7 @@ def save(
     may hold ``checkpoint/``) has each file replaced atomically, weights before
     ``spec.json``; the weights' checksum in ``spec.json`` tells a torn pair on load.
     """
+    path = check_path("path", path, what="the model directory to write")
     spec = spec or getattr(model, "spec", None)
     if not isinstance(spec, ModelSpec):
         raise UsageError(
@@ -165,11 +167,20 @@ def _write(path: Path, data: bytes | str) -> None:
 
 
 def _check_matches(model: nn.Module, spec: ModelSpec) -> None:
-    expected = spec.build().state_dict()
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     found = model.state_dict()
+    for key, tensor in found.items():
+        if tensor.is_meta:
+            raise UsageError(f"model tensor {key!r} is on the meta device (a shape without values), so there are no "
+                             f"weights to save; materialise the model first (model.to_empty(device='cpu'), then "
+                             f"initialise or train it)")
+    with torch.device("meta"):  # the spec's shapes and dtypes, without allocating its weights
+        expected = spec.build().state_dict()
     problems = _differences(expected, found)
     if problems:
-        raise UsageError(f"the model does not match the spec it would be saved with: {problems}")
+        fix = "; call model.float() first (weights are stored as float32)" if "expected dtype" in problems else ""
+        raise UsageError(f"the model does not match the spec it would be saved with: {problems}{fix}")
 
 
 def _names(keys: list[str], limit: int = 12) -> str:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..core.choices import Activation, Norm, parse
+from ..core.checks import check_path
 from ..core.errors import ModelFileError, SpecError, UsageError
 from ..core.files import check_regular_file, memory_bytes, read_json
 from ..network.members import spec_from_dict
@@ -55,7 +56,7 @@ def read_state_dict(path: str | Path, *, trust_pickle: bool = False) -> "Ordered
         ModelFileError: the file is missing, unreadable, not a state dict, or (without
             ``trust_pickle``) holds anything but tensors.
     """
-    path = Path(path)
+    path = check_path("path", path, what="the .pth weights file")
     if not path.exists() or path.is_dir():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ModelFileError(f"{path} {what}; give the .pth file written by torch.save(model.state_dict(), ...)")
@@ -153,7 +154,26 @@ def _as_state_dict(obj: Any, path: Path) -> "OrderedDict[str, torch.Tensor]":
     bad = sorted(str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor) or not isinstance(k, str))
     if bad:
         raise ModelFileError(f"{path}: entries {', '.join(bad[:10])} are not named tensors; save model.state_dict()")
+    for key, tensor in obj.items():
+        problem = _not_plain_weights(tensor)
+        if problem:
+            raise ModelFileError(f"{path}: tensor {key!r} {problem}; a feed-forward network's state dict holds "
+                                 f"dense tensors with values: save model.state_dict() of the trained model")
     return OrderedDict(obj)
+
+
+def _not_plain_weights(tensor: torch.Tensor) -> str | None:
+    """Why ``tensor`` cannot be copied into a layer, or None. A sparse tensor's indices are never
+    read (they may point outside its shape); a meta tensor has a shape and no values."""
+    if tensor.layout is not torch.strided:
+        return f"is {str(tensor.layout).removeprefix('torch.')}, not a dense tensor"
+    if tensor.is_meta:
+        return "is on the meta device (a shape without values, as made under torch.device('meta'))"
+    if tensor.is_quantized:
+        return f"is quantized ({tensor.dtype})"
+    if tensor.is_complex():
+        return f"holds complex numbers ({tensor.dtype})"
+    return None
 
 
 # -- mapping keys onto a spec -------------------------------------------------------------------
@@ -328,6 +348,10 @@ def convert_state_dict(
             spec = spec_from_dict(spec, source="spec")
         if not isinstance(spec, ModelSpec):
             raise UsageError(f"spec must be a ModelSpec or a dict, got {type(spec).__name__}")
+    for key, tensor in state.items():
+        problem = _not_plain_weights(tensor) if isinstance(tensor, torch.Tensor) else "is not a tensor"
+        if problem:
+            raise ModelFileError(f"{source}: tensor {key!r} {problem}; give the dense tensors of a trained model")
     model = spec.build()
     renamed, mapping = map_state_dict(state, model, source=source)
     model.load_state_dict(renamed)

@@ -21,12 +21,20 @@ def regression_scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """``truth`` and ``pred`` ``(n, k)`` in the target's units -> mse, mae, r2."""
     truth = np.asarray(truth, dtype=np.float64).reshape(len(truth), -1)
     pred = np.asarray(pred, dtype=np.float64).reshape(truth.shape)
+    # Answers near float64's limit (a target of 1e308 learnt as log1p(y)) are scored in units of
+    # their largest value, so that r2 and mae stay finite; an mse past float64's range is inf.
+    top = max(float(np.abs(truth).max(initial=0.0)), float(np.abs(pred).max(initial=0.0)))
+    unit = top if np.isfinite(top) and top > 1e100 else 1.0
+    if unit != 1.0:
+        truth, pred = truth / unit, pred / unit
     err = pred - truth
     sse = (err**2).sum(axis=0)
     sst = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
     flat = sst == 0
     r2 = np.where(flat, (sse == 0).astype(np.float64), 1.0 - sse / np.where(flat, 1.0, sst))
-    return {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean()), "r2": float(r2.mean())}
+    with np.errstate(over="ignore"):
+        mse = float((err**2).mean()) * unit * unit
+    return {"mse": mse, "mae": float(np.abs(err).mean()) * unit, "r2": float(r2.mean())}
 
 
 def classification_scores(codes: np.ndarray, proba: np.ndarray) -> dict[str, float]:

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.checks import check_non_negative_int, check_optional_positive_int, check_positive_int
+from ..core.errors import UsageError
 from ..data.tensors import as_feature_tensor, check_input_width
 
 __all__ = ["predict", "padded_pass"]
@@ -35,7 +37,11 @@ def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, block: i
     Shape:
         x: ``(N, in_features)`` -> ``(N, out_features)``
     """
-    xt = as_feature_tensor(model, x)
+    batch_size = check_optional_positive_int("batch_size", batch_size, hint="; None sends all rows at once")
+    block = check_optional_positive_int("block", block)
+    first_row = check_non_negative_int("first_row", first_row)
+    _check_model(model)
+    xt = _in_model_dtype(model, as_feature_tensor(model, x))
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
@@ -49,6 +55,21 @@ def predict(model: nn.Module, x: Any, *, batch_size: int | None = None, block: i
     finally:
         model.train(was_training)
     return torch.cat(outs)
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_meta:
+            raise UsageError(f"model tensor {name!r} is on the meta device (a shape without values); load or "
+                             f"initialise the weights before predicting")
+
+
+def _in_model_dtype(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The float32 rows in the model's floating dtype (a ``model.double()`` reads float64 rows)."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+    return x if dtype == x.dtype else x.to(dtype)
 
 
 def _aligned_passes(model: nn.Module, x: torch.Tensor, block: int, first_row: int, device: torch.device):
@@ -82,11 +103,13 @@ def padded_pass(model: nn.Module, x: Any, *, multiple: int) -> torch.Tensor:
     network took 0.1 ms on one thread and 0.4 to 6 ms on two (the threads' hand-off costs more
     than the work).
     """
+    multiple = check_positive_int("multiple", multiple)
+    _check_model(model)
     if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2 and len(x):
-        xt = _padded_array(model, x, multiple)  # encoded rows: pad and check in numpy, a few µs
+        xt = _in_model_dtype(model, _padded_array(model, x, multiple))  # encoded rows: padded in numpy
         n = len(x)
     else:
-        xt = as_feature_tensor(model, x)
+        xt = _in_model_dtype(model, as_feature_tensor(model, x))
         n = xt.shape[0]
         size = -(-n // multiple) * multiple
         if size != n:

@@ -7,12 +7,14 @@ running any code from the file: the JSON names the layers, torchann builds them.
 from __future__ import annotations
 
 import json
+import numbers
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
 from torch import nn
 
+from ..core.checks import as_integer
 from ..core.choices import Activation, Norm, parse
 from .dropout import Dropout
 from ..core.errors import SpecError
@@ -48,18 +50,20 @@ class ModelSpec:
     def __post_init__(self) -> None:
         # Validate first, compute after: every field is checked before build() allocates.
         object.__setattr__(self, "hidden", _as_sizes(self.hidden))
-        for name in ("in_features", "out_features"):
-            _check_size(name, getattr(self, name))
+        for name in ("in_features", "out_features"):  # numpy integers become plain ints (JSON)
+            object.__setattr__(self, name, _check_size(name, getattr(self, name)))
         object.__setattr__(self, "activation", _parse(Activation, self.activation, "activation"))
         object.__setattr__(
             self, "output_activation", _parse(Activation, self.output_activation, "output_activation")
         )
         object.__setattr__(self, "norm", _parse(Norm, self.norm, "norm"))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, numbers.Real):
             raise SpecError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise SpecError(f"dropout must be in [0, 1), got {self.dropout!r}; use 0 to disable it")
         object.__setattr__(self, "dropout", float(self.dropout))
+        if type(self.bias).__module__ == "numpy" and type(self.bias).__name__ in ("bool", "bool_"):  # numpy bool
+            object.__setattr__(self, "bias", bool(self.bias))
         if not isinstance(self.bias, bool):
             raise SpecError(f"bias must be true or false, got {self.bias!r}")
         if self.num_parameters() > MAX_PARAMETERS:
@@ -185,25 +189,28 @@ class MLP(nn.Sequential):
         return "sizes=" + "-".join(map(str, self.spec.sizes)) + f", activation={self.spec.activation.value}"
 
 
-def _check_size(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _check_size(name: str, value: Any) -> int:
+    """A layer width as a plain int: ``operator.index`` accepts numpy integers; bools and floats are refused."""
+    size = as_integer(value)
+    if size is None:
         raise SpecError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise SpecError(f"{name} must be a positive integer, got {value}")
+    if size < 1:
+        raise SpecError(f"{name} must be a positive integer, got {size}")
+    return size
 
 
 def _as_sizes(hidden: Any) -> tuple[int, ...]:
-    if isinstance(hidden, int) and not isinstance(hidden, bool):
+    if as_integer(hidden) is not None:  # one width: 8, np.int64(8)
         hidden = (hidden,)
-    if isinstance(hidden, str) or not isinstance(hidden, (list, tuple)):
+    elif type(hidden).__module__ == "numpy" and getattr(hidden, "ndim", None) == 1:  # np.array([8, 8])
+        hidden = list(hidden)
+    if isinstance(hidden, str) or not isinstance(hidden, (list, tuple, range)):
         raise SpecError(f"hidden must be a list of positive integers such as [8, 8], got {hidden!r}")
     if len(hidden) > MAX_HIDDEN_LAYERS:
         raise SpecError(
             f"hidden lists {len(hidden):,} layers, more than the limit of {MAX_HIDDEN_LAYERS:,}; use fewer layers"
         )
-    for i, size in enumerate(hidden):
-        _check_size(f"hidden[{i}]", size)
-    return tuple(hidden)
+    return tuple(_check_size(f"hidden[{i}]", size) for i, size in enumerate(hidden))
 
 
 def _parse(kind, value, name):

@@ -11,7 +11,13 @@ from ..core.errors import DataError
 from ..data.columns import coerce, numeric_values
 from ..data.table import Table
 
-__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes", "unseen_message"]
+__all__ = ["shown_values", "numeric_column", "missing_error", "category_codes", "unseen_message", "check_magnitude", "check_scaled",
+           "MAX_MAGNITUDE"]
+
+# Numbers standardised by their mean and std must stay below this in magnitude: their squares
+# (the variance, a regression loss in the target's units) then stay far inside float64 for any
+# number of rows. Beyond it, np.std overflows to inf ("overflow encountered in square").
+MAX_MAGNITUDE = 1e100
 
 def shown_values(values: Sequence[Any], limit: int = 20) -> str:
     text = ", ".join(repr(v) for v in values[:limit])
@@ -81,3 +87,37 @@ def unseen_message(table: Table, name: str, col: np.ndarray, rows: np.ndarray, k
            "correct those values, or leave out strict=True (--strict) to let them set no input of their column")
     return (f"{table.source}: column {name!r} holds {what_s} never seen in training: {', '.join(shown)}{more}; "
             f"known: {shown_values(known)}; {fix}")
+
+
+def check_magnitude(table: Table, name: str, values: np.ndarray, idx: np.ndarray, *, role: str, fix: str,
+                    shown: np.ndarray | None = None) -> None:
+    """Refuse a column whose (finite) training values reach ``MAX_MAGNITUDE``, naming the row and value.
+
+    ``values`` are the training rows' numbers (``idx`` their rows in ``table``), NaN for missing;
+    ``shown`` the values to quote (the raw ones, when ``values`` were transformed)."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) >= MAX_MAGNITUDE
+    if not big.any():
+        return
+    i = int(np.argmax(big))
+    value = (values if shown is None else shown)[i]
+    raise DataError(f"{table.source}: {role} {name!r} row {table.row(int(idx[i]))} holds {value:g}, too large to "
+                    f"standardise (beyond ±{MAX_MAGNITUDE:g}, its square overflows float64); {fix}")
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_scaled(table: Table, name: str, raw: np.ndarray, scaled: np.ndarray, *, role: str) -> np.ndarray:
+    """``scaled`` (float64, one value per row), refused when a value leaves float32's range: a row
+    far outside the training rows (fitted without it) would otherwise become inf."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(scaled) > _FLOAT32_MAX
+    if big.ndim > 1:
+        big = big.any(axis=1)
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(f"{table.source}: {role} {name!r} row {table.row(i)} holds {raw[i]:g}, which scaled by the "
+                        f"training rows' mean and std leaves float32's range (±3.4e38); divide the column by a power "
+                        f"of ten, or drop that row")
+    return scaled

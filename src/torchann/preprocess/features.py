@@ -31,7 +31,7 @@ import numpy as np
 from ..core.choices import FillMissing, Scaling
 from ..data.columns import coerce, label_kind
 from ..data.table import Table
-from .checks import missing_error, numeric_column
+from .checks import check_magnitude, missing_error, numeric_column
 from .encoders import DATE_PARTS, apply_quantile_map, date_format, date_parts, fit_quantile_map, n_knots
 from ..core.errors import DataError
 
@@ -144,6 +144,14 @@ def _stats(values: np.ndarray) -> tuple[float, float]:
     return mean, std
 
 
+def _mapped(observed: np.ndarray, quantile: bool) -> bool:
+    """Whether a scaled column takes the quantile map rather than its mean and std.
+
+    A column of few distinct values (counts, codes, pixel levels) keeps its spacing: quantile
+    scores would stretch its rare levels apart (measured on digits: 0.956 against 0.970)."""
+    return quantile and np.unique(observed).size > QUANTILE_MIN_DISTINCT
+
+
 def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: str | None) -> Feature:
     """``x``: the training rows' values (NaN missing); ``fill``: mean, median, zero or None."""
     miss = np.isnan(x)
@@ -152,9 +160,7 @@ def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: 
                                        "zero": 0.0}[fill]
     feature = Feature(name, "numeric", fill=value, indicator=True if miss.any() else None,
                       low=float(np.min(observed)), high=float(np.max(observed)))
-    # A column of few distinct values (counts, codes, pixel levels) keeps its spacing: quantile
-    # scores would stretch its rare levels apart (measured on digits: 0.956 against 0.970).
-    if scale and quantile and np.unique(observed).size > QUANTILE_MIN_DISTINCT:
+    if scale and _mapped(observed, quantile):
         feature.knots, feature.scores = fit_quantile_map(observed, n_knots(observed.size))
     elif scale:
         feature.mean, feature.std = _stats(observed)
@@ -241,7 +247,11 @@ def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: Fil
             return None, why
         if miss.any() and fill is None:
             missing_error(table.take(idx), name, miss)
-        return fit_numeric(name, x, scale=scale, quantile=scaling is Scaling.QUANTILE,
+        quantile = scaling is Scaling.QUANTILE
+        if (scale and not _mapped(x[~miss], quantile)) or (fill is FillMissing.MEAN and miss.any()):
+            check_magnitude(table, name, x, idx, role="column",
+                            fix="divide the column by a power of ten, or use --scaling quantile (scaling='quantile')")
+        return fit_numeric(name, x, scale=scale, quantile=quantile,
                            fill=None if fill is None else fill.value), None
     if not categorical:
         fmt = is_date_column(col, idx)

@@ -25,6 +25,7 @@ from .facts import FILLED, OUT_OF_RANGE, UNSEEN, InputFacts
 
 __all__ = ["FEW_ROWS", "encode_few"]
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 FEW_ROWS = 8  # at most this many rows go value by value; more are cheaper column by column
 
 
@@ -81,7 +82,10 @@ def _numbers(f: Any, values: list | None, out: np.ndarray, j: int, facts: InputF
             return False
         elif span is not None and (x < span[0] or x > span[1]):
             outside.append(i)
-        out[i, j] = np.interp(x, knots, scores) if quantile else (x - f.mean) / f.std
+        z = np.interp(x, knots, scores) if quantile else (x - f.mean) / f.std
+        if abs(z) > FLOAT32_MAX:  # beyond float32 once scaled: the column-wise check words it
+            return False
+        out[i, j] = z
     if f.indicator:
         for i in missing:
             out[i, j + 1] = 1.0

@@ -40,7 +40,7 @@ from ..core.choices import FillMissing, Scaling, Task, parse
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from ..data.table import Key, Table
-from .checks import category_codes, missing_error, numeric_column, shown_values
+from .checks import category_codes, check_magnitude, check_scaled, missing_error, numeric_column, shown_values
 from ..data.table_input import as_table
 from ..data.columns import coerce, label_kind, shown_name
 from .features import Feature, _stats, fit_feature
@@ -164,7 +164,11 @@ class Preprocessor:
                 if log and np.min(y) <= -1:
                     raise DataError(f"{table.source}: target {name!r} has values <= -1 (e.g. {np.min(y)}), "
                                     f"so it cannot be learnt as log1p(y); pass target_log=False")
-                y = np.log1p(y) if log else y
+                raw, y = y, (np.log1p(y) if log else y)
+                if scale:
+                    check_magnitude(table, name, y, idx, role="target", shown=raw,
+                                    fix="divide the column by a power of ten, or learn log1p(y) with --target-log "
+                                        "(target_log=True)" if not log else "divide the column by a power of ten")
                 mean, std = _stats(y) if scale else (0.0, 1.0)
                 pre.target_mean.append(mean)
                 pre.target_std.append(std)
@@ -248,7 +252,7 @@ class Preprocessor:
                 miss = np.isnan(x)
                 if miss.any() and f.fill is None:
                     missing_error(table, f.name, miss)
-                out[:, j : j + f.width] = f.encode_numbers(x)
+                out[:, j : j + f.width] = check_scaled(table, f.name, x, f.encode_numbers(x), role="column")
                 facts.add(OUT_OF_RANGE, f.name, f.outside_range(x))
             elif f.kind == "date":
                 values, miss, _ = coerce(col, "str")
@@ -292,8 +296,8 @@ class Preprocessor:
         for k, name in enumerate(self.target_names):
             y = target_numbers(table, name)
             no_missing_target(table, name, np.isnan(y), every)
-            y = np.log1p(y) if self.target_log and self.target_log[k] else y
-            out[:, k] = (y - self.target_mean[k]) / self.target_std[k]
+            z = ((np.log1p(y) if self.target_log and self.target_log[k] else y) - self.target_mean[k]) / self.target_std[k]
+            out[:, k] = check_scaled(table, name, y, z, role="target")
         return out
 
     def _table(self, data: Any) -> Table:

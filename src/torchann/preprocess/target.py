@@ -8,9 +8,9 @@ from typing import Sequence
 import numpy as np
 
 from ..core.choices import Task
-from ..core.errors import DataError
+from ..core.errors import DataError, UsageError
 from ..data.table import Key, Table
-from .checks import numeric_column
+from .checks import MAX_MAGNITUDE, numeric_column
 
 __all__ = ["infer_task", "target_columns", "wants_log", "class_weights", "target_numbers", "no_missing_target",
            "MAX_CLASSES", "LOG_TARGET_SKEW"]
@@ -23,6 +23,8 @@ LOG_TARGET_SKEW = 2.0  # a positive regression target more skewed than this is l
 
 def infer_task(table: Table, target: Key | Sequence[Key] | None = None) -> Task:
     """Classification or regression for ``target`` (default: the table's targets); see the module doc."""
+    if not isinstance(table, Table):
+        raise UsageError(f"infer_task needs a torchann Table (from load_table), got {type(table).__name__}")
     names = target_columns(table, target)
     if len(names) > 1:
         return Task.REGRESSION
@@ -56,6 +58,9 @@ def wants_log(y: np.ndarray) -> bool:
 
 
 def _skew(y: np.ndarray) -> float:
+    top = float(np.max(np.abs(y))) if y.size else 0.0
+    if top > MAX_MAGNITUDE:  # skewness does not change with scale; this keeps np.std's squares finite
+        y = y / top
     sd = float(np.std(y))
     return 0.0 if sd == 0 else float(np.mean(((y - np.mean(y)) / sd) ** 3))
 

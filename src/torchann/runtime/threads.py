@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
+from ..core.checks import as_integer
 from ..core.errors import UsageError
 from .measure import MeasuredCache, median_times, step_timer
 
@@ -252,9 +253,10 @@ def check_threads(value: Any) -> int | None:
     """``threads`` as ``fit`` takes it: None (automatic) or a positive integer."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = as_integer(value)
+    if number is None or number < 1:
         raise UsageError(f"threads must be a positive integer or None (chosen from the work), got {value!r}")
-    return value
+    return number
 
 
 def thread_candidates(flops: float, cores: int, first: int) -> tuple[int, ...]:

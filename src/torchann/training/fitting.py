@@ -19,6 +19,7 @@ name, which would hide the ``torchann.train()`` function.)
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -41,7 +42,8 @@ from .optim import make_optimizer, make_scheduler
 from ..core.options import FitOptions, auto_batch_size
 from .steps import make_train_step
 from ..runtime.threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
-from ..batching.sources import check_training_data
+from ..batching.sources import check_batch_norm_rows, check_training_data, on_device
+from ..batching.streaming import StreamingBatches
 from .state import Stopper, TrainingState, check_resumable
 
 __all__ = ["fit"]
@@ -202,9 +204,11 @@ def _check_run(model: nn.Module, x: Any, y: Any, init_weights: Any, step: StepOp
     val = None
     if watch.validation is not None:
         vx, vy = as_training_tensors(model, *watch.validation, step.loss_kind, what="validation data")
-        val = vx.to(dev), vy.to(dev)
+        val = on_device(model, vx, dev), on_device(model, vy, dev)
     init = None if init_weights is None else _checked_init_weights(model, init_weights)
     batch_size = data.loader_batch or loop.batch_size or auto_batch_size(data.rows)
+    if data.loader_batch is None and not isinstance(data.source, StreamingBatches):
+        check_batch_norm_rows(model, data.rows, batch_size, world_size=world.size)
     batches = data.batches(model, step.loss_kind, dev, batch_size=batch_size, shuffle=loop.shuffle, seed=seed,
                            world=world, global_batch_size=loop.global_batch_size)
     _check_world_batches(world, batches, data.rows)
@@ -235,6 +239,13 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
         "precision": step.precision.value, "torch": str(torch.__version__),  # a plain str, not TorchVersion
         **({"lanes": lanes} if (lanes := getattr(run.batches, "lanes", None)) is not None else {}),  # streamed
     })
+    if getattr(run.batches, "merged_last", False):  # said once, here: BatchNorm cannot train on one row
+        last = run.batches.bounds[-1]
+        note = (f"the last batch would hold 1 row, which BatchNorm cannot train on: it joins the batch before it "
+                f"(each epoch ends with a step of {last[1] - last[0]} rows)")
+        history.info["last_batch"] = note
+        if world.rank == 0:
+            warnings.warn(note, stacklevel=3)
     state = TrainingState(model, opt, sched, Stopper(watch.early_stopping), history, seed=run.seed,
                           batch_size=run.batch_size, rows=run.rows)
     if run.saved is not None:
