@@ -24,6 +24,7 @@ from .errors import UsageError
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
     "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
+    "auto_time_budget",
 ]
 
 
@@ -47,6 +48,9 @@ class DataOptions:
     scaling: str = _opt("quantile", "quantile (normal scores of the training quantiles) or standard for numbers.")
     target_log: Optional[bool] = _opt(
         None, "Learn a regression target as log1p(y) [default: when it is positive and strongly skewed].")
+    ple_bins: int = _opt(
+        0, "Also give each numeric column as a piecewise-linear encoding over this many training quantile "
+           "bins (Gorishniy et al. 2022); 0 for none.")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class FitOptions:
                                   "natively (AMX, AVX512-BF16, CUDA) and the step is large enough to gain.")
     threads: Optional[int] = _opt(None, "CPU threads for training [default: chosen from the step's work and the "
                                         "free cores; OMP_NUM_THREADS or torch.set_num_threads also set it].")
+    time_budget: Optional[float] = _opt(
+        None, "Seconds training may take: no epoch starts past it, and the best epoch so far is kept "
+              "[default for train: chosen from the table's size (auto_time_budget); fit: no limit].")
 
 
 # One flat view for the command line, ``torchann.train(**options)`` and ``args.json``.
@@ -173,3 +180,11 @@ def auto_batch_size(n_rows: int) -> int:
     if n_rows <= 32 * 32:
         return 32
     return int(min(512, max(32, 2 ** round(math.log2(n_rows / 32)))))
+
+
+def auto_time_budget(n_rows: int, n_inputs: int) -> float:
+    """The default ``time_budget`` of ``torchann.train`` for ``n_rows`` training rows of
+    ``n_inputs`` inputs: 30 seconds and 2 more per million row-inputs. It is a guard for
+    large tables, not a schedule: the default tables of docs/quality.md end by early stopping
+    in a few seconds, well inside it."""
+    return 30.0 + 2e-6 * float(n_rows) * float(n_inputs)

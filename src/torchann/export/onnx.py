@@ -122,7 +122,7 @@ def graph_signature(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
 _COVERED_RECORD = {"format", "version", "task", "scale", "fill_missing", "features", "targets", "target_mean",
                    "target_std", "classes", "class_kind", "scaling", "target_log", "dropped"}
 _COVERED_FEATURE = {"name", "kind", "mean", "std", "fill", "categories", "label_kind", "knots", "scores",
-                    "indicator", "missing_slot", "other",
+                    "indicator", "missing_slot", "other", "bins",
                     "low", "high"}  # the training range: facts for warnings, no part of the encoding
 
 

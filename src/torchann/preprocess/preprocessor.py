@@ -96,7 +96,7 @@ class Preprocessor:
     def fit(cls, table: Table, *, target: Key | Sequence[Key] | None = None, features: Sequence[Key] | None = None,
             task: Task | str | None = None, scale: bool = True, fill_missing: FillMissing | str | None = None,
             categorical: Sequence[str] = (), rows: Any = None, scaling: Scaling | str = Scaling.STANDARD,
-            target_log: bool | None = None) -> Preprocessor:
+            target_log: bool | None = None, ple_bins: int = 0) -> Preprocessor:
         """Fit encoders and scalers.
 
         Args:
@@ -108,6 +108,8 @@ class Preprocessor:
             rows: indices of the training rows the statistics come from (default: all rows).
             scaling: ``"quantile"`` (normal scores) or ``"standard"`` for numeric features.
             target_log: learn a regression target as ``log1p(y)``; None decides from its skewness.
+            ple_bins: add a piecewise-linear encoding of each numeric column over this many
+                training quantile bins (``encoders.ple_encode``); 0 for none.
         """
         if not isinstance(table, Table):
             raise UsageError(f"Preprocessor.fit needs a torchann Table (from load_table), got {type(table).__name__}")
@@ -137,7 +139,7 @@ class Preprocessor:
                             f"features: {', '.join(feats)}")
         cols, dropped = [], {}
         for n in feats:
-            feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling)
+            feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling, ple_bins)
             if feature is None:
                 dropped[n] = why
             else:
