@@ -105,7 +105,8 @@ def train(
         warnings.warn(f"early stopping (patience {patience}) watches the training loss: there are no "
                       f"validation rows; set val_split or pass val=", stacklevel=2)
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
-                     dropout=n.dropout, norm=n.norm)
+                     dropout=n.dropout, norm=n.norm, ensemble=n.ensemble,
+                     ensemble_combine="proba" if task is Task.CLASSIFICATION else "mean")
     torch.manual_seed(seed)  # the initial weights follow the seed too
     network = spec.build()
     if hasattr(progress, "watch"):  # e.g. TensorBoard draws the weights each epoch

@@ -66,6 +66,7 @@ def train_cmd(
     target_log: Annotated[Optional[bool], typer.Option("--target-log/--no-target-log", help=_h("target_log"),
                                                        show_default=False)] = None,
     class_weight: Annotated[Optional[str], typer.Option("--class-weight", help=_h("class_weight"))] = None,
+    ensemble: Annotated[Optional[int], typer.Option("--ensemble", min=1, help=_h("ensemble"))] = None,
     ple_bins: Annotated[Optional[int], typer.Option("--ple-bins", min=0, help=_h("ple_bins"))] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=0.0, help=_h("time_budget"),
                                                          metavar="SECONDS")] = None,
@@ -98,7 +99,7 @@ def train_cmd(
         "lr": lr, "optimizer": optimizer, "loss": loss, "weight_decay": weight_decay, "momentum": momentum,
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
         "device": device, "precision": precision, "threads": threads, "scaling": scaling,
-        "target_log": target_log, "class_weight": class_weight, "ple_bins": ple_bins, "time_budget": time_budget,
+        "target_log": target_log, "class_weight": class_weight, "ple_bins": ple_bins, "ensemble": ensemble, "time_budget": time_budget,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"

@@ -61,6 +61,10 @@ class NetworkOptions:
     activation: str = _opt("relu", "relu, tanh, sigmoid, gelu, leaky_relu or identity.")
     dropout: float = _opt(0.1, "Dropout after each hidden layer.")
     norm: str = _opt("none", "none, batch or layer normalisation after each hidden layer.")
+    ensemble: int = _opt(
+        1, "Members sharing the hidden layers (TabM-mini, Gorishniy et al. 2025): each scales the inputs by "
+           "its own vector and has its own output layer; trained on the mean of their losses, answering with "
+           "the mean of their answers (predict --std gives their spread); 1 for one network.")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class EnsembleSpec(ModelSpec):
         if not members:
             raise SpecError("an ensemble needs at least one member")
         first = members[0]
-        base = {f.name: getattr(first, f.name) for f in fields(ModelSpec)}
+        base = {f.name: getattr(first, f.name) for f in fields(ModelSpec) if f.name != "combine"}
         return cls(**base, members=members, weights=tuple(weights or [1.0] * len(members)), combine=combine)
 
     def __post_init__(self) -> None:
@@ -68,7 +68,7 @@ class EnsembleSpec(ModelSpec):
         if len(members) > MAX_MEMBERS:
             raise SpecError(f"the ensemble lists {len(members):,} members, more than the limit of {MAX_MEMBERS}")
         for i, m in enumerate(members):
-            if isinstance(m, EnsembleSpec):
+            if isinstance(m, EnsembleSpec) or m.ensemble > 1:
                 raise SpecError(f"members[{i}] is itself an ensemble; list its members instead")
             if (m.in_features, m.out_features) != (members[0].in_features, members[0].out_features):
                 raise SpecError(f"members[{i}] maps {m.in_features} -> {m.out_features}, members[0] "

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.tensors import as_feature_tensor
 
-__all__ = ["predict", "padded_pass"]
+__all__ = ["predict", "padded_pass", "MemberColumns"]
 
 
 @torch.no_grad()
@@ -104,3 +104,18 @@ def padded_pass(model: nn.Module, x: Any, *, multiple: int) -> torch.Tensor:
             model.train(True)
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+class MemberColumns(nn.Module):
+    """A shared-weight ensemble (``spec.TabMini``) with its members side by side:
+    ``(B, in)`` -> ``(B, K * out)``, member 0's outputs first; ``predict`` and its aligned passes
+    then give every member's answers for the spread."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.train(net.training)  # predict puts back the mode it found: the network's own
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net.member_outputs(x)  # (K, B, out)
+        return z.permute(1, 0, 2).reshape(x.shape[0], -1)
