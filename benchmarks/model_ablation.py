@@ -36,15 +36,12 @@ def catboost_fit_predict(train, test, target, task, seed):
     """CatBoost's defaults (1,000 trees, depth 6), text columns as its categorical features."""
     from catboost import CatBoostClassifier, CatBoostRegressor
 
-    def frame(df):
-        x = df.drop(columns=[target]) if target in df else df.copy()
-        for c in x.columns:
-            if x[c].dtype == object or str(x[c].dtype) in ("category", "bool", "string"):
-                x[c] = x[c].astype(str)
-        return x
-
-    x, xt = frame(train), frame(test)
-    cats = [c for c in x.columns if x[c].dtype == object]
+    x = train.drop(columns=[target])
+    xt = test.drop(columns=[target]) if target in test else test.copy()
+    cats = [c for c in x.columns if not np.issubdtype(x[c].dtype, np.number)]
+    for c in cats:  # text, yes/no and category columns as strings, missing as its own value
+        x[c] = [str(v) for v in x[c].tolist()]
+        xt[c] = [str(v) for v in xt[c].tolist()]
     common = {"random_seed": seed, "thread_count": 2, "verbose": False, "allow_writing_files": False}
     if task == "regression":
         model = CatBoostRegressor(**common)

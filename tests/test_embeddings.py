@@ -142,3 +142,136 @@ def test_time_budget_stops_after_the_epoch_that_spends_it(monkeypatch):
 def test_time_budget_must_be_positive():
     with pytest.raises(UsageError, match="time_budget"):
         torchann.train(_table(), target="y", epochs=2, time_budget=0)
+
+
+# -- shared-weight ensembles (TabM-mini) ---------------------------------------------------
+
+
+def test_tabmini_members_match_a_loop_over_members():
+    """Each member is the shared MLP on ``x * r_k`` with its own output layer; eval mode answers
+    their mean (regression) or the log of their mean probabilities (classes)."""
+    import torch
+
+    from torchann.network.spec import ModelSpec
+
+    torch.manual_seed(0)
+    for combine, out in (("mean", 2), ("proba", 3), ("proba", 1)):
+        net = ModelSpec(5, (8, 6), out, ensemble=3, ensemble_combine=combine).build().eval()
+        x = torch.randn(7, 5)
+        by_hand = []
+        for k in range(3):
+            h = x * net.adapter[k]
+            h = torch.relu(net.backbone.linear1(h))
+            h = torch.relu(net.backbone.linear2(h))
+            by_hand.append(h @ net.head_weight[k] + net.head_bias[k])
+        each = torch.stack(by_hand)
+        torch.testing.assert_close(net.member_outputs(x), each)
+        if combine == "mean":
+            want = each.mean(0)
+        elif out == 1:
+            p = torch.sigmoid(each).mean(0)
+            want = torch.log(p / (1 - p))
+        else:
+            want = torch.log(torch.softmax(each, -1).mean(0))
+        torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-5)
+        assert sum(p.numel() for p in net.parameters()) == net.spec.num_parameters()
+        net.train()
+        assert net(x).shape == (3, 7, out)  # training: every member, for the mean of their losses
+
+
+def test_training_loss_is_the_mean_of_the_members_losses():
+    import torch
+
+    from torchann.network.spec import ModelSpec
+    from torchann.training.steps import AutogradStep
+
+    torch.manual_seed(0)
+    net = ModelSpec(4, (6,), 1, ensemble=3).build()
+    x, y = torch.randn(10, 4), torch.randn(10, 1)
+    each = net.member_outputs(x).detach()
+    want = torch.stack([torch.nn.functional.mse_loss(each[k], y) for k in range(3)]).mean()
+    step = AutogradStep(net, torch.nn.MSELoss(), torch.optim.SGD(net.parameters(), lr=0.0))
+    loss, out = step(x, y)
+    torch.testing.assert_close(loss, want)
+    torch.testing.assert_close(out, each.mean(0))
+
+
+@pytest.fixture(scope="module")
+def ensemble_models():
+    data = _table()
+    labels = dict(data, y=np.where(data["y"] > np.median(data["y"]), "high", "low").astype(object))
+    three = dict(data, y=np.digitize(data["y"], np.quantile(data["y"], [0.33, 0.66])).astype(str).astype(object))
+    options = {"ensemble": 4, "epochs": 6, "hidden": [16], "seed": 0, "ple_bins": 4}
+    return data, [torchann.train(d, target="y", **options) for d in (data, labels, three)], [data, labels, three]
+
+
+def test_ensemble_spread_is_the_members_std_in_target_units(ensemble_models, tmp_path):
+    import torch
+
+    data, (model, _, _), _ = ensemble_models
+    answers, spread = model.predict(data, return_std=True)
+    np.testing.assert_array_equal(answers, model.predict(data))
+    x = torch.from_numpy(model.preprocessor.transform_x(_as_table(data)))
+    with torch.no_grad():
+        each = model.network.member_outputs(x).numpy()  # (K, n, 1)
+    values = np.stack([model.preprocessor.inverse_y(e).reshape(-1) for e in each])
+    np.testing.assert_allclose(spread, values.std(axis=0), rtol=1e-4, atol=1e-6)
+    assert spread.min() > 0  # random-sign adapters: the members differ
+    model.save(tmp_path / "m")
+    loaded = torchann.load(tmp_path / "m")
+    assert loaded.members == 4
+    again, again_spread = loaded.predict(data, return_std=True)
+    np.testing.assert_array_equal(again, answers)
+    np.testing.assert_array_equal(again_spread, spread)
+
+
+def _as_table(data):
+    from torchann.data.table_input import as_table
+
+    return as_table({k: v for k, v in data.items() if k != "y"})
+
+
+def test_ensemble_onnx_gives_answers_and_spread_as_predict(ensemble_models, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    _, models, tables = ensemble_models
+    for i, (model, data) in enumerate(zip(models, tables)):
+        session = ort.InferenceSession(str(model.export_onnx(tmp_path / f"m{i}.onnx")))
+        feeds = {k: v for k, v in data.items() if k != "y"}
+        names = [o.name for o in session.get_outputs()]
+        got = dict(zip(names, session.run(None, feeds)))
+        answers, spread = model.predict(feeds, return_std=True)
+        if i == 0:
+            assert names == ["y", "std(y)"]
+            np.testing.assert_allclose(got["y"], answers, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(got["std(y)"], spread, rtol=1e-5, atol=1e-5)
+        else:
+            assert names == ["y", "probabilities", "disagreement"]
+            assert list(got["y"]) == list(answers)
+            np.testing.assert_allclose(got["probabilities"], model.predict_proba(feeds), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(got["disagreement"], spread, rtol=0, atol=1e-9)
+
+
+def test_predict_std_on_the_command_line_for_an_ensemble(ensemble_models, tmp_path):
+    from typer.testing import CliRunner
+
+    from torchann.cli import app
+
+    data, (model, _, _), _ = ensemble_models
+    model.save(tmp_path / "m")
+    rows = tmp_path / "rows.csv"
+    import csv
+
+    with rows.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        names = [k for k in data if k != "y"]
+        writer.writerow(names)
+        for i in range(20):
+            writer.writerow(["" if isinstance(data[k][i], float) and np.isnan(data[k][i]) else data[k][i]
+                             for k in names])
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), "--data", str(rows), "--std", "--json"])
+    assert result.exit_code == 0, result.output
+    columns = json.loads(result.stdout)
+    answers, spread = model.predict(str(rows), return_std=True)
+    np.testing.assert_allclose(columns["y"], answers, rtol=1e-6)
+    np.testing.assert_allclose(columns["std(y)"], spread, rtol=1e-6)
