@@ -275,3 +275,22 @@ def test_predict_std_on_the_command_line_for_an_ensemble(ensemble_models, tmp_pa
     answers, spread = model.predict(str(rows), return_std=True)
     np.testing.assert_allclose(columns["y"], answers, rtol=1e-6)
     np.testing.assert_allclose(columns["std(y)"], spread, rtol=1e-6)
+
+
+def test_serve_answers_an_ensembles_spread_with_bins(tmp_path):
+    pytest.importorskip("fastapi")
+    from serve_helpers import query_rows, serving, split_body, training_columns
+
+    columns = training_columns()
+    columns["y"] = 2 * columns["a"] + np.sqrt(columns["b"]) + (columns["city"] == "east")
+    model = torchann.train(columns, target="y", ensemble=3, ple_bins=4, epochs=4, hidden=[16], seed=0)
+    rows = query_rows(6)
+    with serving(model) as (client, _):
+        r = client.post("/invocations?std=true", json=split_body(rows))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert client.get("/metadata").json()["members"] == 3
+    frame = {k: np.asarray([row[k] for row in rows], dtype=object if k == "city" else float) for k in rows[0]}
+    answers, spread = model.predict(frame, return_std=True)
+    np.testing.assert_allclose(body["predictions"], answers, rtol=1e-6)
+    np.testing.assert_allclose(body["std"], spread, rtol=1e-6)
