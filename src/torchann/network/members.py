@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..core.errors import SpecError
-from .spec import MLP, ModelSpec
+from .spec import ModelSpec
 
 __all__ = ["EnsembleSpec", "Members", "COMBINE", "MAX_MEMBERS"]
 
@@ -68,7 +68,7 @@ class EnsembleSpec(ModelSpec):
         if len(members) > MAX_MEMBERS:
             raise SpecError(f"the ensemble lists {len(members):,} members, more than the limit of {MAX_MEMBERS}")
         for i, m in enumerate(members):
-            if isinstance(m, EnsembleSpec) or m.ensemble > 1:
+            if isinstance(m, EnsembleSpec):
                 raise SpecError(f"members[{i}] is itself an ensemble; list its members instead")
             if (m.in_features, m.out_features) != (members[0].in_features, members[0].out_features):
                 raise SpecError(f"members[{i}] maps {m.in_features} -> {m.out_features}, members[0] "
@@ -110,7 +110,7 @@ class Members(nn.Module):
 
     def __init__(self, spec: EnsembleSpec) -> None:
         super().__init__()
-        self.members = nn.ModuleList(MLP(m) for m in spec.members)
+        self.members = nn.ModuleList(m.build() for m in spec.members)  # an MLP, or a TabMini (ensemble > 1)
         # Not in the state dict: the weights are part of the spec, written once in spec.json.
         self.register_buffer("member_weights", torch.tensor(spec.weights, dtype=torch.float32), persistent=False)
         self.spec = spec
