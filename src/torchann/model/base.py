@@ -140,7 +140,7 @@ class BaseModel:
     def members(self) -> int:
         """How many networks answer together: 1, or the ensemble's member count (``torchann.tune``,
         or the shared-weight members of ``ensemble``)."""
-        return len(getattr(self.spec, "members", ())) or self.spec.ensemble
+        return len(getattr(self.spec, "members", ())) or getattr(self.spec, "ensemble", 1)
 
     def __repr__(self) -> str:
         shape = "-".join(str(n) for n in (self.spec.in_features, *self.spec.hidden, self.spec.out_features))
