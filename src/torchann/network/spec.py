@@ -226,6 +226,8 @@ class TabMini(nn.Module):
     sigmoid of it gives the mean probabilities back), as ``members.Members`` combines.
     """
 
+    trains_members = True  # training mode answers every member: the step takes the mean of their losses
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         k, width, out = spec.ensemble, spec.sizes[-2], spec.out_features
