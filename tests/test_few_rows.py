@@ -111,3 +111,11 @@ def test_more_rows_than_few_go_column_wise(model):
     query = next(_queries(3))
     many = {k: np.concatenate([v] * (FEW_ROWS + 1))[: FEW_ROWS + 1] for k, v in query.items()}
     assert encode_few(model.preprocessor, as_table(many, names=model.feature_names)) is None
+
+
+def test_piecewise_linear_columns_go_column_wise():
+    ple = torchann.train(_training(300), target="y", epochs=1, seed=0, hidden=(8,), ple_bins=4)
+    query = next(_queries(4))
+    table = as_table(query, names=ple.feature_names)
+    assert encode_few(ple.preprocessor, table) is None
+    assert ple.preprocessor.transform_x_facts(table)[0].shape == (table.n_rows, ple.preprocessor.in_features)

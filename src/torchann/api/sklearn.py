@@ -119,6 +119,9 @@ class _MLPBase(BaseEstimator):
         scaling: str = _d("scaling"),
         target_log: bool | None = _d("target_log"),
         class_weight: str | None = _d("class_weight"),
+        ple_bins: int = _d("ple_bins"),
+        ensemble: int = _d("ensemble"),
+        time_budget: float | None = _d("time_budget"),
         random_state: Any = None,
         device: str = _d("device"),
         precision: str = _d("precision"),
@@ -143,6 +146,9 @@ class _MLPBase(BaseEstimator):
         self.scaling = scaling
         self.target_log = target_log
         self.class_weight = class_weight
+        self.ple_bins = ple_bins
+        self.ensemble = ensemble
+        self.time_budget = time_budget
         self.random_state = random_state
         self.device = device
         self.precision = precision

@@ -20,7 +20,7 @@ from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_seed
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core.options import TrainOptions, auto_batch_size
+from ..core.options import TrainOptions, auto_batch_size, auto_time_budget
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
@@ -96,7 +96,8 @@ def train(
         labels = table.columns[table.targets[0]] if task is Task.CLASSIFICATION else None
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
-                           scaling=d.scaling, target_log=d.target_log, named=d.features or ())
+                           scaling=d.scaling, target_log=d.target_log, named=d.features or (),
+                           ple_bins=d.ple_bins)
     for name, why in pre.dropped.items():  # identifiers: said where the user looks, kept in the history
         warn(f"{table.source}: column {name!r} left out of the features ({why})")
     x, y = pre.transform_x(table), pre.transform_y(table)
@@ -113,13 +114,15 @@ def train(
         warn(f"early stopping (patience {patience}) watches the training loss: there are no "
                       f"validation rows; set val_split or pass val=")
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
-                     dropout=n.dropout, norm=n.norm)
+                     dropout=n.dropout, norm=n.norm, ensemble=n.ensemble,
+                     ensemble_combine="proba" if task is Task.CLASSIFICATION else "mean")
     torch.manual_seed(seed)  # the initial weights follow the seed too
     network = spec.build()
     if hasattr(progress, "watch"):  # e.g. TensorBoard draws the weights each epoch
         progress.watch(network)
     std = pre.target_std if (task is Task.REGRESSION and pre.scale) else None
     batch_size = f.batch_size if f.batch_size is not None else auto_batch_size(len(train_rows))
+    budget = f.time_budget if f.time_budget is not None else auto_time_budget(len(train_rows), pre.in_features)
     loss_used: Any = (loss or default_loss(task)).value
     if f.class_weight is not None:
         given = f.class_weight
@@ -144,12 +147,13 @@ def train(
         scheduler=f.scheduler, early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
         seed=seed, device=f.device, precision=f.precision, threads=f.threads, checkpoint=checkpoint, resume=resume,
         global_batch_size=global_batch_size, progress=progress,
+        time_budget=budget,
     )
     history.info.update({
         "task": task.value, "train_rows": int(len(train_rows)),
         "val_rows": 0 if validation is None else int(len(validation[0])),
         "source": table.source, "options": opts.to_flat() | {"seed": seed},
-        "dropped_columns": dict(pre.dropped), "target_log": pre.target_log,
+        "dropped_columns": dict(pre.dropped), "target_log": pre.target_log, "time_budget": budget,
     })
     network.eval()
     return Model(network, pre, history, rows=RunRows(table, train_rows, val_rows, None if val is None else val_table))

@@ -67,6 +67,10 @@ def train_cmd(
     class_weight: Annotated[Optional[str], typer.Option("--class-weight", help=_h("class_weight"))] = None,
     drop_missing_target: Annotated[Optional[bool], typer.Option("--drop-missing-target", help=_h("drop_missing_target"),
                                                                 show_default=False)] = None,
+    ensemble: Annotated[Optional[int], typer.Option("--ensemble", min=1, help=_h("ensemble"))] = None,
+    ple_bins: Annotated[Optional[int], typer.Option("--ple-bins", min=0, help=_h("ple_bins"))] = None,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=0.0, help=_h("time_budget"),
+                                                         metavar="SECONDS")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", min=1,
                                                             help="Write OUT/checkpoint every N epochs.")] = None,
     global_batch_size: Annotated[Optional[int], typer.Option("--global-batch-size", min=1,
@@ -97,6 +101,7 @@ def train_cmd(
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
         "device": device, "precision": precision, "threads": threads, "scaling": scaling,
         "target_log": target_log, "class_weight": class_weight, "drop_missing_target": drop_missing_target,
+        "ple_bins": ple_bins, "ensemble": ensemble, "time_budget": time_budget,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"

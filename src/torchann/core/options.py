@@ -24,6 +24,7 @@ from .errors import UsageError
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
     "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
+    "auto_time_budget",
 ]
 
 
@@ -50,6 +51,9 @@ class DataOptions:
         None, "Learn a regression target as log1p(y) [default: when it is positive and strongly skewed].")
     drop_missing_target: bool = _opt(
         False, "Leave out rows whose target is missing (their number is said); off: a missing target is an error.")
+    ple_bins: int = _opt(
+        0, "Also give each numeric column as a piecewise-linear encoding over this many training quantile "
+           "bins (Gorishniy et al. 2022); 0 for none.")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,10 @@ class NetworkOptions:
     activation: str = _opt("relu", "relu, tanh, sigmoid, gelu, leaky_relu or identity.")
     dropout: float = _opt(0.1, "Dropout after each hidden layer.")
     norm: str = _opt("none", "none, batch or layer normalisation after each hidden layer.")
+    ensemble: int = _opt(
+        1, "Members sharing the hidden layers (TabM-mini, Gorishniy et al. 2025): each scales the inputs by "
+           "its own vector and has its own output layer; trained on the mean of their losses, answering with "
+           "the mean of their answers (predict --std gives their spread); 1 for one network.")
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,9 @@ class FitOptions:
     threads: Optional[int] = _opt(None, "CPU threads for training [default: chosen from the step's work and the "
                                         "free cores, timed where more than one count could win; OMP_NUM_THREADS or "
                                         "torch.set_num_threads also set it].")
+    time_budget: Optional[float] = _opt(
+        None, "Seconds training may take: no epoch starts past it, and the best epoch so far is kept "
+              "[default for train: chosen from the table's size (auto_time_budget); fit: no limit].")
 
 
 # One flat view for the command line, ``torchann.train(**options)`` and ``args.json``.
@@ -178,3 +189,12 @@ def auto_batch_size(n_rows: int) -> int:
     if n_rows <= 32 * 32:
         return 32
     return int(min(512, max(32, 2 ** round(math.log2(n_rows / 32)))))
+
+
+def auto_time_budget(n_rows: int, n_inputs: int) -> float:
+    """The default ``time_budget`` of ``torchann.train`` for ``n_rows`` training rows of
+    ``n_inputs`` inputs: 120 seconds and 20 more per million row-inputs (a 4,000-row table of
+    26 inputs: 122 s). It is a guard for large tables, not a schedule: on a quiet machine the
+    tables of docs/quality.md end by early stopping in a few seconds. (A 30-second budget
+    stopped diamonds and txhousing at 5,000 rows on a 2-core machine at load average 20-27.)"""
+    return 120.0 + 2e-5 * float(n_rows) * float(n_inputs)

@@ -9,7 +9,9 @@ and no torchann:
   missing) and for number or true/false categories, ``tensor(string)`` for text categories
   (``""`` missing);
 * outputs: regression, one ``tensor(double)`` per target in the target's units; classification,
-  the class label (named after the target) and ``probabilities`` ``(batch, n_classes)``.
+  the class label (named after the target) and ``probabilities`` ``(batch, n_classes)``. A model
+  whose network is an ensemble adds the members' spread, as ``predict(..., return_std=True)``
+  gives it: ``std(<target>)`` per target, or ``disagreement`` for classes (``onnx_spread.py``).
 
 ``network_only=True`` writes the network alone: input ``input`` ``(batch, in_features)``
 float32 (the preprocessed matrix, as ``Preprocessor.transform_x`` makes it), output ``output``.
@@ -66,11 +68,13 @@ def onnx_model(model: Any, *, network_only: bool = False) -> Any:
     onnx = _require_onnx()
     from ..core.version import __version__
     from .onnx_ops import GraphBuilder, answers, feature_block, network_input
+    from .onnx_spread import member_weights, spread
 
     pre = model.preprocessor
     if not network_only:
         _check_covered(pre)
-    net = _network_proto(model.network, model.spec.in_features)
+    weights = None if network_only else member_weights(model.network)
+    net = _network_proto(model.network, model.spec.in_features, members=weights is not None)
     meta = {
         "torchann.version": __version__,
         "torchann.task": pre.task.value,
@@ -91,7 +95,11 @@ def onnx_model(model: Any, *, network_only: bool = False) -> Any:
         back = GraphBuilder(taken | front.taken)
         logits = back.fresh("network_output")
         answers(back, logits, pre, model.spec.out_features)
-        full = _compose(onnx, front, x, net, back, logits)
+        each = None
+        if weights is not None:
+            each = back.fresh("network_members")
+            spread(back, each, pre, model.spec.out_features, weights)
+        full = _compose(onnx, front, x, net, back, logits, each)
     full.doc_string = (f"torchann {__version__}: {pre.task.value} of {', '.join(pre.target_names)} from "
                        f"{', '.join(pre.feature_names[:50])}" + (" (network only)" if network_only else ""))
     onnx.helper.set_model_props(full, meta)
@@ -122,7 +130,7 @@ def graph_signature(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
 _COVERED_RECORD = {"format", "version", "task", "scale", "fill_missing", "features", "targets", "target_mean",
                    "target_std", "classes", "class_kind", "scaling", "target_log", "dropped"}
 _COVERED_FEATURE = {"name", "kind", "mean", "std", "fill", "categories", "label_kind", "knots", "scores",
-                    "indicator", "missing_slot", "other",
+                    "indicator", "missing_slot", "other", "bins",
                     "low", "high"}  # the training range: facts for warnings, no part of the encoding
 
 
@@ -139,40 +147,51 @@ def _check_covered(pre: Any) -> None:
                          f"cover yet; export the network alone (--network-only) and preprocess with torchann")
 
 
-def _compose(onnx: Any, front: Any, x: str, net: Any, back: Any, logits: str) -> Any:
-    """Preprocessing -> network -> answers as one graph (the network's names prefixed)."""
+def _compose(onnx: Any, front: Any, x: str, net: Any, back: Any, logits: str, each: str | None = None) -> Any:
+    """Preprocessing -> network -> answers as one graph (the network's names prefixed); ``each``:
+    the answers' input for the members' outputs, the network's second output."""
     from onnx import compose, helper
 
     net = compose.add_prefix(net, "network/")
     net_in, net_out = net.graph.input[0].name, net.graph.output[0].name
+    inputs = [helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, ["batch", None])]
+    links = [(net_out, logits)]
+    if each is not None:
+        inputs.append(helper.make_tensor_value_info(each, onnx.TensorProto.FLOAT, ["batch", None, None]))
+        links.append((net.graph.output[1].name, each))
     graph = helper.make_graph(list(front.nodes), "torchann_preprocess", list(front.inputs),
                               [helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, ["batch", None])],
                               initializer=list(front.initializers))
     head = helper.make_model(graph, opset_imports=list(net.opset_import), ir_version=net.ir_version)
-    graph = helper.make_graph(list(back.nodes), "torchann_answers",
-                              [helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, ["batch", None])],
+    graph = helper.make_graph(list(back.nodes), "torchann_answers", inputs,
                               list(back.outputs), initializer=list(back.initializers))
     tail = helper.make_model(graph, opset_imports=list(net.opset_import), ir_version=net.ir_version)
     body = compose.merge_models(head, net, io_map=[(x, net_in)])
-    whole = compose.merge_models(body, tail, io_map=[(net_out, logits)])
+    whole = compose.merge_models(body, tail, io_map=links)
     whole.graph.name = "torchann"
     return whole
 
 
-def _network_proto(network: Any, in_features: int) -> Any:
-    """The network alone, exported by torch's dynamo exporter with a dynamic batch dimension."""
+def _network_proto(network: Any, in_features: int, *, members: bool = False) -> Any:
+    """The network alone, exported by torch's dynamo exporter with a dynamic batch dimension;
+    ``members``: with a second output ``members``, each member's outputs (``onnx_spread``)."""
     import torch
 
+    from .onnx_spread import WithMembers
+
     net = copy.deepcopy(network).to("cpu").float().eval()
+    if members:
+        net = WithMembers(net).eval()
     sample = torch.zeros(2, in_features)
+    names = ["output", "members"] if members else ["output"]
     with _quiet():
         program = torch.onnx.export(
-            net, (sample,), dynamo=True, input_names=["input"], output_names=["output"],
+            net, (sample,), dynamo=True, input_names=["input"], output_names=names,
             dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False, verbose=False,
             optimize=True,
         )
     proto = program.model_proto
-    if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:  # pragma: no cover - an MLP has one of each
+    if len(proto.graph.input) != 1 or len(proto.graph.output) != len(names):  # pragma: no cover - an MLP has one of each
         raise UsageError(f"the exported network has {len(proto.graph.input)} inputs and {len(proto.graph.output)} "
                          f"outputs; torchann exports networks with one of each")
     return proto

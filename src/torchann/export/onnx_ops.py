@@ -95,10 +95,13 @@ def feature_block(g: GraphBuilder, feature: Any, fill_categories: bool) -> str:
     column = g.op("Unsqueeze", [feature.name, g.const(np.array([1], dtype=np.int64), "axes")], "column")
     if feature.kind == "numeric":
         value = filled(g, column, feature.fill)
+        raw = value
         if feature.knots is not None:
             value = quantile_mapped(g, value, feature.knots, feature.scores or [])
         else:
             value = scaled(g, value, feature.mean, feature.std)
+        if feature.bins:
+            value = g.op("Concat", [value, piecewise_linear(g, raw, feature.bins)], "with_bins", axis=1)
         return with_indicator(g, value, column) if feature.indicator else value
     categories = feature.categories or []
     block = one_hot(g, column, categories, feature.label_kind) if categories else None
@@ -152,6 +155,19 @@ def quantile_mapped(g: GraphBuilder, x: str, knots: list, scores: list) -> str:
     top = g.op("GreaterOrEqual", [x, g.const(np.array(k[-1]), "last_knot")], "at_or_above_last")
     mapped = g.op("Where", [top, g.const(np.array(s[-1]), "last_score"), inside], "mapped")
     return g.op("Where", [nan, x, mapped], "quantile_mapped")
+
+
+def piecewise_linear(g: GraphBuilder, x: str, bins: list) -> str:
+    """``(batch, 1)`` -> ``(batch, T)``: ``encoders.ple_encode`` in float64, ``min(max((x - left) / width,
+    low), high)`` with the bounds of ``encoders.ple_bounds``."""
+    from ..preprocess.encoders import ple_bounds
+
+    edges = np.asarray(bins, dtype=np.float64)
+    low, high = ple_bounds(edges.size - 1)
+    share = g.op("Div", [g.op("Sub", [x, g.const(edges[None, :-1], "bin_left")], "past_left"),
+                         g.const(np.diff(edges)[None, :], "bin_width")], "bin_share")
+    floored = g.op("Max", [share, g.const(low[None, :], "bin_low")], "bin_floored")
+    return g.op("Min", [floored, g.const(high[None, :], "bin_high")], "bins")
 
 
 def with_indicator(g: GraphBuilder, value: str, raw: str) -> str:

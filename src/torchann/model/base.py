@@ -25,7 +25,7 @@ from ..data.table import Table
 from ..data.table_input import as_table
 from ..inspect.layers import summary as layer_summary
 from ..inspect.summary import default_input_size
-from ..network.predict import padded_pass, predict as network_outputs
+from ..network.predict import MemberColumns, padded_pass, predict as network_outputs
 from ..network.spec import ModelSpec
 from ..preprocess.features import Feature
 from ..preprocess.preprocessor import Preprocessor
@@ -139,8 +139,9 @@ class BaseModel:
 
     @property
     def members(self) -> int:
-        """How many networks answer together: 1, or the ensemble's member count (``torchann.tune``)."""
-        return len(getattr(self.spec, "members", ())) or 1
+        """How many networks answer together: 1, or the ensemble's member count (``torchann.tune``,
+        or the shared-weight members of ``ensemble``)."""
+        return len(getattr(self.spec, "members", ())) or getattr(self.spec, "ensemble", 1)
 
     def __repr__(self) -> str:
         shape = "-".join(str(n) for n in (self.spec.in_features, *self.spec.hidden, self.spec.out_features))
@@ -228,11 +229,16 @@ class BaseModel:
         """``(answers, spread)`` for inputs ``x``: answers as ``predict`` gives them (regression
         ``(n, k)``), spread ``(n, k)`` (regression) or ``(n, 1)`` (classes); see ``predict``."""
         members = getattr(self.network, "members", None)
-        if self.members < 2 or members is None:
-            raise UsageError("this model is one network, so it has no spread between members; tune it with "
-                             "ensembling on (torchann tune, the default) for a model whose members can disagree")
-        w = np.asarray(self.spec.weights, dtype=np.float64)  # type: ignore[attr-defined]
-        outs = [network_outputs(m, x, block=PREDICT_BLOCK, first_row=first_row) for m in members]
+        if self.members < 2 or (members is None and not hasattr(self.network, "member_outputs")):
+            raise UsageError("this model is one network, so it has no spread between members; train it with "
+                             "--ensemble K (ensemble=K) or tune it with ensembling on for members that can disagree")
+        if members is None:  # shared-weight members (TabMini), equal weights, run side by side
+            w = np.full(self.members, 1.0 / self.members)
+            cols = network_outputs(MemberColumns(self.network), x, block=PREDICT_BLOCK, first_row=first_row)
+            outs = list(cols.reshape(len(x), self.members, -1).permute(1, 0, 2))
+        else:
+            w = np.asarray(self.spec.weights, dtype=np.float64)  # type: ignore[attr-defined]
+            outs = [network_outputs(m, x, block=PREDICT_BLOCK, first_row=first_row) for m in members]
         whole = network_outputs(self.network, x, block=PREDICT_BLOCK, first_row=first_row)
         pre = self.preprocessor
         if pre.task is Task.REGRESSION:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..core.errors import SpecError
-from .spec import MLP, ModelSpec
+from .spec import ModelSpec
 
 __all__ = ["EnsembleSpec", "Members", "COMBINE", "MAX_MEMBERS"]
 
@@ -57,7 +57,7 @@ class EnsembleSpec(ModelSpec):
         if not members:
             raise SpecError("an ensemble needs at least one member")
         first = members[0]
-        base = {f.name: getattr(first, f.name) for f in fields(ModelSpec)}
+        base = {f.name: getattr(first, f.name) for f in fields(ModelSpec) if f.name != "combine"}
         return cls(**base, members=members, weights=tuple(weights or [1.0] * len(members)), combine=combine)
 
     def __post_init__(self) -> None:
@@ -110,7 +110,7 @@ class Members(nn.Module):
 
     def __init__(self, spec: EnsembleSpec) -> None:
         super().__init__()
-        self.members = nn.ModuleList(MLP(m) for m in spec.members)
+        self.members = nn.ModuleList(m.build() for m in spec.members)  # an MLP, or a TabMini (ensemble > 1)
         # Not in the state dict: the weights are part of the spec, written once in spec.json.
         self.register_buffer("member_weights", torch.tensor(spec.weights, dtype=torch.float32), persistent=False)
         self.spec = spec

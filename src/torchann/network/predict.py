@@ -12,7 +12,7 @@ from ..core.checks import check_non_negative_int, check_optional_positive_int, c
 from ..core.errors import UsageError
 from ..data.tensors import as_feature_tensor, check_input_width
 
-__all__ = ["predict", "padded_pass"]
+__all__ = ["predict", "padded_pass", "MemberColumns"]
 
 
 @torch.no_grad()
@@ -144,3 +144,18 @@ def _padded_array(model: nn.Module, x: np.ndarray, multiple: int) -> torch.Tenso
     padded = np.zeros((size, x.shape[1]), dtype=np.float32)
     padded[: len(x)] = x
     return torch.from_numpy(padded)
+
+
+class MemberColumns(nn.Module):
+    """A shared-weight ensemble (``spec.TabMini``) with its members side by side:
+    ``(B, in)`` -> ``(B, K * out)``, member 0's outputs first; ``predict`` and its aligned passes
+    then give every member's answers for the spread."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.train(net.training)  # predict puts back the mode it found: the network's own
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net.member_outputs(x)  # (K, B, out)
+        return z.permute(1, 0, 2).reshape(x.shape[0], -1)

@@ -7,11 +7,13 @@ running any code from the file: the JSON names the layers, torchann builds them.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
+import torch
 from torch import nn
 
 from ..core.checks import as_integer
@@ -19,7 +21,7 @@ from ..core.choices import Activation, Norm, parse
 from .dropout import Dropout
 from ..core.errors import SpecError
 
-__all__ = ["ModelSpec", "MLP", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS"]
+__all__ = ["ModelSpec", "MLP", "TabMini", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS", "MAX_ENSEMBLE"]
 
 # A spec asking for more parameters than this is refused before anything is allocated:
 # 2**31 float32 parameters is 8 GiB, past what a feed-forward net on tabular data needs,
@@ -28,6 +30,7 @@ MAX_PARAMETERS = 2**31
 # Likewise for depth: each layer is a Python module, so a list of a million widths of 1 would
 # take minutes to build while staying under the parameter limit.
 MAX_HIDDEN_LAYERS = 1000
+MAX_ENSEMBLE = 256  # members of one shared-weight ensemble
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ModelSpec:
     norm: Norm = Norm.NONE  # normalisation after each hidden linear layer
     bias: bool = True  # whether linear layers have a bias
     output_activation: Activation = Activation.IDENTITY  # usually identity: losses take logits
+    ensemble: int = 1  # members sharing the hidden layers (TabM-mini, ``TabMini``); 1 is one network
+    ensemble_combine: str = "mean"  # how members answer as one: "mean" of outputs, "proba": of class probabilities
 
     def __post_init__(self) -> None:
         # Validate first, compute after: every field is checked before build() allocates.
@@ -66,6 +71,15 @@ class ModelSpec:
             object.__setattr__(self, "bias", bool(self.bias))
         if not isinstance(self.bias, bool):
             raise SpecError(f"bias must be true or false, got {self.bias!r}")
+        _check_size("ensemble", self.ensemble)
+        if self.ensemble > MAX_ENSEMBLE:
+            raise SpecError(f"ensemble asks for {self.ensemble} members, more than the limit of {MAX_ENSEMBLE}")
+        if self.ensemble > 1 and (not self.hidden or self.output_activation is not Activation.IDENTITY
+                                  or self.norm is Norm.BATCH):
+            raise SpecError("an ensemble (ensemble > 1) needs at least one hidden layer, an identity output and "
+                            "no batch norm (layer norm works)")
+        if self.ensemble_combine not in ("mean", "proba"):
+            raise SpecError(f"ensemble_combine must be mean or proba, got {self.ensemble_combine!r}")
         if self.num_parameters() > MAX_PARAMETERS:
             raise SpecError(
                 f"the spec describes {self.num_parameters():,} parameters, more than the limit of "
@@ -84,11 +98,14 @@ class ModelSpec:
             total += n_in * n_out + (n_out if self.bias else 0)
         if self.norm is not Norm.NONE:
             total += 2 * sum(self.hidden)
+        if self.ensemble > 1:  # an input scale per member, and each member's own output layer
+            total += self.ensemble * self.in_features
+            total += (self.ensemble - 1) * (self.sizes[-2] * self.out_features + (self.out_features if self.bias else 0))
         return total
 
-    def build(self) -> "MLP":
-        """A freshly initialised ``nn.Sequential`` with readable layer names."""
-        return MLP(self)
+    def build(self) -> "MLP | TabMini":
+        """A freshly initialised ``nn.Sequential`` with readable layer names (``TabMini`` for an ensemble)."""
+        return TabMini(self) if self.ensemble > 1 else MLP(self)
 
     # -- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +113,9 @@ class ModelSpec:
         for key in ("activation", "output_activation", "norm"):
             data[key] = str(data[key].value if hasattr(data[key], "value") else data[key])
         data["hidden"] = list(self.hidden)
+        if self.ensemble == 1:  # a single network's spec.json reads as it did before ensembles
+            data.pop("ensemble")
+            data.pop("ensemble_combine")
         return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -169,16 +189,7 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, spec: ModelSpec) -> None:
-        layers: "OrderedDict[str, nn.Module]" = OrderedDict()
-        for i, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.hidden), start=1):
-            layers[f"linear{i}"] = nn.Linear(n_in, n_out, bias=spec.bias)
-            if spec.norm is Norm.BATCH:
-                layers[f"norm{i}"] = nn.BatchNorm1d(n_out)
-            elif spec.norm is Norm.LAYER:
-                layers[f"norm{i}"] = nn.LayerNorm(n_out)
-            layers[f"act{i}"] = _activation_module(spec.activation)
-            if spec.dropout > 0:
-                layers[f"dropout{i}"] = Dropout(spec.dropout)
+        layers = _hidden_layers(spec)
         layers["output"] = nn.Linear(spec.sizes[-2], spec.out_features, bias=spec.bias)
         if spec.output_activation is not Activation.IDENTITY:
             layers["output_act"] = _activation_module(spec.output_activation)
@@ -187,6 +198,74 @@ class MLP(nn.Sequential):
 
     def extra_repr(self) -> str:
         return "sizes=" + "-".join(map(str, self.spec.sizes)) + f", activation={self.spec.activation.value}"
+
+
+def _hidden_layers(spec: ModelSpec) -> "OrderedDict[str, nn.Module]":
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    for i, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.hidden), start=1):
+        layers[f"linear{i}"] = nn.Linear(n_in, n_out, bias=spec.bias)
+        if spec.norm is Norm.BATCH:
+            layers[f"norm{i}"] = nn.BatchNorm1d(n_out)
+        elif spec.norm is Norm.LAYER:
+            layers[f"norm{i}"] = nn.LayerNorm(n_out)
+        layers[f"act{i}"] = _activation_module(spec.activation)
+        if spec.dropout > 0:
+            layers[f"dropout{i}"] = Dropout(spec.dropout)
+    return layers
+
+
+class TabMini(nn.Module):
+    """``spec.ensemble`` members sharing one MLP's hidden layers: TabM-mini (Gorishniy, Kotelnikov,
+    Babenko, ICLR 2025).
+
+    Member ``k`` scales the input by its own vector ``r_k`` (initialised to random signs, as
+    TabM-mini does), runs the shared hidden layers, and has its own output layer:
+    ``z_k = W_k h(x * r_k) + b_k``. The members run as one batch: the shared layers see a
+    ``(K, B, width)`` tensor and the output layers are one ``baddbmm``.
+
+    In training mode ``forward`` gives every member's outputs ``(K, B, out)``; the training
+    step takes the mean of the members' losses (``steps.AutogradStep``). In eval mode it gives
+    the ensemble's answer ``(B, out)``: the mean of the outputs for regression (``combine``
+    "mean"), the log of the mean class probabilities for classes ("proba"; a softmax or
+    sigmoid of it gives the mean probabilities back), as ``members.Members`` combines.
+    """
+
+    trains_members = True  # training mode answers every member: the step takes the mean of their losses
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        k, width, out = spec.ensemble, spec.sizes[-2], spec.out_features
+        signs = torch.randint(0, 2, (k, spec.in_features)).float() * 2 - 1
+        self.adapter = nn.Parameter(signs)
+        self.backbone = nn.Sequential(_hidden_layers(spec))
+        bound = 1.0 / width**0.5  # nn.Linear's initialisation, per member
+        self.head_weight = nn.Parameter(torch.empty(k, width, out).uniform_(-bound, bound))
+        self.head_bias = nn.Parameter(torch.empty(k, 1, out).uniform_(-bound, bound)) if spec.bias else None
+        self.spec = spec
+        self.combine = spec.ensemble_combine
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's outputs: ``(B, in)`` -> ``(K, B, out)`` (any leading shape for ``B``)."""
+        k = self.adapter.shape[0]
+        h = self.backbone(x.unsqueeze(0) * self.adapter.view(k, *([1] * (x.dim() - 1)), -1))
+        flat = h.reshape(k, -1, h.shape[-1])
+        z = torch.bmm(flat, self.head_weight) if self.head_bias is None else \
+            torch.baddbmm(self.head_bias, flat, self.head_weight)
+        return z.reshape(k, *x.shape[:-1], z.shape[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.member_outputs(x)
+        if self.training:
+            return z
+        if self.combine == "mean":
+            return z.mean(dim=0)
+        if z.shape[-1] == 1:  # one logit: mean of the sigmoid probabilities, back to a logit
+            p = torch.sigmoid(z).mean(dim=0).clamp(1e-7, 1 - 1e-7)
+            return torch.log(p) - torch.log1p(-p)
+        return torch.logsumexp(torch.log_softmax(z, dim=-1), dim=0) - math.log(z.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"members={self.spec.ensemble}, combine={self.combine}"
 
 
 def _check_size(name: str, value: Any) -> int:

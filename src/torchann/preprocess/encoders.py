@@ -11,7 +11,14 @@
   numbers (year, month, weekday, days since 1970-01-01), parsed with one format per column
   found on the training rows.
 
-Both are formulas an exporter can write out: ``interp`` is a piecewise-linear map, and the
+* A piecewise-linear encoding (PLE, Gorishniy, Rubachev, Babenko, NeurIPS 2022): a numeric
+  column cut at its training quantiles ``b_0 < b_1 < ... < b_T`` into ``T`` bins becomes ``T``
+  inputs, ``e_t = clip((x - b_{t-1}) / (b_t - b_{t-1}), 0, 1)``, except that the first is not
+  clipped below and the last not clipped above (so values past the training range still
+  move an input). A value in bin ``t`` reads ``1, ..., 1, fraction, 0, ..., 0``: the network
+  gets a step per bin that a first linear layer can weigh, as a tree splits on thresholds.
+
+All three are formulas an exporter can write out: ``interp`` is a piecewise-linear map, and the
 date parts are computed from the text before the network sees them.
 """
 
@@ -23,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["fit_quantile_map", "apply_quantile_map", "date_format", "date_parts", "DATE_PARTS"]
+__all__ = ["fit_quantile_map", "apply_quantile_map", "fit_ple_bins", "ple_encode", "ple_bounds", "date_format", "date_parts", "DATE_PARTS"]
 
 TAIL = 1e-3  # the outermost knots map to the normal quantiles of 0.001 and 0.999 (about -3.09, 3.09)
 DATE_PARTS = ("year", "month", "weekday", "day")  # "day": days since 1970-01-01
@@ -100,3 +107,32 @@ def date_parts(values: Sequence[Any], fmt: str) -> tuple[np.ndarray, np.ndarray]
         if parts is not None:
             out[i] = parts
     return out, np.isnan(out[:, 0])
+
+
+def fit_ple_bins(observed: np.ndarray, n_bins: int) -> list[float] | None:
+    """The bin edges of a piecewise-linear encoding: the distinct training quantiles (observed
+    values, numpy's ``method="lower"``) at
+    ``0, 1/n_bins, ..., 1`` (tied quantiles merge, so a column of few values gets fewer bins).
+    None when fewer than two bins remain: one bin is the scaled value again."""
+    if n_bins < 2 or observed.size == 0:
+        return None
+    edges = np.unique(np.quantile(observed.astype(np.float64), np.linspace(0.0, 1.0, n_bins + 1), method="lower"))
+    return [float(v) for v in edges] if edges.size >= 3 else None
+
+
+def ple_bounds(n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clip bounds of each of ``n_bins`` encoded inputs: ``[-inf, 0, ..., 0]`` and ``[1, ..., 1, inf]``."""
+    low = np.zeros(n_bins)
+    low[0] = -np.inf
+    high = np.ones(n_bins)
+    high[-1] = np.inf
+    return low, high
+
+
+def ple_encode(x: np.ndarray, bins: Sequence[float]) -> np.ndarray:
+    """``(n,)`` float64 values -> ``(n, T)`` piecewise-linear encoding for edges ``bins`` (``T + 1``
+    increasing numbers); see the module docstring. NaN stays NaN."""
+    edges = np.asarray(bins, dtype=np.float64)
+    left, width = edges[:-1], np.diff(edges)
+    low, high = ple_bounds(left.size)
+    return np.minimum(np.maximum((x[:, None] - left) / width, low), high)

@@ -5,7 +5,9 @@ Kinds of input column and what each becomes:
 * ``numeric``: one input, ``(x - mean) / std`` (``scaling="standard"``) or the quantile map of
   :mod:`encoders` (``scaling="quantile"``). A missing number gets the fill value (training
   mean, median or 0, before scaling); when training rows had missing values there is a second
-  input, 1 where the value was missing (the indicator).
+  input, 1 where the value was missing (the indicator). With ``ple_bins``, the scaled value is
+  followed by the column's piecewise-linear encoding over its training quantile bins
+  (:func:`encoders.ple_encode`, one input per bin), computed from the filled raw value.
 * ``date``: text that parses as dates with one format: year, month, weekday and days since
   1970, each standardised; missing or unreadable dates are filled with the training means and
   flagged by an indicator input when training rows had any.
@@ -32,7 +34,8 @@ from ..core.choices import FillMissing, Scaling
 from ..data.columns import coerce, label_kind
 from ..data.table import Table
 from .checks import check_magnitude, missing_error, numeric_column
-from .encoders import DATE_PARTS, apply_quantile_map, date_format, date_parts, fit_quantile_map, n_knots
+from .encoders import (DATE_PARTS, apply_quantile_map, date_format, date_parts, fit_ple_bins, fit_quantile_map,
+                       n_knots, ple_encode)
 from ..core.errors import DataError
 
 __all__ = ["Feature", "fit_feature", "identifier_reason", "MAX_ONE_HOT", "MIN_COUNT"]
@@ -66,6 +69,7 @@ class Feature:
     date_std: list | None = None  # date: training std of the same parts
     low: float | None = None  # numeric: the smallest training value (for the out-of-range fact)
     high: float | None = None  # numeric: the largest training value
+    bins: list | None = None  # numeric: increasing edges of the piecewise-linear encoding's bins
 
     @property
     def training_range(self) -> tuple[float, float] | None:
@@ -91,10 +95,15 @@ class Feature:
     def width(self) -> int:
         extra = int(bool(self.indicator))
         if self.kind == "numeric":
-            return 1 + extra
+            return 1 + self.n_bins + extra
         if self.kind == "date":
             return len(DATE_PARTS) + extra
         return len(self.categories or []) + int(bool(self.missing_slot)) + int(bool(self.other))
+
+    @property
+    def n_bins(self) -> int:
+        """Numeric: inputs of the piecewise-linear encoding (0 without one)."""
+        return len(self.bins) - 1 if self.bins else 0
 
     @property
     def input_names(self) -> list[str]:
@@ -103,7 +112,10 @@ class Feature:
             names += [f"{self.name}=<other>"] if self.other else []
             names += [f"{self.name}=<missing>"] if self.missing_slot else []
             return names
-        names = [self.name] if self.kind == "numeric" else [f"{self.name}.{p}" for p in DATE_PARTS]
+        if self.kind == "numeric":
+            names = [self.name] + [f"{self.name}.bin{t}" for t in range(1, self.n_bins + 1)]
+        else:
+            names = [f"{self.name}.{p}" for p in DATE_PARTS]
         return names + ([f"{self.name}.missing"] if self.indicator else [])
 
     def derived(self, key: str, make: Any) -> Any:
@@ -124,7 +136,12 @@ class Feature:
             z = np.interp(x, knots, scores)  # apply_quantile_map, with the stored lists made arrays once
         else:
             z = (x - self.mean) / self.std
-        return np.stack([z, miss.astype(np.float64)], axis=1) if self.indicator else z[:, None]
+        parts = [z[:, None]]
+        if self.bins:
+            parts.append(ple_encode(x, self.bins))
+        if self.indicator:
+            parts.append(miss.astype(np.float64)[:, None])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def encode_dates(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Date: text values -> ``(n, width)`` inputs, and the rows that were missing or unreadable."""
@@ -152,8 +169,10 @@ def _mapped(observed: np.ndarray, quantile: bool) -> bool:
     return quantile and np.unique(observed).size > QUANTILE_MIN_DISTINCT
 
 
-def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: str | None) -> Feature:
-    """``x``: the training rows' values (NaN missing); ``fill``: mean, median, zero or None."""
+def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: str | None,
+                ple_bins: int = 0) -> Feature:
+    """``x``: the training rows' values (NaN missing); ``fill``: mean, median, zero or None;
+    ``ple_bins``: quantile bins of a piecewise-linear encoding (0: none)."""
     miss = np.isnan(x)
     observed = x[~miss]
     value = None if fill is None else {"mean": float(np.mean(observed)), "median": float(np.median(observed)),
@@ -164,6 +183,8 @@ def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: 
         feature.knots, feature.scores = fit_quantile_map(observed, n_knots(observed.size))
     elif scale:
         feature.mean, feature.std = _stats(observed)
+    if ple_bins:
+        feature.bins = fit_ple_bins(observed, ple_bins)
     return feature
 
 
@@ -232,7 +253,8 @@ def is_date_column(col: np.ndarray, idx: np.ndarray) -> str | None:
 
 
 def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: FillMissing | None,
-                 categorical: bool, scaling: Scaling, named: bool = False) -> tuple[Feature | None, str | None]:
+                 categorical: bool, scaling: Scaling, ple_bins: int = 0,
+                 named: bool = False) -> tuple[Feature | None, str | None]:
     """A fitted feature for column ``name``, or ``(None, why)`` when it is left out; ``named``:
     the user named the column as a feature, so it is never left out as a numeric identifier."""
     col = table.columns[name]
@@ -252,7 +274,7 @@ def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: Fil
             check_magnitude(table, name, x, idx, role="column",
                             fix="divide the column by a power of ten, or use --scaling quantile (scaling='quantile')")
         return fit_numeric(name, x, scale=scale, quantile=quantile,
-                           fill=None if fill is None else fill.value), None
+                           fill=None if fill is None else fill.value, ple_bins=ple_bins), None
     if not categorical:
         fmt = is_date_column(col, idx)
         if fmt is not None:

@@ -7,7 +7,7 @@ columns spends most of its time in numpy's per-call overhead. :func:`encode_few`
 inputs bit for bit (the same float64 operations in the same order, the same float32 rounding)
 and the same facts for tables of at most ``FEW_ROWS`` rows, with Python's scalars.
 
-It handles numbers and text categories in the column types a table holds for them. Anything
+It handles numbers (without a piecewise-linear encoding) and text categories in the column types a table holds for them. Anything
 else (a date column, a value that is not a number, a missing value with nothing to fill it, an
 unseen category under ``strict``) returns None, and the column-wise path answers, errors
 included: there is one place that words them.
@@ -43,6 +43,8 @@ def encode_few(pre: Any, table: Table, *, strict: bool = False) -> tuple[np.ndar
         if col is None:
             return None
         if f.kind == "numeric":
+            if f.bins:  # a piecewise-linear encoding after the value: column-wise
+                return None
             if not _numbers(f, col.tolist() if col.dtype.kind in "fiu" else None, out, j, facts):
                 return None
         elif f.kind == "categorical":

@@ -105,14 +105,17 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
             for key in ("fill", "low", "high"):
                 if f.get(key) is not None:
                     _number(source, f"{place}.{key}", f[key])
-            for key in ("knots", "scores"):
+            for key in ("knots", "scores", "bins"):
                 values = f.get(key)
                 if values is not None:
                     if not isinstance(values, list) or len(values) > 100_000:
                         raise _bad(source, f"{place}.{key}", f"holds {_what(values)}; expected a list of numbers")
                     for k, v in enumerate(values):
                         _number(source, f"{place}.{key}[{k}]", v)
-            width += 1 + bool(f.get("indicator"))
+            bins = f.get("bins")
+            if bins is not None and (len(bins) < 3 or any(b >= c for b, c in zip(bins, bins[1:]))):
+                raise _bad(source, f"{place}.bins", "holds edges that are not at least 3 increasing numbers")
+            width += 1 + (len(bins) - 1 if bins else 0) + bool(f.get("indicator"))
         elif f.get("kind") == "date":
             for key in ("date_mean", "date_std"):
                 values = f.get(key)

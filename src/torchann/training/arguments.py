@@ -78,6 +78,7 @@ class LoopOptions:
     seed: int | None  # None: drawn at random (and recorded)
     device: str | torch.device
     global_batch_size: int | None
+    time_budget: float | None = None  # seconds: no epoch starts once training has taken this long
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ def check_fit_arguments(a: dict[str, Any]) -> tuple[StepOptions, LoopOptions, Wa
         seed=seed,
         device=a["device"] if a["device"] is not None else "auto",
         global_batch_size=None if gbs is None else check_positive_int("global_batch_size", gbs),
+        time_budget=None if a.get("time_budget") is None else check_positive_number(
+            "time_budget", a["time_budget"], hint="; seconds, e.g. 60"),
     )
     watch = WatchOptions(
         validation=_validation(a["validation"]),

@@ -81,6 +81,7 @@ def fit(
     resume: str | os.PathLike | None = None,
     global_batch_size: int | None = None,
     progress: Any = None,
+    time_budget: float | None = _DEFAULT.time_budget,
 ) -> History:
     """Train ``model`` in place and return its ``History``.
 
@@ -123,6 +124,9 @@ def fit(
         global_batch_size: under ``torchrun``, the batch summed over all ranks
             (default ``batch_size * world_size``).
         progress: an object with ``on_train_start``, ``on_step``, ``on_epoch_end``.
+        time_budget: seconds of training (epochs and their validation); once an epoch ends past
+            it no other starts, and early stopping's best epoch is put back as after a stop
+            (``history.info["stopped_by_time"]``). None: no limit.
 
     Returns:
         History with one record per epoch: ``epoch``, ``loss``, ``val_loss``, metrics,
@@ -145,7 +149,7 @@ def fit(
         "scheduler": scheduler, "validation": validation, "metrics": metrics, "target_std": target_std,
         "early_stopping": early_stopping, "shuffle": shuffle, "seed": seed, "device": device,
         "precision": precision, "compile": compile, "fast": fast, "checkpoint": checkpoint, "resume": resume,
-        "global_batch_size": global_batch_size, "progress": progress,
+        "global_batch_size": global_batch_size, "progress": progress, "time_budget": time_budget,
     })
     threads = check_threads(threads)
     run = _check_run(model, x, y, init_weights, step, loop, watch)
@@ -260,7 +264,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
         state, net=net, train_step=train_step, loss_fn=step.loss, batches=run.batches, epochs=loop.epochs,
         scheduler_kind=sched_kind, task=watch.task, target_std=std, validation=run.validation,
         checkpoint=watch.checkpoint, world=world, device=dev, compute_dtype=step.compute_dtype,
-        progress=watch.progress,
+        progress=watch.progress, time_budget=loop.time_budget,
     )
     return state, training
 

@@ -42,10 +42,13 @@ class TrainingLoop:
     a ``Checkpointing`` or None; ``world`` the ``distributed.World``.
     """
 
+    clock = staticmethod(time.perf_counter)  # what the time budget is read from
+
     def __init__(self, state: TrainingState, *, net: nn.Module, train_step: Any, loss_fn: Any, batches: Any,
                  epochs: int, scheduler_kind: Any, task: Task | None, target_std: torch.Tensor | None,
                  validation: tuple[torch.Tensor, torch.Tensor] | None, checkpoint: Any, world: Any,
-                 device: torch.device, compute_dtype: torch.dtype, progress: Any) -> None:
+                 device: torch.device, compute_dtype: torch.dtype, progress: Any,
+                 time_budget: float | None = None) -> None:
         self.state, self.net, self.train_step, self.loss_fn, self.batches = state, net, train_step, loss_fn, batches
         self.epochs, self.task, self.target_std, self.validation = epochs, task, target_std, validation
         self.checkpoint, self.world, self.device = checkpoint, world, device
@@ -54,19 +57,27 @@ class TrainingLoop:
         self.plateau = scheduler_kind is Scheduler.PLATEAU
         self.report = (progress if world.is_main else None) or SilentProgress()  # only rank 0 reports
         self._saved: tuple[int, int] | None = None  # the (epoch, step) last checkpointed
+        self.time_budget = time_budget  # seconds; None: no limit
 
     def run(self) -> None:
         state = self.state
+        started = self.clock()
         with StopSignals() as signals:
             self.report.on_train_start(epochs=self.epochs, steps_per_epoch=len(self.batches),
                                        start_epoch=state.epoch)
             for epoch in range(state.epoch, self.epochs):
                 record = self.run_epoch(epoch, signals)
+                if self.time_budget is not None:  # shown by the progress line, kept in the history
+                    record["time_left"] = self.time_left(self.clock() - started)
                 stop = self.end_epoch(record)
                 if signals.received is not None:  # under torchrun: every rank stops here together
                     self.stop_on_signal(signals.received, epoch + 1, len(self.batches))
                 if stop:
                     state.history.info["stopped_early"] = True
+                    break
+                if self.time_budget is not None and epoch + 1 < self.epochs and self.world.agree(
+                        record["time_left"] <= 0.0, device=self.device):
+                    state.history.info["stopped_by_time"] = True
                     break
         state.stopper.finish(state.model, state.history)
 
@@ -121,6 +132,10 @@ class TrainingLoop:
         record["lr"] = state.lr
         record["seconds"] = time.perf_counter() - started
         return record
+
+    def time_left(self, spent: float) -> float | None:
+        """Seconds of the budget left after ``spent`` seconds (None: no budget)."""
+        return None if self.time_budget is None else max(0.0, self.time_budget - spent)
 
     def end_epoch(self, record: dict[str, Any]) -> bool:
         """Record the epoch, step an epoch schedule, decide on stopping, checkpoint; True to stop."""

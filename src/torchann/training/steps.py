@@ -58,6 +58,8 @@ class AutogradStep:
                  direct: bool = True) -> None:
         self.net, self.loss_fn = net, loss_fn
         self.autocast = autocast(_device_of(net), compute_dtype)
+        inner = getattr(net, "module", getattr(net, "_orig_mod", net))  # under DDP or torch.compile
+        self.trains_members = bool(getattr(inner, "trains_members", False))  # TabMini: (K, B, out) in training
         self.clip = clip_grad_norm
         self.step_optimizer = DirectStep(optimizer, direct=direct)
         self.params = self.step_optimizer.params
@@ -65,7 +67,12 @@ class AutogradStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, loss_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast:
             out = self.net(x)
-            loss = self.loss_fn(out, y) if x.shape[0] else out.sum() * 0.0
+            if self.trains_members:  # (K, B, out): an ensemble's members (TabMini); the mean of their losses
+                members = out.shape[0]
+                loss = self.loss_fn(out.flatten(0, 1), y.repeat(members, *([1] * (y.dim() - 1))))
+                out = out.detach().mean(dim=0)  # for the epoch's metrics
+            else:
+                loss = self.loss_fn(out, y) if x.shape[0] else out.sum() * 0.0
         for p in self.params:  # zero_grad(set_to_none=True) without its per-call bookkeeping
             p.grad = None
         (loss * loss_scale if loss_scale != 1.0 else loss).backward()
