@@ -120,5 +120,5 @@ def test_evaluate_in_a_real_process_prints_one_clean_line(run):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [f"warning: {data}: {UNSEEN} set no input of their column; pass strict=True "
-                                        f"to refuse them"]
+                                        f"(torchann predict --strict) to refuse them"]
     assert proc.stdout.startswith("classification on 2 rows")

@@ -25,7 +25,7 @@ from ..data.table import Table
 from ..data.table_input import as_table
 from ..inspect.layers import summary as layer_summary
 from ..inspect.summary import default_input_size
-from ..network.predict import MemberColumns, padded_pass, predict as network_outputs
+from ..network.predict import padded_pass, predict as network_outputs
 from ..network.spec import ModelSpec
 from ..preprocess.features import Feature
 from ..preprocess.preprocessor import Preprocessor
@@ -33,6 +33,7 @@ from ..training.history import History
 from .directory import read_model_dir, save as save_model_dir
 from .facts import describe as describe_model, model_html
 from .scores import classification_scores, regression_scores
+from .spread import members_spread
 
 __all__ = ["BaseModel", "identity_preprocessor", "HISTORY_FILE", "PREDICT_BLOCK"]
 
@@ -215,7 +216,7 @@ class BaseModel:
         ``strict``: refuse categories never seen in training (see ``encode``).
         """
         if return_std:
-            answers, spread = self._spread(self.encode(data, strict=strict))
+            answers, spread = members_spread(self, self.encode(data, strict=strict), block=PREDICT_BLOCK)
             if self.preprocessor.task is Task.REGRESSION and spread.shape[1] == 1:
                 return answers[:, 0], spread[:, 0]
             return (answers, spread[:, 0] if self.preprocessor.task is Task.CLASSIFICATION else spread)
@@ -224,32 +225,6 @@ class BaseModel:
             answers = answers.reshape(len(answers), -1)
             return answers[:, 0] if answers.shape[1] == 1 else answers
         return answers
-
-    def _spread(self, x: np.ndarray, *, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """``(answers, spread)`` for inputs ``x``: answers as ``predict`` gives them (regression
-        ``(n, k)``), spread ``(n, k)`` (regression) or ``(n, 1)`` (classes); see ``predict``."""
-        members = getattr(self.network, "members", None)
-        if self.members < 2 or (members is None and not hasattr(self.network, "member_outputs")):
-            raise UsageError("this model is one network, so it has no spread between members; train it with "
-                             "--ensemble K (ensemble=K) or tune it with ensembling on for members that can disagree")
-        if members is None:  # shared-weight members (TabMini), equal weights, run side by side
-            w = np.full(self.members, 1.0 / self.members)
-            cols = network_outputs(MemberColumns(self.network), x, block=PREDICT_BLOCK, first_row=first_row)
-            outs = list(cols.reshape(len(x), self.members, -1).permute(1, 0, 2))
-        else:
-            w = np.asarray(self.spec.weights, dtype=np.float64)  # type: ignore[attr-defined]
-            outs = [network_outputs(m, x, block=PREDICT_BLOCK, first_row=first_row) for m in members]
-        whole = network_outputs(self.network, x, block=PREDICT_BLOCK, first_row=first_row)
-        pre = self.preprocessor
-        if pre.task is Task.REGRESSION:
-            each = np.stack([pre.inverse_y(o).reshape(len(x), -1) for o in outs])  # (K, n, k)
-            mean = np.tensordot(w, each, axes=1)
-            std = np.sqrt(np.maximum(np.tensordot(w, (each - mean) ** 2, axes=1), 0.0))
-            return pre.inverse_y(whole).reshape(len(x), -1), std
-        chosen = pre.proba(whole).argmax(axis=1)
-        agree = np.stack([pre.proba(o).argmax(axis=1) == chosen for o in outs])  # (K, n)
-        labels = pre.inverse_y(whole)
-        return labels, (1.0 - np.tensordot(w, agree.astype(np.float64), axes=1)).reshape(-1, 1)
 
     def predict_proba(self, data: Any, *, strict: bool = False) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in the order of ``classes``."""
@@ -285,7 +260,7 @@ class BaseModel:
                 p = self.preprocessor.proba(out)
                 columns.update({f"p({c})": p[:, i] for i, c in enumerate(self.classes or [])})
         if std:
-            _, spread = self._spread(x, first_row=first_row or 0)
+            _, spread = members_spread(self, x, block=PREDICT_BLOCK, first_row=first_row or 0)
             if self.preprocessor.task is Task.REGRESSION:
                 columns.update({f"std({t})": spread[:, i] for i, t in enumerate(self.target_names)})
             else:
