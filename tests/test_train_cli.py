@@ -346,7 +346,8 @@ def test_train_prints_the_column_plan_that_inspect_gives(tmp_path):
         shown = _ok("inspect", out).stdout.splitlines()
         start = next(i for i, line in enumerate(shown) if line.startswith("features"))
         inputs = shown[start].split("-> ")[1]  # "6 network input(s)": the oracle, from the saved model
-        features = shown[start + 1:next(i for i, line in enumerate(shown) if line.startswith("network"))]
+        features = [line for line in shown[start + 1:next(i for i, line in enumerate(shown) if line.startswith("network"))]
+                    if " left out: " not in line]  # inspect lists the columns left out after the features
         lines = result.stderr.splitlines()
         first = lines.index(f"columns: {len(features)} feature(s) -> {inputs}; predicting y (regression)")
         assert lines[first + 1:first + 1 + len(features)] == features
