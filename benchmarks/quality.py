@@ -44,7 +44,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# Threads that wait for work sleep instead of spinning (set before numpy, torch and the trees
+# start their pools; --spin leaves the libraries' own policy): on two cores that other people
+# load, spinning OpenMP and OpenBLAS pools of two threads burnt 10-30x the CPU time of one thread
+# (HistGradientBoosting on digits: 40.6 s on two threads, about 1.5 s on one) and the wall time with it.
+if "--spin" not in sys.argv:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # OpenBLAS's shortest spin (2^4 cycles)
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -52,7 +60,6 @@ from quality_methods import METHODS, torchann_fit_predict  # noqa: E402
 from quality_report import ONE_SEED, report, summarise  # noqa: E402
 from quality_tables import HELD_OUT, TABLES, load  # noqa: E402
 
-DETERMINISTIC = {"lightgbm"}  # same result for every seed: run once
 
 
 def split(frame, seed: int = 0):
@@ -195,6 +202,29 @@ def _write_json(path: str, info: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
+def report_saved(paths: list[str]) -> str:
+    """The report of the runs saved by ``--json``, several files merged table by table."""
+    rows, tasks, methods, notes, first = [], {}, [], [], None
+    for path in paths:
+        try:
+            info = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--report {path}: cannot read it ({err}); give a file that --json wrote")
+        first = first or info
+        have = {(r["table"], r["method"]) for r in rows}
+        rows += [r for r in info["runs"] if (r["table"], r["method"]) not in have]
+        tasks.update({t: v["task"] for t, v in info.get("tables", {}).items()})
+        methods += [m for m in dict.fromkeys(r["method"] for r in info["runs"]) if m not in methods]
+        m = info["machine"]
+        notes.append(f"{info['command']}  # {info.get('date', '?')}, {info.get('minutes', float('nan')):.0f} min, "
+                     f"load average {info.get('load_average_start', ['?'])[0]:.1f} -> "
+                     f"{info.get('load_average_end', ['?'])[0]:.1f}; {m['cpu']} ({m['flags']})")
+    threads = first.get("threads", 2)  # the first file's thread counts head the tables
+    cpu_threads = first.get("cpu_threads", 1) or threads
+    text = report(summarise(rows, threads, cpu_threads), tasks, methods, threads, cpu_threads)
+    return text + "\n\nRuns:\n" + "\n".join(notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, tables cut to 5,000 rows, no TabM-D")
@@ -211,8 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realmlp-max-rows", type=int, default=2000,
                     help="run RealMLP-TD only on tables with at most this many training rows (one seed)")
     ap.add_argument("--variant", action="append", default=[], help="NAME:option=value;... an extra torchann run")
+    ap.add_argument("--spin", action="store_true",
+                    help="leave OMP_WAIT_POLICY and OPENBLAS_THREAD_TIMEOUT to the libraries (they spin)")
     ap.add_argument("--json", default=None, help="write every run and the summary here (after every table)")
+    ap.add_argument("--report", default=None, metavar="JSON[,JSON...]",
+                    help="train nothing: print the report of saved runs (a later file adds the methods "
+                         "an earlier one lacks for a table)")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report_saved(args.report.split(",")))
+        return 0
     if args.threads < 1 or args.cpu_threads < 0:
         ap.error(f"--threads {args.threads} / --cpu-threads {args.cpu_threads}: use --threads >= 1, --cpu-threads >= 0")
 
@@ -260,29 +298,21 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 active[method] = fn
         for seed in range(seeds):  # the methods back to back, seed by seed: one load for all of them
+            # the last seed on --cpu-threads: its CPU seconds are the cpu column (see the docstring)
+            n = args.cpu_threads if (args.cpu_threads and seed == seeds - 1 and seeds > 1) else args.threads
             for method, fn in active.items():
-                if seed > 0 and method in DETERMINISTIC | ONE_SEED:
+                if seed > 0 and method in ONE_SEED:
                     continue
-                r = {"table": table, **run_one(method, fn, frame, train, test, seed, args.threads)}
+                r = {"table": table, **run_one(method, fn, frame, train, test, seed, n)}
                 rows.append(r)
                 shown = f"{r['score']:.4f} wall {r['wall']:.1f}s cpu {r['seconds']:.1f}s" if "score" in r else r["error"]
-                print(f"{table:10s} {method:24s} seed {seed} ({args.threads} threads): {shown}", file=sys.stderr,
-                      flush=True)
-        if args.cpu_threads:
-            for method, fn in active.items():
-                if method in ONE_SEED and args.cpu_threads != args.threads:
-                    continue  # too slow to fit twice: its cpu column is its own run's CPU time
-                r = {"table": table, "role": "cpu", **run_one(method, fn, frame, train, test, 0, args.cpu_threads)}
-                rows.append(r)
-                shown = f"cpu {r['seconds']:.1f}s" if "score" in r else r["error"]
-                print(f"{table:10s} {method:24s} seed 0 ({args.cpu_threads} thread): {shown}", file=sys.stderr,
-                      flush=True)
+                print(f"{table:10s} {method:24s} seed {seed} ({n} threads): {shown}", file=sys.stderr, flush=True)
         info["tables"][table]["load_average"] = [load_before, os.getloadavg()[0]]
         if args.json:
-            info["summary"] = summarise(rows, args.threads)
+            info["summary"] = summarise(rows, args.threads, args.cpu_threads or args.threads)
             _write_json(args.json, info)
-    summary = summarise(rows, args.threads)
-    text = report(summary, tasks, list(runners), args.threads, args.cpu_threads)
+    summary = summarise(rows, args.threads, args.cpu_threads or args.threads)
+    text = report(summary, tasks, list(runners), args.threads, args.cpu_threads or args.threads)
     ended = datetime.datetime.now(datetime.timezone.utc)
     load_end = os.getloadavg()
     m = info["machine"]

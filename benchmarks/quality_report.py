@@ -17,9 +17,10 @@ NAMES = {"torchann": "torchann", "hgb": "HGB", "lightgbm": "LightGBM", "catboost
          "mlp": "sklearn MLP", "tabm": "TabM-D", "realmlp": "RealMLP-TD"}
 
 
-def summarise(rows: list[dict[str, Any]], threads: int = 2) -> dict[str, Any]:
-    """Per table and method: the mean of every metric over the seeds of the ``threads`` runs
-    (and their spread), ``wall`` from those runs, ``cpu`` from the one-thread run when there is one."""
+def summarise(rows: list[dict[str, Any]], threads: int = 2, cpu_threads: int = 1) -> dict[str, Any]:
+    """Per table and method: the mean of every metric over all seeds (and the scores' spread),
+    ``wall`` from the runs on ``threads`` threads, ``cpu`` (process CPU seconds) from the runs on
+    ``cpu_threads``, or from every run where there is none on that count (``cpu_threads`` says)."""
     out: dict[str, Any] = {}
     for r in rows:
         out.setdefault(r["table"], {}).setdefault(r["method"], []).append(r)
@@ -27,34 +28,37 @@ def summarise(rows: list[dict[str, Any]], threads: int = 2) -> dict[str, Any]:
     for table, methods in out.items():
         summary[table] = {}
         for method, runs in methods.items():
-            main = [r for r in runs if r.get("threads", threads) == threads and r.get("role") != "cpu"]
-            ok = [r for r in main if "error" not in r]
+            ok = [r for r in runs if "error" not in r]
             if not ok:
-                failed = main or runs
-                summary[table][method] = {"error": failed[0].get("error", "no run")}
+                summary[table][method] = {"error": runs[0]["error"]}
                 continue
             keys = [k for k in ok[0] if isinstance(ok[0][k], float)]
             entry = {k: float(np.mean([r[k] for r in ok])) for k in keys}
             entry["score_sd"] = float(np.std([r["score"] for r in ok]))
             entry["runs"] = len(ok)
-            entry["failed_runs"] = len(main) - len(ok)
-            cpu_runs = [r for r in runs if r.get("role") == "cpu" and "error" not in r]
-            entry["cpu"] = float(np.mean([r["seconds"] for r in cpu_runs])) if cpu_runs else entry["seconds"]
-            entry["cpu_threads"] = cpu_runs[0]["threads"] if cpu_runs else ok[0].get("threads", threads)
+            entry["failed_runs"] = len(runs) - len(ok)
+            timed = [r for r in ok if r.get("threads", threads) == threads] or ok
+            entry["wall"] = float(np.mean([r["wall"] for r in timed]))
+            cpu_runs = [r for r in ok if r.get("threads") == cpu_threads]
+            entry["cpu"] = float(np.mean([r["seconds"] for r in cpu_runs or ok]))
+            entry["cpu_threads"] = cpu_threads if cpu_runs else ok[0].get("threads", threads)
             summary[table][method] = entry
     return summary
 
 
-def _cell(e: dict[str, Any] | None) -> str:
+def _cell(e: dict[str, Any] | None, cpu_threads: int) -> str:
     if e is None:
         return "–"
     if "error" in e:
         return "fails" if not e["error"].startswith("skipped") else "–"
-    return f"{e['score']:.3f} ({e['wall']:.1f} / {e['cpu']:.1f}s)"
+    mark = "†" if e.get("cpu_threads", cpu_threads) != cpu_threads else ""  # CPU time of the wall run
+    return f"{e['score']:.3f} ({e['wall']:.1f} / {e['cpu']:.1f}s{mark})"
 
 
-def score_table(summary: dict[str, Any], tasks: dict[str, str], methods: list[str], tables: list[str]) -> str:
-    """Markdown: score (wall seconds on the run's threads / CPU seconds on one) per table and method."""
+def score_table(summary: dict[str, Any], tasks: dict[str, str], methods: list[str], tables: list[str],
+                cpu_threads: int = 1) -> str:
+    """Markdown: score (wall seconds on the run's threads / CPU seconds on ``cpu_threads``) per
+    table and method; † marks a CPU time taken from the wall-timed run instead."""
     lines = ["| table | task | " + " | ".join(NAMES.get(m, m) for m in methods) + " |",
              "|---|---|" + "---|" * len(methods)]
     for table in tables:
@@ -62,7 +66,7 @@ def score_table(summary: dict[str, Any], tasks: dict[str, str], methods: list[st
         best = max((e["score"] for e in entries.values() if "score" in e), default=None)
         cells = []
         for m in methods:
-            text = _cell(entries.get(m))
+            text = _cell(entries.get(m), cpu_threads)
             e = entries.get(m) or {}
             cells.append(f"**{text}**" if "score" in e and best is not None and e["score"] >= best - 1e-12
                          else text)
@@ -120,20 +124,24 @@ def goals(summary: dict[str, Any], methods: list[str], tables: list[str], mine: 
     return out
 
 
+def _section(title: str, summary, tasks, methods, tables, threads: int, cpu_threads: int) -> list[str]:
+    head = f"score (wall s on {threads} threads / CPU s on {cpu_threads})"
+    return ([f"{title}, {head}:", "", score_table(summary, tasks, methods, tables, cpu_threads), ""]
+            + summary_lines(summary, methods, tables) + [""] + ["goals: " + g for g in goals(summary, methods, tables)])
+
+
 def report(summary: dict[str, Any], tasks: dict[str, str], methods: list[str], threads: int = 2,
            cpu_threads: int = 1) -> str:
+    """The whole report: decision tables, held-out tables, all tables, and what failed."""
     decision = [t for t in summary if t not in HELD_OUT]
     held = [t for t in summary if t in HELD_OUT]
-    head = f"score (wall s on {threads} threads / CPU s on {cpu_threads or threads})"
-    parts = [f"Decision tables, {head}:\n", score_table(summary, tasks, methods, decision), ""]
-    parts += summary_lines(summary, methods, decision) + [""] + ["goals: " + g for g in goals(summary, methods, decision)]
+    parts = _section("Decision tables", summary, tasks, methods, decision, threads, cpu_threads)
     if held:
-        parts += ["", f"Held-out tables (not for choosing defaults), {head}:\n",
-                  score_table(summary, tasks, methods, held), ""]
-        parts += summary_lines(summary, methods, held) + [""] + ["goals: " + g for g in goals(summary, methods, held)]
-        everything = decision + held
-        parts += ["", "All tables:"] + summary_lines(summary, methods, everything)
-        parts += ["goals: " + g for g in goals(summary, methods, everything)]
+        parts += [""] + _section("Held-out tables (not for choosing defaults)", summary, tasks, methods, held,
+                                 threads, cpu_threads)
+        parts += ["", "All tables:"] + summary_lines(summary, methods, decision + held)
+        parts += ["goals: " + g for g in goals(summary, methods, decision + held)]
+    parts += ["", f"† CPU seconds of the {threads}-thread runs (no run of that method on {cpu_threads})."]
     fails = [f"{t} / {m}: {e['error']}" for t, entries in summary.items() for m, e in entries.items() if "error" in e]
     if fails:
         parts += ["", "Not run or failed:"] + ["- " + f for f in fails]
