@@ -23,6 +23,7 @@ Usage::
     python benchmarks/quality.py --quick          # 1 seed, tables cut to 5,000 rows, no pytabkit
     python benchmarks/quality.py --variant wide:hidden=512,512 --methods torchann,hgb
     python benchmarks/quality.py --tables held-out   # only the held-out tables ("decision": the rest)
+    python benchmarks/quality.py --report a.json,b.json --json both.json   # saved runs, merged
 
 ``--variant NAME:option=value;...`` adds a torchann run with those options (an ablation); several
 may be given. Tables marked held out (``quality_tables.HELD_OUT``) are reported apart: choose
@@ -202,9 +203,10 @@ def _write_json(path: str, info: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
-def report_saved(paths: list[str]) -> str:
-    """The report of the runs saved by ``--json``, several files merged table by table."""
-    rows, tasks, methods, notes, first = [], {}, [], [], None
+def report_saved(paths: list[str]) -> tuple[str, dict[str, Any]]:
+    """The report of the runs saved by ``--json``, several files merged table by table (for a
+    table and method, the first file that has runs of them gives them), and the merged runs."""
+    rows, tasks, methods, notes, first, tables = [], {}, [], [], None, {}
     for path in paths:
         try:
             info = json.loads(Path(path).read_text())
@@ -214,15 +216,23 @@ def report_saved(paths: list[str]) -> str:
         have = {(r["table"], r["method"]) for r in rows}
         rows += [r for r in info["runs"] if (r["table"], r["method"]) not in have]
         tasks.update({t: v["task"] for t, v in info.get("tables", {}).items()})
+        for t, v in info.get("tables", {}).items():
+            tables.setdefault(t, v)
         methods += [m for m in dict.fromkeys(r["method"] for r in info["runs"]) if m not in methods]
         m = info["machine"]
         notes.append(f"{info['command']}  # {info.get('date', '?')}, {info.get('minutes', float('nan')):.0f} min, "
                      f"load average {info.get('load_average_start', ['?'])[0]:.1f} -> "
                      f"{info.get('load_average_end', ['?'])[0]:.1f}; {m['cpu']} ({m['flags']})")
+    order = {t: i for i, t in enumerate(TABLES)}
+    rows.sort(key=lambda r: order.get(r["table"], len(order)))  # stable: seeds stay in run order
     threads = first.get("threads", 2)  # the first file's thread counts head the tables
     cpu_threads = first.get("cpu_threads", 1) or threads
-    text = report(summarise(rows, threads, cpu_threads), tasks, methods, threads, cpu_threads)
-    return text + "\n\nRuns:\n" + "\n".join(notes)
+    summary = summarise(rows, threads, cpu_threads)
+    text = report(summary, tasks, methods, threads, cpu_threads) + "\n\nRuns:\n" + "\n".join(notes)
+    merged = {**first, "command": " && ".join(n.split("  #")[0] for n in notes), "runs_of": notes,
+              "tables": {t: tables[t] for t in sorted(tables, key=lambda t: order.get(t, len(order)))},
+              "summary": summary, "runs": rows, "report": text}
+    return text, merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
                          "an earlier one lacks for a table)")
     args = ap.parse_args(argv)
     if args.report:
-        print(report_saved(args.report.split(",")))
+        text, merged = report_saved(args.report.split(","))
+        print(text)
+        if args.json:
+            _write_json(args.json, merged)
         return 0
     if args.threads < 1 or args.cpu_threads < 0:
         ap.error(f"--threads {args.threads} / --cpu-threads {args.cpu_threads}: use --threads >= 1, --cpu-threads >= 0")
