@@ -76,19 +76,22 @@ def score_table(summary: dict[str, Any], tasks: dict[str, str], methods: list[st
 
 def compare(summary: dict[str, Any], mine: str, peer: str, tables: list[str]) -> dict[str, Any] | None:
     """``mine`` against ``peer`` on the tables where both trained."""
-    diffs, wall_m, wall_p, names = [], 0.0, 0.0, []
+    diffs, wall_m, wall_p, cpu_m, cpu_p, names = [], 0.0, 0.0, 0.0, 0.0, []
     for table in tables:
         a, b = summary.get(table, {}).get(mine, {}), summary.get(table, {}).get(peer, {})
         if "score" in a and "score" in b:
             diffs.append(a["score"] - b["score"])
             wall_m += a["wall"]
             wall_p += b["wall"]
+            cpu_m += a["cpu"]
+            cpu_p += b["cpu"]
             names.append(table)
     if not diffs:
         return None
     worst = int(np.argmin(diffs))
     return {"tables": len(diffs), "wins": int(sum(d >= 0 for d in diffs)), "mean_diff": float(np.mean(diffs)),
-            "worst_diff": float(diffs[worst]), "worst_table": names[worst], "wall": wall_m, "peer_wall": wall_p}
+            "worst_diff": float(diffs[worst]), "worst_table": names[worst], "wall": wall_m, "peer_wall": wall_p,
+            "cpu": cpu_m, "peer_cpu": cpu_p}
 
 
 def summary_lines(summary: dict[str, Any], methods: list[str], tables: list[str]) -> list[str]:
@@ -100,7 +103,8 @@ def summary_lines(summary: dict[str, Any], methods: list[str], tables: list[str]
                 continue
             lines.append(f"{m} vs {NAMES[peer]}: >= on {c['wins']}/{c['tables']} tables, mean score diff "
                          f"{c['mean_diff']:+.4f}, worst {c['worst_diff']:+.4f} ({c['worst_table']}); wall "
-                         f"{c['wall']:.1f}s vs {c['peer_wall']:.1f}s ({c['wall'] / max(c['peer_wall'], 1e-9):.2f}x)")
+                         f"{c['wall']:.1f}s vs {c['peer_wall']:.1f}s ({c['wall'] / max(c['peer_wall'], 1e-9):.2f}x); cpu "
+                         f"{c['cpu']:.1f}s vs {c['peer_cpu']:.1f}s ({c['cpu'] / max(c['peer_cpu'], 1e-9):.2f}x)")
     return lines
 
 
@@ -135,10 +139,11 @@ def report(summary: dict[str, Any], tasks: dict[str, str], methods: list[str], t
     """The whole report: decision tables, held-out tables, all tables, and what failed."""
     decision = [t for t in summary if t not in HELD_OUT]
     held = [t for t in summary if t in HELD_OUT]
-    parts = _section("Decision tables", summary, tasks, methods, decision, threads, cpu_threads)
+    parts = _section("Decision tables", summary, tasks, methods, decision, threads, cpu_threads) if decision else []
     if held:
         parts += [""] + _section("Held-out tables (not for choosing defaults)", summary, tasks, methods, held,
                                  threads, cpu_threads)
+    if held and decision:
         parts += ["", "All tables:"] + summary_lines(summary, methods, decision + held)
         parts += ["goals: " + g for g in goals(summary, methods, decision + held)]
     parts += ["", f"† CPU seconds of the {threads}-thread runs (no run of that method on {cpu_threads})."]
