@@ -207,6 +207,7 @@ def report_saved(paths: list[str]) -> tuple[str, dict[str, Any]]:
     """The report of the runs saved by ``--json``, several files merged table by table (for a
     table and method, the first file that has runs of them gives them), and the merged runs."""
     rows, tasks, methods, notes, first, tables = [], {}, [], [], None, {}
+    nan = float("nan")
     for path in paths:
         try:
             info = json.loads(Path(path).read_text())
@@ -221,8 +222,9 @@ def report_saved(paths: list[str]) -> tuple[str, dict[str, Any]]:
         methods += [m for m in dict.fromkeys(r["method"] for r in info["runs"]) if m not in methods]
         m = info["machine"]
         notes.append(f"{info['command']}  # {info.get('date', '?')}, {info.get('minutes', float('nan')):.0f} min, "
-                     f"load average {info.get('load_average_start', ['?'])[0]:.1f} -> "
-                     f"{info.get('load_average_end', ['?'])[0]:.1f}; {m['cpu']} ({m['flags']})")
+                     f"load average {info.get('load_average_start', [nan])[0]:.1f} -> "
+                     f"{info.get('load_average_end', [nan])[0]:.1f}; {m['cpu']} ({m['flags']})"
+                     + ("" if "minutes" in info else "; stopped before its end, finished tables only"))
     order = {t: i for i, t in enumerate(TABLES)}
     rows.sort(key=lambda r: order.get(r["table"], len(order)))  # stable: seeds stay in run order
     threads = first.get("threads", 2)  # the first file's thread counts head the tables
