@@ -1,10 +1,12 @@
-"""The methods the quality benchmark compares, each as ``fit_predict(train, test, target, task, seed)``.
+"""The methods the quality benchmark compares, each as ``fit_predict(train, test, target, task, seed, threads=1)``.
 
 Each returns ``(prediction, probabilities, classes)``: target values for regression; for
 classes, the predicted labels and one probability column per class in ``classes`` order.
 Each method runs with its library's defaults; only what a practitioner must add to make it
 run on a mixed table is added (imputation, scaling and one-hot for scikit-learn's MLP,
-ordinal codes for the trees' text columns).
+ordinal codes for the trees' text columns, text as CatBoost's ``cat_features``). ``threads`` is
+passed to the libraries that take a thread count (LightGBM, CatBoost, pytabkit); torch,
+OpenMP and BLAS pools are set by the caller (``quality.py``).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def _table(df: pd.DataFrame, target: str | None):
     return Table.from_columns(cols, source="benchmark", targets=[target] if target else [])
 
 
-def torchann_fit_predict(train, test, target, task, seed, options: dict[str, Any] | None = None):
-    """torchann with nothing but the target (plus ``options`` for the ablations)."""
+def torchann_fit_predict(train, test, target, task, seed, threads: int = 1,
+                         options: dict[str, Any] | None = None):
+    """torchann with nothing but the target (plus ``options`` for the ablations); its thread
+    count is its own choice within torch's pool, which the caller sets."""
     import torchann
 
     train_table = _table(train, target)
@@ -79,7 +83,7 @@ def _ordinal(train: pd.DataFrame, test: pd.DataFrame, target: str):
     return x_train.astype(float), y_train, x_test.astype(float), categorical
 
 
-def hgb_fit_predict(train, test, target, task, seed):
+def hgb_fit_predict(train, test, target, task, seed, threads: int = 1):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     x_train, y_train, x_test, categorical = _ordinal(train, test, target)
@@ -92,11 +96,11 @@ def hgb_fit_predict(train, test, target, task, seed):
     return model.predict(x_test), model.predict_proba(x_test), list(model.classes_)
 
 
-def lgbm_fit_predict(train, test, target, task, seed):
+def lgbm_fit_predict(train, test, target, task, seed, threads: int = 1):
     import lightgbm as lgb
 
     x_train, y_train, x_test, categorical = _ordinal(train, test, target)
-    kw = dict(random_state=seed, verbose=-1, n_jobs=1)
+    kw = dict(random_state=seed, verbose=-1, n_jobs=threads)
     fit_kw = dict(categorical_feature=categorical or "auto")
     if task == "regression":
         model = lgb.LGBMRegressor(**kw).fit(x_train, y_train, **fit_kw)
@@ -131,7 +135,7 @@ def _as_text(df: pd.DataFrame, target: str) -> pd.DataFrame:
     return df
 
 
-def mlp_fit_predict(train, test, target, task, seed):
+def mlp_fit_predict(train, test, target, task, seed, threads: int = 1):
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -152,32 +156,76 @@ def mlp_fit_predict(train, test, target, task, seed):
     return model.predict(x_test), model.predict_proba(x_test), list(model.classes_)
 
 
-# -- RealMLP-TD (pytabkit) --------------------------------------------------------------------------
+# -- CatBoost ---------------------------------------------------------------------------------------
 
-def realmlp_fit_predict(train, test, target, task, seed):
-    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+def catboost_fit_predict(train, test, target, task, seed, threads: int = 1):
+    """CatBoost's defaults; every text column is a ``cat_features`` column (missing: "missing")."""
+    from catboost import CatBoostClassifier, CatBoostRegressor
 
     x_train, y_train = _xy(train, target)
     x_test, _ = _xy(test, target)
     text = _text_columns(train, target)
     x_train, x_test = x_train.copy(), x_test.copy()
-    for c in text:  # text as pandas categories; missing text as its own category
+    for c in text:
+        x_train[c] = x_train[c].astype(object).where(x_train[c].notna(), "missing").astype(str)
+        x_test[c] = x_test[c].astype(object).where(x_test[c].notna(), "missing").astype(str)
+    for c in [c for c in x_train.columns if c not in text]:
+        x_train[c], x_test[c] = x_train[c].astype(float), x_test[c].astype(float)
+    kw = dict(random_seed=seed, thread_count=threads, verbose=0, allow_writing_files=False, cat_features=text)
+    if task == "regression":
+        model = CatBoostRegressor(**kw).fit(x_train, np.asarray(y_train, dtype=float))
+        return np.asarray(model.predict(x_test), dtype=float).reshape(-1), None, None
+    model = CatBoostClassifier(**kw).fit(x_train, _labels(y_train))
+    classes = [str(c) for c in model.classes_]
+    return _labels(np.asarray(model.predict(x_test)).reshape(-1)), model.predict_proba(x_test), classes
+
+
+# -- RealMLP-TD and TabM-D (pytabkit) ------------------------------------------------------------
+
+def _pytabkit_frames(train, test, target):
+    """Text as pandas categories (missing text its own category); numbers: median fill + indicator."""
+    x_train, y_train = _xy(train, target)
+    x_test, _ = _xy(test, target)
+    text = _text_columns(train, target)
+    x_train, x_test = x_train.copy(), x_test.copy()
+    for c in text:
         cats = pd.CategoricalDtype(sorted(set(x_train[c].fillna("missing").astype(str))))
         x_train[c] = x_train[c].fillna("missing").astype(str).astype(cats)
         x_test[c] = x_test[c].fillna("missing").astype(str).astype(cats)
-    for c in [c for c in x_train.columns if c not in text]:  # numbers: median fill + indicator
+    for c in [c for c in x_train.columns if c not in text]:
         miss = x_train[c].isna()
         if miss.any():
             med = float(x_train[c].median())
             x_train[c + "_missing"], x_test[c + "_missing"] = miss.astype(float), x_test[c].isna().astype(float)
             x_train[c], x_test[c] = x_train[c].fillna(med), x_test[c].fillna(med)
         x_train[c], x_test[c] = x_train[c].astype(float), x_test[c].astype(float)
-    kw = dict(random_state=seed, n_threads=1, device="cpu", verbosity=0)
-    if task == "regression":
-        model = RealMLP_TD_Regressor(**kw).fit(x_train, np.asarray(y_train, dtype=float))
-        return np.asarray(model.predict(x_test), dtype=float).reshape(-1), None, None
-    model = RealMLP_TD_Classifier(**kw).fit(x_train, _labels(y_train))
-    return _labels(model.predict(x_test)), model.predict_proba(x_test), [str(c) for c in model.classes_]
+    return x_train, y_train, x_test
+
+
+def _pytabkit_fit_predict(classifier, regressor, train, test, target, task, seed, threads):
+    x_train, y_train, x_test = _pytabkit_frames(train, test, target)
+    kw = dict(random_state=seed, n_threads=threads, device="cpu", verbosity=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if task == "regression":
+            model = regressor(**kw).fit(x_train, np.asarray(y_train, dtype=float))
+            return np.asarray(model.predict(x_test), dtype=float).reshape(-1), None, None
+        model = classifier(**kw).fit(x_train, _labels(y_train))
+        return _labels(model.predict(x_test)), model.predict_proba(x_test), [str(c) for c in model.classes_]
+
+
+def realmlp_fit_predict(train, test, target, task, seed, threads: int = 1):
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+
+    return _pytabkit_fit_predict(RealMLP_TD_Classifier, RealMLP_TD_Regressor, train, test, target, task, seed,
+                                 threads)
+
+
+def tabm_fit_predict(train, test, target, task, seed, threads: int = 1):
+    """TabM-D: pytabkit's TabM with its paper's default settings."""
+    from pytabkit import TabM_D_Classifier, TabM_D_Regressor
+
+    return _pytabkit_fit_predict(TabM_D_Classifier, TabM_D_Regressor, train, test, target, task, seed, threads)
 
 
 METHODS = {
@@ -185,5 +233,7 @@ METHODS = {
     "hgb": hgb_fit_predict,
     "lightgbm": lgbm_fit_predict,
     "mlp": mlp_fit_predict,
+    "catboost": catboost_fit_predict,
     "realmlp": realmlp_fit_predict,
+    "tabm": tabm_fit_predict,
 }
