@@ -84,7 +84,7 @@ def _curves_drawn(driver, history_keys: set[str]) -> None:
         d = p.get_attribute("d")
         assert d.startswith("M") and d.count("L") >= 3  # a line through the epochs, not an empty path
     titles = [h.text for h in driver.find_elements(by, "#training .chartbox h4")]
-    expected = [k for k in history_keys if not k.startswith("val_") and k not in ("epoch", "seconds", "lr")]
+    expected = [k for k in history_keys if not k.startswith("val_") and k not in ("epoch", "seconds", "time_left", "lr")]
     assert set(titles) == set(expected) | {"learning rate"}
 
 
