@@ -13,6 +13,7 @@ import csv
 import difflib
 import io
 import os
+import tokenize
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
@@ -214,7 +215,9 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
             col = col.cast(t.value_type)
             t = col.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
-            columns[name] = col.cast(pa.float64()).to_numpy().astype(np.float64, copy=False)
+            # safe=False: an integer past 2**53 rounds to the nearest float64, as float() rounds it (the
+            # safe cast raised ArrowInvalid for such a value in a Parquet or CSV column)
+            columns[name] = col.cast(pa.float64(), safe=False).to_numpy().astype(np.float64, copy=False)
         elif pa.types.is_boolean(t):
             arr = col.to_numpy(zero_copy_only=False)
             columns[name] = arr.astype(bool) if col.null_count == 0 else arr.astype(object)
@@ -268,9 +271,12 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
             shape, _, dtype = npformat.read_array_header_1_0(stream)
         elif version == (2, 0):
             shape, _, dtype = npformat.read_array_header_2_0(stream)
-        else:
-            shape, _, dtype = npformat._read_array_header(stream, version)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as err:
+        elif version == (3, 0) and _header_reader_3_0() is not None:  # 2.0 with a UTF-8 header
+            shape, _, dtype = _header_reader_3_0()(stream, version)
+        else:  # numpy writes 1.0, 2.0 and 3.0 only (the AttributeError of numpy 2's private reader before)
+            raise ValueError(f"format version {version[0]}.{version[1]} is not one numpy writes")
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError) as err:
+        # (numpy tokenizes the header's text: a NUL byte in it was a TokenError before)
         detail = str(err).splitlines()[0] if str(err) else "the header ends too early"
         raise DataError(f"{path}: {what}cannot read as a NumPy file ({detail[:120]})") from None
     if dtype.hasobject:
@@ -287,6 +293,21 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
             f"holds {have:,} bytes of data; the file is truncated or damaged: save it again with numpy.save"
         )
     return tuple(shape), dtype, need
+
+
+def _header_reader_3_0() -> Any:
+    """numpy's reader of a version 3.0 header (private: ``numpy.lib.format`` before numpy 2,
+    ``numpy.lib._format_impl`` since), or None when neither has it."""
+    import importlib
+
+    for name in ("numpy.lib._format_impl", "numpy.lib.format"):
+        try:
+            reader = getattr(importlib.import_module(name), "_read_array_header", None)
+        except ImportError:
+            continue
+        if reader is not None:
+            return reader
+    return None
 
 
 def _fits_in_memory(path: Path, need: int) -> None:

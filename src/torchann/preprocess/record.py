@@ -48,7 +48,7 @@ def _number(source: str, place: str, value: Any, *, positive: bool = False) -> N
 
 
 def _labels(source: str, place: str, values: Any, kind: Any, kind_place: str, limit: int, least: int) -> None:
-    if kind not in {k.value for k in LabelKind}:
+    if not isinstance(kind, str) or kind not in {k.value for k in LabelKind}:  # (a list here was a TypeError)
         raise _bad(source, kind_place, f"holds {_what(kind)}; expected one of {', '.join(LabelKind.values())}")
     if not isinstance(values, list) or not least <= len(values) <= limit:
         raise _bad(source, place, f"holds {_what(values)}; expected a list of {least} to {limit:,} values")
@@ -112,6 +112,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
                         raise _bad(source, f"{place}.{key}", f"holds {_what(values)}; expected a list of numbers")
                     for k, v in enumerate(values):
                         _number(source, f"{place}.{key}[{k}]", v)
+            _check_quantile_map(source, place, f.get("knots"), f.get("scores"))
             width += 1 + bool(f.get("indicator"))
         elif f.get("kind") == "date":
             for key in ("date_mean", "date_std"):
@@ -151,6 +152,19 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
     if out_features is not None and out_features not in outputs:
         raise _bad(source, "targets" if d["task"] == Task.REGRESSION else "classes",
                    f"decode {min(outputs)} output(s) but the network has {out_features}")
+
+
+def _check_quantile_map(source: str, place: str, knots: Any, scores: Any) -> None:
+    """A quantile map is knots and scores together, one score per knot, the knots increasing
+    (``np.interp`` raised ValueError for lists of two lengths, and answers nonsense for knots
+    out of order)."""
+    if knots is None and scores is None:
+        return
+    if not knots or not scores or len(knots) != len(scores):
+        raise _bad(source, f"{place}.scores", f"holds {_what(scores)} for {_what(knots)} of knots; expected one "
+                                              f"score per knot")
+    if any(b < a for a, b in zip(knots, knots[1:])):
+        raise _bad(source, f"{place}.knots", "is not in increasing order")
 
 
 # --------------------------------------------------------------------------------- helpers

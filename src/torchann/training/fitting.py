@@ -32,7 +32,7 @@ from ..core.checks import key_mismatch
 from ..core.choices import Scheduler
 from ..data.tensors import as_training_tensors
 from ..runtime.devices import resolve_device, resolve_precision, seed_everything
-from ..core.errors import NonFiniteLoss, TrainingInterrupted, UsageError
+from ..core.errors import ModelFileError, NonFiniteLoss, TrainingInterrupted, UsageError
 from .arguments import Checkpointing, EarlyStopping, LoopOptions, StepOptions, WatchOptions, check_fit_arguments
 from .history import History
 from .loop import TrainingLoop
@@ -204,6 +204,38 @@ def _check_run(model: nn.Module, x: Any, y: Any, init_weights: Any, step: StepOp
                        validation=val, init=init, batch_size=batch_size, global_batch=global_batch)
 
 
+def _restore(state: TrainingState, saved: dict[str, Any], *, source: Any) -> None:
+    """Put a checkpoint's state back; one that does not fit (a damaged state.json: an optimiser
+    state of the wrong shape, RNG states that are not ones) is a ``ModelFileError``, and the
+    model's weights are left as they were."""
+    before = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+    try:
+        _probe_optimizer(state.optimizer, saved["optimizer"])
+        state.load_state_dict(saved)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError) as err:
+        state.model.load_state_dict(before)
+        first = (str(err).splitlines() or [""])[0][:160]
+        raise ModelFileError(f"{source}: the checkpoint's state cannot be put back ({type(err).__name__}: {first}); "
+                             f"it is damaged or from another model: train again without --resume") from None
+
+
+def _probe_optimizer(opt: torch.optim.Optimizer, saved: Any) -> None:
+    """One step of a copy of ``opt`` from the saved state, on copies of the parameters with zero
+    gradients: torch's ``load_state_dict`` takes an optimiser state of missing keys or wrong
+    shapes without a word, and the run failed at its first step (KeyError 'exp_avg')."""
+    import copy
+
+    groups = []
+    for group in opt.param_groups:
+        params = [p.detach().clone().requires_grad_(True) for p in group["params"]]
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
+    probe = type(opt)(groups, **opt.defaults)
+    probe.load_state_dict(copy.deepcopy(saved))
+    probe.step()
+
+
 def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOptions,
            watch: WatchOptions) -> tuple[TrainingState, TrainingLoop]:
     """Seed, move the model, make optimiser, schedule, state and step: from here on things change."""
@@ -226,7 +258,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
     state = TrainingState(model, opt, sched, Stopper(watch.early_stopping), history, seed=run.seed,
                           batch_size=run.batch_size, rows=run.rows)
     if run.saved is not None:
-        state.load_state_dict(run.saved)
+        _restore(state, run.saved, source=watch.resume)
     net = world.wrap(model, dev)
     if step.compile:
         net = torch.compile(net)
