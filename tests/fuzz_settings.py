@@ -22,7 +22,7 @@ _CONTEXTS: dict[Path, Context] = {}
 
 def context(root: Path) -> Context:
     if root not in _CONTEXTS:
-        _CONTEXTS[root] = Context(root)
+        _CONTEXTS[root] = Context(root).prepare()
     return _CONTEXTS[root]
 
 

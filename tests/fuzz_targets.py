@@ -37,6 +37,14 @@ class Context:
         self.root.mkdir(parents=True, exist_ok=True)
         self._n = 0
 
+    def prepare(self) -> "Context":
+        """Build everything the targets share, before any example runs (so that no example pays
+        for, or is blamed for, training the template model)."""
+        for name in ("model", "model_dir", "rows", "spec_document", "weights", "record", "fit_data", "checkpoint",
+                     "predictor"):
+            getattr(self, name)
+        return self
+
     def folder(self) -> Path:
         """A fresh, empty folder for one example (inside its own parent, so that a write beside it shows)."""
         self._n += 1
