@@ -78,3 +78,51 @@ def test_the_harness_reports_a_foreign_exception_a_hang_and_a_stray_write(tmp_pa
         (folder / "ok.txt").write_text("x")
         os.replace(folder / "ok.txt", folder / "ok2.txt")
     assert run_guarded(write_inside, folder) == "ok"
+
+
+# ------------------------------------------------------------------- cases the fuzzing found, kept as tests
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_resume_checks_the_optimiser_state_and_still_resumes_bit_identically(tmp_path, optimizer):
+    """The optimiser state is tried on a copy before it is put back (torch takes a state of the
+    wrong shape without a word and the run failed at its first step): a good checkpoint still
+    resumes to the weights of an undisturbed run, a damaged one is one line and the weights
+    stay as they were."""
+    import json
+
+    import torch
+
+    import torchann
+    from torchann.core.errors import ModelFileError
+    from torchann.training.arguments import Checkpointing
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 2, generator=g)
+    y = x.sum(1, keepdim=True)
+
+    def net():
+        torch.manual_seed(0)
+        return torchann.mlp(2, [4], 1)
+
+    kw = dict(batch_size=4, lr=0.01, seed=1, optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0)
+    whole = net()
+    torchann.fit(whole, x, y, epochs=3, **kw)
+    ck = tmp_path / "ck"
+    torchann.fit(net(), x, y, epochs=2, checkpoint=Checkpointing(ck), **kw)
+    resumed = net()
+    torchann.fit(resumed, x, y, epochs=3, resume=ck, checkpoint=Checkpointing(ck), **kw)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    latest = ck / json.loads((ck / "latest.json").read_text())["name"] / "state.json"
+    doc = json.loads(latest.read_text())
+    moments = doc["state"]["optimizer"]["state"]
+    moments["__int__0"] = moments["__int__3"]  # linear1.weight (4, 2) given output.bias's (1,) moments
+    latest.write_text(json.dumps(doc))
+    target = net()
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ModelFileError, match="checkpoint's state cannot be put back") as err:
+        torchann.fit(target, x, y, epochs=4, resume=ck, **kw)
+    assert "\n" not in str(err.value)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())

@@ -14,6 +14,8 @@ import difflib
 import io
 import os
 import tokenize
+import zipfile
+import zlib
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,8 +35,6 @@ FORMATS = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".npy", ".npz")
 _TEXT = {".csv": None, ".txt": None, ".tsv": "\t", ".tab": "\t"}  # None: delimiter sniffed
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 _DELIMITERS = (",", ";", "\t", "|")
-
-
 
 
 def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = None,
@@ -83,8 +83,11 @@ def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = Non
 def _sniff(path: Path) -> str:
     import pyarrow as pa
 
-    with pa.input_stream(str(path), compression="detect") as f:
-        head = f.read(65536).decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:
+        with pa.input_stream(str(path), compression="detect") as f:
+            head = f.read(65536).decode("utf-8", errors="replace").lstrip("\ufeff")
+    except (OSError, pa.ArrowException) as err:  # a .gz that is not gzip (the OSError escaped before)
+        raise DataError(f"{path}: cannot read the file ({str(err)[:160]}); is it compressed as its name says?") from None
     first = head.splitlines()[0] if head else ""
     counts = {d: first.count(d) for d in _DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
@@ -215,8 +218,7 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
             col = col.cast(t.value_type)
             t = col.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
-            # safe=False: an integer past 2**53 rounds to the nearest float64, as float() rounds it (the
-            # safe cast raised ArrowInvalid for such a value in a Parquet or CSV column)
+            # safe=False: an integer past 2**53 rounds to the nearest float64 (the safe cast raised ArrowInvalid)
             columns[name] = col.cast(pa.float64(), safe=False).to_numpy().astype(np.float64, copy=False)
         elif pa.types.is_boolean(t):
             arr = col.to_numpy(zero_copy_only=False)
@@ -260,6 +262,11 @@ def _check_numeric_text(source: str, name: str, col: Any) -> None:
     )
 
 
+def _private_header(stream: Any, version: tuple[int, int]) -> Any:
+    from numpy.lib import _format_impl
+    return _format_impl._read_array_header(stream, version)
+
+
 def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """Shape, dtype and data bytes a ``.npy`` header declares, checked against ``size``, the
     bytes the file (or zip member) holds, before any array is allocated."""
@@ -271,9 +278,9 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
             shape, _, dtype = npformat.read_array_header_1_0(stream)
         elif version == (2, 0):
             shape, _, dtype = npformat.read_array_header_2_0(stream)
-        elif version == (3, 0) and _header_reader_3_0() is not None:  # 2.0 with a UTF-8 header
-            shape, _, dtype = _header_reader_3_0()(stream, version)
-        else:  # numpy writes 1.0, 2.0 and 3.0 only (the AttributeError of numpy 2's private reader before)
+        elif version == (3, 0):  # 2.0 with a UTF-8 header (numpy 2 moved the private reader: AttributeError)
+            shape, _, dtype = getattr(npformat, "_read_array_header", _private_header)(stream, version)
+        else:
             raise ValueError(f"format version {version[0]}.{version[1]} is not one numpy writes")
     except (ValueError, EOFError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError) as err:
         # (numpy tokenizes the header's text: a NUL byte in it was a TokenError before)
@@ -295,21 +302,6 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
     return tuple(shape), dtype, need
 
 
-def _header_reader_3_0() -> Any:
-    """numpy's reader of a version 3.0 header (private: ``numpy.lib.format`` before numpy 2,
-    ``numpy.lib._format_impl`` since), or None when neither has it."""
-    import importlib
-
-    for name in ("numpy.lib._format_impl", "numpy.lib.format"):
-        try:
-            reader = getattr(importlib.import_module(name), "_read_array_header", None)
-        except ImportError:
-            continue
-        if reader is not None:
-            return reader
-    return None
-
-
 def _fits_in_memory(path: Path, need: int) -> None:
     memory = memory_bytes()
     if need > memory // 2:
@@ -324,8 +316,6 @@ def _check_npy(path: Path) -> None:
 
 
 def _check_npz(path: Path) -> None:
-    import zipfile
-
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
@@ -394,7 +384,7 @@ def _np_load(path: Path) -> Any:
                 f"{path}: the array holds Python objects; save numbers or fixed-width text (no pickle)"
             ) from None
         raise DataError(f"{path}: cannot read as a NumPy file ({err})") from None
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path}: cannot read as a NumPy file ({err or 'empty file'})") from None
 
 
@@ -405,3 +395,5 @@ def _np_array(path: Path, arrays: Any, key: str) -> np.ndarray:
         if "allow_pickle" in str(err):
             raise DataError(f"{path}: array {key!r} holds Python objects; save numbers or fixed-width text") from None
         raise DataError(f"{path}: cannot read array {key!r} ({err})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as err:
+        raise DataError(f"{path}: cannot read array {key!r} ({str(err)[:160]}); the .npz file is damaged") from None

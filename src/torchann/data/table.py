@@ -163,7 +163,11 @@ def _text(name: str, value: Any, row: int, source: str) -> str:
 
 
 def _as_column(name: str, values: Any, source: str) -> np.ndarray:
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # rows of unequal nesting, e.g. [1.5, [], 2.0] (numpy's ValueError escaped before)
+        raise DataError(f"{source}: column {name!r} holds lists or objects among its values; give one number "
+                        f"or text per row") from None
     if arr.ndim != 1:
         raise DataError(f"{source}: column {name!r} has shape {arr.shape}; a column must be 1-D (one value per row)")
     if arr.dtype.kind in "fiu":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..core.choices import FillMissing, Task
+from ..core.choices import FillMissing, Scaling, Task
 from ..data.columns import LabelKind
 from ..core.errors import ModelFileError
 from .features import Feature
@@ -72,7 +72,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
         raise _bad(source, missing[0], "is missing")
     unknown = sorted(set(d) - _RECORD_KEYS)
     if unknown:
-        raise _bad(source, unknown[0], "is not a preprocessor field")
+        raise _bad(source, repr(unknown[0])[:40], "is not a preprocessor field")
     if d["task"] not in Task.values():
         raise _bad(source, "task", f"holds {_what(d['task'])}; expected one of {', '.join(Task.values())}")
     if not isinstance(d["scale"], bool):
@@ -95,7 +95,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
             raise _bad(source, place, f"holds {_what(f)}; expected an object")
         extra = sorted(set(f) - _FEATURE_KEYS)
         if extra:
-            raise _bad(source, f"{place}.{extra[0]}", "is not a feature field")
+            raise _bad(source, f"{place}.{repr(extra[0])[:40]}", "is not a feature field")
         if not isinstance(f.get("name"), str) or f["name"] in names:
             raise _bad(source, f"{place}.name", f"holds {_what(f.get('name'))}; expected a column name used once")
         names.add(f["name"])
@@ -135,6 +135,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
                                                 f"'categorical'")
     if in_features is not None and width != in_features:
         raise _bad(source, "features", f"encode {width:,} inputs but the network takes {in_features}")
+    _check_optional(source, d, len(targets))
     if d["task"] == Task.REGRESSION:
         for key in ("target_mean", "target_std"):
             values = d[key]
@@ -152,6 +153,19 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
     if out_features is not None and out_features not in outputs:
         raise _bad(source, "targets" if d["task"] == Task.REGRESSION else "classes",
                    f"decode {min(outputs)} output(s) but the network has {out_features}")
+
+
+def _check_optional(source: str, d: dict, n_targets: int) -> None:
+    """The fields version 2 added (``from_dict`` raised ValueError or TypeError for a bad one)."""
+    if d.get("scaling", "standard") not in Scaling.values():
+        raise _bad(source, "scaling", f"holds {_what(d.get('scaling'))}; expected one of {', '.join(Scaling.values())}")
+    log = d.get("target_log")
+    if log is not None and (not isinstance(log, list) or len(log) not in (0, n_targets) or
+                            not all(isinstance(v, bool) for v in log)):
+        raise _bad(source, "target_log", f"holds {_what(log)}; expected null or one true/false per target")
+    dropped = d.get("dropped")
+    if dropped is not None and (not isinstance(dropped, dict) or not all(isinstance(v, str) for v in dropped.values())):
+        raise _bad(source, "dropped", f"holds {_what(dropped)}; expected an object of column names and reasons")
 
 
 def _check_quantile_map(source: str, place: str, knots: Any, scores: Any) -> None:

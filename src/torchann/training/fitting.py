@@ -41,7 +41,7 @@ from ..core.options import FitOptions, auto_batch_size
 from .steps import make_train_step
 from ..runtime.threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
 from ..batching.sources import check_training_data
-from .state import Stopper, TrainingState, check_resumable
+from .state import Stopper, TrainingState, check_optimizer_state, check_resumable
 
 __all__ = ["fit"]
 
@@ -222,16 +222,15 @@ def _restore(state: TrainingState, saved: dict[str, Any], *, source: Any) -> Non
 def _probe_optimizer(opt: torch.optim.Optimizer, saved: Any) -> None:
     """One step of a copy of ``opt`` from the saved state, on copies of the parameters with zero
     gradients: torch's ``load_state_dict`` takes an optimiser state of missing keys or wrong
-    shapes without a word, and the run failed at its first step (KeyError 'exp_avg')."""
+    shapes without a word, and the run failed at its first step (KeyError 'exp_avg', or an
+    abort from heap corruption for a moment of the wrong shape)."""
     import copy
 
-    groups = []
-    for group in opt.param_groups:
-        params = [p.detach().clone().requires_grad_(True) for p in group["params"]]
-        for p in params:
+    check_optimizer_state(opt, saved)  # shapes first: a step over a moment of the wrong shape corrupts memory
+    probe = copy.deepcopy(opt)  # its own copies of the parameters; the model's are not touched
+    for group in probe.param_groups:
+        for p in group["params"]:
             p.grad = torch.zeros_like(p)
-        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
-    probe = type(opt)(groups, **opt.defaults)
     probe.load_state_dict(copy.deepcopy(saved))
     probe.step()
 
