@@ -206,7 +206,10 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
     """
     import pyarrow as pa
 
-    names = [n if n != "" else f"unnamed_{i}" for i, n in enumerate(arrow.column_names)]
+    try:
+        names = [n if n != "" else f"unnamed_{i}" for i, n in enumerate(arrow.column_names)]
+    except UnicodeDecodeError:  # a header line that is not UTF-8 (the error escaped before)
+        raise DataError(f"{source}: the column names are not UTF-8 text; save the file as UTF-8") from None
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         raise DataError(f"{source}: column name {dup!r} appears more than once; give each column its own name")
@@ -262,11 +265,6 @@ def _check_numeric_text(source: str, name: str, col: Any) -> None:
     )
 
 
-def _private_header(stream: Any, version: tuple[int, int]) -> Any:
-    from numpy.lib import _format_impl
-    return _format_impl._read_array_header(stream, version)
-
-
 def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """Shape, dtype and data bytes a ``.npy`` header declares, checked against ``size``, the
     bytes the file (or zip member) holds, before any array is allocated."""
@@ -278,11 +276,13 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
             shape, _, dtype = npformat.read_array_header_1_0(stream)
         elif version == (2, 0):
             shape, _, dtype = npformat.read_array_header_2_0(stream)
-        elif version == (3, 0):  # 2.0 with a UTF-8 header (numpy 2 moved the private reader: AttributeError)
-            shape, _, dtype = getattr(npformat, "_read_array_header", _private_header)(stream, version)
+        elif version == (3, 0):  # 2.0 with a UTF-8 header; numpy 2 moved the private reader (AttributeError)
+            from numpy.lib import _format_impl as private  # numpy >= 2 (numpy 1: ImportError, refused below)
+            shape, _, dtype = private._read_array_header(stream, version)
         else:
             raise ValueError(f"format version {version[0]}.{version[1]} is not one numpy writes")
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError) as err:
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError,
+            ImportError) as err:
         # (numpy tokenizes the header's text: a NUL byte in it was a TokenError before)
         detail = str(err).splitlines()[0] if str(err) else "the header ends too early"
         raise DataError(f"{path}: {what}cannot read as a NumPy file ({detail[:120]})") from None
@@ -329,7 +329,7 @@ def _check_npz(path: Path) -> None:
             try:
                 with archive.open(info) as member:
                     head = io.BytesIO(member.read(min(info.file_size, 1 << 17)))
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
                 raise DataError(f"{path}: {what}cannot read it ({err})") from None
             total += _npy_header(path, head, info.file_size, what)[2]
     _fits_in_memory(path, total)
