@@ -395,5 +395,5 @@ def _np_array(path: Path, arrays: Any, key: str) -> np.ndarray:
         if "allow_pickle" in str(err):
             raise DataError(f"{path}: array {key!r} holds Python objects; save numbers or fixed-width text") from None
         raise DataError(f"{path}: cannot read array {key!r} ({err})") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
         raise DataError(f"{path}: cannot read array {key!r} ({str(err)[:160]}); the .npz file is damaged") from None

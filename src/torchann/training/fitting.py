@@ -204,19 +204,32 @@ def _check_run(model: nn.Module, x: Any, y: Any, init_weights: Any, step: StepOp
                        validation=val, init=init, batch_size=batch_size, global_batch=global_batch)
 
 
-def _restore(state: TrainingState, saved: dict[str, Any], *, source: Any) -> None:
+def _restore(state: TrainingState, saved: dict[str, Any], *, source: Any, steps: int) -> None:
     """Put a checkpoint's state back; one that does not fit (a damaged state.json: an optimiser
     state of the wrong shape, RNG states that are not ones) is a ``ModelFileError``, and the
     model's weights are left as they were."""
     before = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
     try:
         _probe_optimizer(state.optimizer, saved["optimizer"])
+        _check_partial(saved.get("partial"), steps)
         state.load_state_dict(saved)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError) as err:
         state.model.load_state_dict(before)
         first = (str(err).splitlines() or [""])[0][:160]
         raise ModelFileError(f"{source}: the checkpoint's state cannot be put back ({type(err).__name__}: {first}); "
                              f"it is damaged or from another model: train again without --resume") from None
+
+
+def _check_partial(partial: Any, steps: int) -> None:
+    """The sums of an epoch stopped part-way: one loss and one row count per step (a KeyError or
+    a shape error came from the loop before)."""
+    if partial is None:
+        return
+    if not isinstance(partial, dict) or not isinstance(partial.get("metrics"), dict) or not all(
+            isinstance(partial.get(k), torch.Tensor) and tuple(partial[k].shape) == (steps,) for k in ("losses", "rows")):
+        raise ValueError(f"partial must hold 'losses' and 'rows' of {steps} values each and 'metrics'")
+    if not all(isinstance(v, torch.Tensor) for v in partial["metrics"].values()):
+        raise ValueError("partial.metrics must hold tensors")
 
 
 def _probe_optimizer(opt: torch.optim.Optimizer, saved: Any) -> None:
@@ -257,7 +270,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
     state = TrainingState(model, opt, sched, Stopper(watch.early_stopping), history, seed=run.seed,
                           batch_size=run.batch_size, rows=run.rows)
     if run.saved is not None:
-        _restore(state, run.saved, source=watch.resume)
+        _restore(state, run.saved, source=watch.resume, steps=len(run.batches))
     net = world.wrap(model, dev)
     if step.compile:
         net = torch.compile(net)
