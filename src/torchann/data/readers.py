@@ -323,15 +323,15 @@ def _check_npz(path: Path) -> None:
     total = 0
     with archive:
         for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            what = f"array {info.filename[:-4]!r}: "
+            what = f"array {info.filename.removesuffix('.npy')!r}: "
             try:
                 with archive.open(info) as member:
                     head = io.BytesIO(member.read(min(info.file_size, 1 << 17)))
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
                 raise DataError(f"{path}: {what}cannot read it ({err})") from None
-            total += _npy_header(path, head, info.file_size, what)[2]
+            # numpy reads any member that starts with the magic as an array, whatever its name
+            if info.filename.endswith(".npy") or head.getvalue().startswith(b"\x93NUMPY"):
+                total += _npy_header(path, head, info.file_size, what)[2]
     _fits_in_memory(path, total)
 
 
