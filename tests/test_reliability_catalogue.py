@@ -32,6 +32,8 @@ from torchann.core import errors, files
 from torchann.model import run_args, rundir
 from torchann.training.arguments import Checkpointing
 from torchann.training.fitting import fit
+from torchann.data.table import Table
+from torchann.network.spec import ModelSpec
 from torchann.preprocess.preprocessor import Preprocessor
 
 DOC = Path(__file__).parents[1] / "docs" / "reliability.md"
@@ -671,6 +673,95 @@ def _write_trust_inputs(d: Path) -> None:
     torch.save({k: torch.empty_like(v, device="meta") for k, v in state.items()}, d / "meta.pth")
 
 
+# -- cases found by fuzzing the readers (tests/test_fuzz_*.py, benchmarks/fuzz.py) --------------------------
+
+
+def _fuzz_resume(d: Path) -> Any:
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.arange(24, dtype=torch.float32).reshape(12, 2) / 24
+    return torchann.fit(torchann.mlp(2, [4], 1), x, x.sum(1, keepdim=True), epochs=3, batch_size=4, seed=1,
+                        resume=d / "ck_moments")
+
+
+def _write_fuzz_inputs(d: Path) -> None:
+    import io
+    import json
+    import zipfile
+
+    import torch
+
+    from torchann.training.arguments import Checkpointing
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 2)))
+    good = buf.getvalue()
+    (d / "v9.npy").write_bytes(b"\x93NUMPY\x09" + good[7:])
+    (d / "nul.npy").write_bytes(good.replace(b"False", b"F\x00lse"))
+    buf = io.BytesIO()
+    np.save(buf, np.array([[b"\x00\x80"]], dtype="|S2"))
+    (d / "bytes.npy").write_bytes(buf.getvalue())
+    (d / "notgz.csv.gz").write_bytes(b"a,b,y\n1,2,3\n")
+    (d / "latin1head.csv").write_bytes("caf\xe9,y\n1,2\n".encode("latin-1"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x.npy", good)
+        zf.writestr("y.txt", b"notes")
+    data = buf.getvalue()
+    (d / "badmember.npz").write_bytes(data.replace(b"y.txt", b"y_txt", 1))  # the local header only
+    torch.manual_seed(0)
+    x = torch.arange(24, dtype=torch.float32).reshape(12, 2) / 24
+    torchann.fit(torchann.mlp(2, [4], 1), x, x.sum(1, keepdim=True), epochs=2, batch_size=4, seed=1,
+                 checkpoint=Checkpointing(d / "ck_moments"))
+    ck = d / "ck_moments"
+    state = ck / json.loads((ck / "latest.json").read_text())["name"] / "state.json"
+    doc = json.loads(state.read_text())
+    moments = doc["state"]["optimizer"]["state"]
+    moments["__int__0"] = moments["__int__3"]  # linear1.weight (4, 2) given output.bias's (1,) moments
+    state.write_text(json.dumps(doc))
+
+
+CASES += [
+    Bad("data", ".npy of a format version numpy never wrote", "v9.npy: cannot read as a NumPy file (format version "
+        "9.0 is not one numpy writes)", call=lambda d: torchann.load_table("v9.npy"), error=errors.DataError),
+    Bad("data", ".npy header holding a NUL byte", "nul.npy: cannot read as a NumPy file",
+        call=lambda d: torchann.load_table("nul.npy"), error=errors.DataError),
+    Bad("data", ".npy of bytes that are not UTF-8", "column 'x0' row 1 holds bytes that are not UTF-8 text",
+        call=lambda d: torchann.load_table("bytes.npy"), error=errors.DataError),
+    Bad("data", ".csv.gz that is not gzip", "notgz.csv.gz: cannot read the file (", call=lambda d: torchann.load_table(
+        "notgz.csv.gz"), error=errors.DataError),
+    Bad("data", "a header line that is not UTF-8", "latin1head.csv: the column names are not UTF-8 text; save the "
+        "file as UTF-8", call=lambda d: torchann.load_table("latin1head.csv"), error=errors.DataError),
+    Bad("data", ".npz member whose header disagrees with the directory", "array 'y.txt': cannot read it (",
+        call=lambda d: torchann.load_table("badmember.npz"), error=errors.DataError),
+    Bad("data", "a column of nested values (a request's rows)", "column 'a' holds lists or objects among its values",
+        call=lambda d: Table.from_columns({"a": [1.5, [], 2.0]}, source="request"), error=errors.DataError),
+    Bad("record", "quantile knots and scores of two lengths", "field features[0].scores holds a list of 1 item(s) "
+        "for a list of 2 item(s) of knots; expected one score per knot",
+        call=lambda d: _pre(d, f0_knots=[0.0, 1.0], f0_scores=[0.0]), error=errors.ModelFileError),
+    Bad("record", "quantile knots out of order", "field features[0].knots is not in increasing order",
+        call=lambda d: _pre(d, f0_knots=[1.0, 0.0], f0_scores=[0.0, 1.0]), error=errors.ModelFileError),
+    Bad("record", "label_kind given as a list", "field features[0].label_kind holds a list of 1 item(s)",
+        call=lambda d: _pre(d, f0_kind="categorical", f0_categories=["x", "z"], f0_label_kind=["str"]),
+        error=errors.ModelFileError),
+    Bad("record", "unknown scaling", "field scaling holds 'robust'; expected one of quantile, standard",
+        call=lambda d: _pre(d, scaling="robust"), error=errors.ModelFileError),
+    Bad("record", "target_log not a list", "field target_log holds 'yes'; expected null or one true/false per target",
+        call=lambda d: _pre(d, target_log="yes"), error=errors.ModelFileError),
+    Bad("record", "dropped given as a list", "field dropped holds a list of 1 item(s); expected an object",
+        call=lambda d: _pre(d, dropped=["id"]), error=errors.ModelFileError),
+    Bad("record", "a feature field named with a newline", "field features[0].'w\\neight' is not a feature field",
+        call=lambda d: _pre(d, **{"f0_w\neight": 1.0}), error=errors.ModelFileError),
+    Bad("spec", "a field named with a newline", "unknown field(s) 'a\\nb'; valid fields:",
+        call=lambda d: ModelSpec.from_dict({"in_features": 2, "hidden": [], "out_features": 1, "a\nb": 1},
+                                           source="spec.json"), error=errors.SpecError),
+    Bad("checkpoint", "optimiser moments of the wrong shape (a step would corrupt memory)", "ck_moments: the "
+        "checkpoint's state cannot be put back (ValueError: exp_avg of parameter 0 is (1,), the parameter (4, 2))",
+        call=_fuzz_resume, error=errors.ModelFileError),
+]
+
+
 @contextlib.contextmanager
 def _fail_mkdir(code: int):
     real = Path.mkdir
@@ -864,6 +955,7 @@ def inputs(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("bad-inputs")
     _write_inputs(d)
     _write_trust_inputs(d)
+    _write_fuzz_inputs(d)
     return d
 
 

@@ -13,6 +13,9 @@ import csv
 import difflib
 import io
 import os
+import tokenize
+import zipfile
+import zlib
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,8 +37,6 @@ FORMATS = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".npy", ".npz")
 _TEXT = {".csv": None, ".txt": None, ".tsv": "\t", ".tab": "\t"}  # None: delimiter sniffed
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 _DELIMITERS = (",", ";", "\t", "|")
-
-
 
 
 def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = None,
@@ -84,8 +85,11 @@ def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = Non
 def _sniff(path: Path) -> str:
     import pyarrow as pa
 
-    with pa.input_stream(str(path), compression="detect") as f:
-        head = f.read(65536).decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:
+        with pa.input_stream(str(path), compression="detect") as f:
+            head = f.read(65536).decode("utf-8", errors="replace").lstrip("\ufeff")
+    except (OSError, pa.ArrowException) as err:  # a .gz that is not gzip (the OSError escaped before)
+        raise DataError(f"{path}: cannot read the file ({str(err)[:160]}); is it compressed as its name says?") from None
     first = head.splitlines()[0] if head else ""
     counts = {d: first.count(d) for d in _DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
@@ -204,7 +208,10 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
     """
     import pyarrow as pa
 
-    names = [n if n != "" else f"unnamed_{i}" for i, n in enumerate(arrow.column_names)]
+    try:
+        names = [n if n != "" else f"unnamed_{i}" for i, n in enumerate(arrow.column_names)]
+    except UnicodeDecodeError:  # a header line that is not UTF-8 (the error escaped before)
+        raise DataError(f"{source}: the column names are not UTF-8 text; save the file as UTF-8") from None
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
         raise DataError(f"{source}: column name {dup!r} appears more than once; give each column its own name")
@@ -216,7 +223,8 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
             col = col.cast(t.value_type)
             t = col.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
-            columns[name] = col.cast(pa.float64()).to_numpy().astype(np.float64, copy=False)
+            # safe=False: an integer past 2**53 rounds to the nearest float64 (the safe cast raised ArrowInvalid)
+            columns[name] = col.cast(pa.float64(), safe=False).to_numpy().astype(np.float64, copy=False)
         elif pa.types.is_boolean(t):
             arr = col.to_numpy(zero_copy_only=False)
             columns[name] = arr.astype(bool) if col.null_count == 0 else arr.astype(object)
@@ -264,9 +272,14 @@ def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[in
             shape, _, dtype = npformat.read_array_header_1_0(stream)
         elif version == (2, 0):
             shape, _, dtype = npformat.read_array_header_2_0(stream)
+        elif version == (3, 0):  # 2.0 with a UTF-8 header; numpy 2 moved the private reader (AttributeError)
+            from numpy.lib import _format_impl as private  # numpy >= 2 (numpy 1: ImportError, refused below)
+            shape, _, dtype = private._read_array_header(stream, version)
         else:
-            shape, _, dtype = npformat._read_array_header(stream, version)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as err:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not one numpy writes")
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError,
+            ImportError) as err:
+        # (numpy tokenizes the header's text: a NUL byte in it was a TokenError before)
         detail = str(err).splitlines()[0] if str(err) else "the header ends too early"
         raise DataError(f"{path}: {what}cannot read as a NumPy file ({detail[:120]})") from None
     if dtype.hasobject:
@@ -299,8 +312,6 @@ def _check_npy(path: Path) -> None:
 
 
 def _check_npz(path: Path) -> None:
-    import zipfile
-
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError) as err:
@@ -308,15 +319,15 @@ def _check_npz(path: Path) -> None:
     total = 0
     with archive:
         for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            what = f"array {info.filename[:-4]!r}: "
+            what = f"array {info.filename.removesuffix('.npy')!r}: "
             try:
                 with archive.open(info) as member:
                     head = io.BytesIO(member.read(min(info.file_size, 1 << 17)))
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
                 raise DataError(f"{path}: {what}cannot read it ({err})") from None
-            total += _npy_header(path, head, info.file_size, what)[2]
+            # numpy reads any member that starts with the magic as an array, whatever its name
+            if info.filename.endswith(".npy") or head.getvalue().startswith(b"\x93NUMPY"):
+                total += _npy_header(path, head, info.file_size, what)[2]
     _fits_in_memory(path, total)
 
 
@@ -369,7 +380,7 @@ def _np_load(path: Path) -> Any:
                 f"{path}: the array holds Python objects; save numbers or fixed-width text (no pickle)"
             ) from None
         raise DataError(f"{path}: cannot read as a NumPy file ({err})") from None
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path}: cannot read as a NumPy file ({err or 'empty file'})") from None
 
 
@@ -380,3 +391,5 @@ def _np_array(path: Path, arrays: Any, key: str) -> np.ndarray:
         if "allow_pickle" in str(err):
             raise DataError(f"{path}: array {key!r} holds Python objects; save numbers or fixed-width text") from None
         raise DataError(f"{path}: cannot read array {key!r} ({err})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
+        raise DataError(f"{path}: cannot read array {key!r} ({str(err)[:160]}); the .npz file is damaged") from None

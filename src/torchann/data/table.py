@@ -152,8 +152,22 @@ def _as_list(value: Any) -> list:
     return list(value)
 
 
+def _text(name: str, value: Any, row: int, source: str) -> str:
+    if not isinstance(value, bytes):
+        return str(value)
+    try:
+        return value.decode()
+    except UnicodeDecodeError:  # a fixed-width bytes column (numpy 'S') that is not UTF-8 text
+        raise DataError(f"{source}: column {name!r} row {row + 1} holds bytes that are not UTF-8 text "
+                        f"({value[:20]!r}); save text as UTF-8") from None
+
+
 def _as_column(name: str, values: Any, source: str) -> np.ndarray:
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # rows of unequal nesting, e.g. [1.5, [], 2.0] (numpy's ValueError escaped before)
+        raise DataError(f"{source}: column {name!r} holds lists or objects among its values; give one number "
+                        f"or text per row") from None
     if arr.ndim != 1:
         raise DataError(f"{source}: column {name!r} has shape {arr.shape}; a column must be 1-D (one value per row)")
     if arr.dtype.kind in "fiu":
@@ -161,7 +175,7 @@ def _as_column(name: str, values: Any, source: str) -> np.ndarray:
     if arr.dtype.kind == "b":
         return arr.astype(bool)
     if arr.dtype.kind in "US":
-        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in arr.tolist()], dtype=object)
+        return np.array([_text(name, v, i, source) for i, v in enumerate(arr.tolist())], dtype=object)
     if arr.dtype.kind != "O":
         raise DataError(f"{source}: column {name!r} has unsupported type {arr.dtype}; convert it to numbers or text")
     kinds: dict[str, int] = {}

@@ -128,7 +128,8 @@ class ModelSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SpecError(f"{source}: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}")
+            shown = ", ".join(repr(u)[:40] if not u.isprintable() else u for u in unknown)  # no newline in the line
+            raise SpecError(f"{source}: unknown field(s) {shown}; valid fields: {', '.join(sorted(known))}")
         missing = sorted(f for f in ("in_features", "hidden", "out_features") if f not in data)
         if missing:
             raise SpecError(f"{source}: missing field(s) {', '.join(missing)}")

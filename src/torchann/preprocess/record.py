@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..core.choices import FillMissing, Task
+from ..core.choices import FillMissing, Scaling, Task
 from ..data.columns import LabelKind
 from ..core.errors import ModelFileError
 from .features import Feature
@@ -33,6 +33,11 @@ def _bad(source: str, place: str, problem: str) -> ModelFileError:
     return ModelFileError(f"{source}: field {place} {problem}; the model file is damaged: train or save it again")
 
 
+def _key(name: str) -> str:
+    """A field name as it can be shown on one line (a newline in it broke the line before)."""
+    return name if name.isprintable() else repr(name)[:40]
+
+
 def _what(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return f"a {type(value).__name__} of {len(value):,} item(s)"
@@ -48,7 +53,7 @@ def _number(source: str, place: str, value: Any, *, positive: bool = False) -> N
 
 
 def _labels(source: str, place: str, values: Any, kind: Any, kind_place: str, limit: int, least: int) -> None:
-    if kind not in {k.value for k in LabelKind}:
+    if not isinstance(kind, str) or kind not in {k.value for k in LabelKind}:  # (a list here was a TypeError)
         raise _bad(source, kind_place, f"holds {_what(kind)}; expected one of {', '.join(LabelKind.values())}")
     if not isinstance(values, list) or not least <= len(values) <= limit:
         raise _bad(source, place, f"holds {_what(values)}; expected a list of {least} to {limit:,} values")
@@ -72,7 +77,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
         raise _bad(source, missing[0], "is missing")
     unknown = sorted(set(d) - _RECORD_KEYS)
     if unknown:
-        raise _bad(source, unknown[0], "is not a preprocessor field")
+        raise _bad(source, _key(unknown[0]), "is not a preprocessor field")
     if d["task"] not in Task.values():
         raise _bad(source, "task", f"holds {_what(d['task'])}; expected one of {', '.join(Task.values())}")
     if not isinstance(d["scale"], bool):
@@ -95,7 +100,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
             raise _bad(source, place, f"holds {_what(f)}; expected an object")
         extra = sorted(set(f) - _FEATURE_KEYS)
         if extra:
-            raise _bad(source, f"{place}.{extra[0]}", "is not a feature field")
+            raise _bad(source, f"{place}.{_key(extra[0])}", "is not a feature field")
         if not isinstance(f.get("name"), str) or f["name"] in names:
             raise _bad(source, f"{place}.name", f"holds {_what(f.get('name'))}; expected a column name used once")
         names.add(f["name"])
@@ -112,9 +117,15 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
                         raise _bad(source, f"{place}.{key}", f"holds {_what(values)}; expected a list of numbers")
                     for k, v in enumerate(values):
                         _number(source, f"{place}.{key}[{k}]", v)
+            _check_quantile_map(source, place, f.get("knots"), f.get("scores"))
             bins = f.get("bins")
-            if bins is not None and (len(bins) < 3 or any(b >= c for b, c in zip(bins, bins[1:]))):
-                raise _bad(source, f"{place}.bins", "holds edges that are not at least 3 increasing numbers")
+            if bins is not None:
+                if not isinstance(bins, list) or len(bins) < 3:
+                    raise _bad(source, f"{place}.bins", f"holds {_what(bins)}; expected at least 3 increasing numbers")
+                for k, v in enumerate(bins):
+                    _number(source, f"{place}.bins[{k}]", v)
+                if any(b >= c for b, c in zip(bins, bins[1:])):
+                    raise _bad(source, f"{place}.bins", "holds edges that are not at least 3 increasing numbers")
             width += 1 + (len(bins) - 1 if bins else 0) + bool(f.get("indicator"))
         elif f.get("kind") == "date":
             for key in ("date_mean", "date_std"):
@@ -137,6 +148,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
                                                 f"'categorical'")
     if in_features is not None and width != in_features:
         raise _bad(source, "features", f"encode {width:,} inputs but the network takes {in_features}")
+    _check_optional(source, d, len(targets))
     if d["task"] == Task.REGRESSION:
         for key in ("target_mean", "target_std"):
             values = d[key]
@@ -154,6 +166,32 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
     if out_features is not None and out_features not in outputs:
         raise _bad(source, "targets" if d["task"] == Task.REGRESSION else "classes",
                    f"decode {min(outputs)} output(s) but the network has {out_features}")
+
+
+def _check_optional(source: str, d: dict, n_targets: int) -> None:
+    """The fields version 2 added (``from_dict`` raised ValueError or TypeError for a bad one)."""
+    if d.get("scaling", "standard") not in Scaling.values():
+        raise _bad(source, "scaling", f"holds {_what(d.get('scaling'))}; expected one of {', '.join(Scaling.values())}")
+    log = d.get("target_log")
+    if log is not None and (not isinstance(log, list) or len(log) not in (0, n_targets) or
+                            not all(isinstance(v, bool) for v in log)):
+        raise _bad(source, "target_log", f"holds {_what(log)}; expected null or one true/false per target")
+    dropped = d.get("dropped")
+    if dropped is not None and (not isinstance(dropped, dict) or not all(isinstance(v, str) for v in dropped.values())):
+        raise _bad(source, "dropped", f"holds {_what(dropped)}; expected an object of column names and reasons")
+
+
+def _check_quantile_map(source: str, place: str, knots: Any, scores: Any) -> None:
+    """A quantile map is knots and scores together, one score per knot, the knots increasing
+    (``np.interp`` raised ValueError for lists of two lengths, and answers nonsense for knots
+    out of order)."""
+    if knots is None and scores is None:
+        return
+    if not knots or not scores or len(knots) != len(scores):
+        raise _bad(source, f"{place}.scores", f"holds {_what(scores)} for {_what(knots)} of knots; expected one "
+                                              f"score per knot")
+    if any(b < a for a, b in zip(knots, knots[1:])):
+        raise _bad(source, f"{place}.knots", "is not in increasing order")
 
 
 # --------------------------------------------------------------------------------- helpers

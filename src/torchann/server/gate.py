@@ -3,7 +3,8 @@
 Before routing it answers, without reading the body: 401 when an API key is required and the
 request lacks it (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; the health routes
 need none), 429 when ``max_concurrency`` requests are already inside, 413 when the declared
-``Content-Length`` is over the limit. After the answer it counts the request by route and
+``Content-Length`` is over the limit. A client that left before its answer is counted
+(``torchann_client_disconnects_total``). After the answer it counts the request by route and
 status, observes its latency and, when request logging is on, writes one line. An exception
 that no handler took (a bug) is answered here with a 500 and logged with its traceback.
 """
@@ -67,11 +68,21 @@ class Gate:
         status = 500
 
         started = False
+        body_read = False  # the whole body has been received: a later receive() can only say "disconnected"
+
+        async def receiving() -> dict:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_read = True
+            return message
 
         async def sending(message: dict) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
+                if body_read and await _client_left(receive):
+                    s.metrics.disconnects.inc()  # the answer goes nowhere (the server drops it)
             await send(message)
 
         refusal = self._refusal(scope, route)
@@ -82,7 +93,7 @@ class Gate:
             s.in_flight += 1
             s.metrics.in_flight.inc()
             try:
-                await self.app(scope, receive, sending)
+                await self.app(scope, receiving, sending)
             except Exception:  # a bug: a 500 here keeps the connection (Starlette's own would drop it)
                 log.exception("unexpected error on %s %s", scope["method"], scope["path"])
                 if started:
@@ -123,6 +134,18 @@ class Gate:
             auth = _header(scope, b"authorization") or b""
             given = auth[7:].strip() if auth[:7].lower() == b"bearer " else None
         return given is not None and hmac.compare_digest(given, self._key)
+
+
+async def _client_left(receive: Any) -> bool:
+    """Whether the client has closed its connection, asked without waiting (as Starlette's
+    ``Request.is_disconnected``): only once the body is read, so that no body bytes are taken."""
+    import asyncio
+
+    try:
+        message = await asyncio.wait_for(receive(), 0.0001)
+    except (asyncio.TimeoutError, TimeoutError):
+        return False
+    return message.get("type") == "http.disconnect"
 
 
 async def _answer(send: Any, status: int, code: str, message: str, headers: dict[str, str]) -> None:

@@ -47,6 +47,8 @@ class Metrics:
         self.rows = Counter("torchann_rows", "Rows answered", registry=r)
         self.warnings = Counter("torchann_row_warnings", "Per-row warnings given, by kind", ["kind"], registry=r)
         self.in_flight = Gauge("torchann_in_flight", "Requests inside the server now", registry=r)
+        self.disconnects = Counter("torchann_client_disconnects", "Requests whose client left before the answer "
+                                   "was sent (the answer was computed and dropped)", registry=r)
         self._routes: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
 

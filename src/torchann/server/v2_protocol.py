@@ -47,7 +47,7 @@ def _tensor(spec: Any, i: int) -> tuple[str, list[int], list]:
         raise ServerError(400, f"inputs[{i}].name must be a string")
     if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise ServerError(400, f"inputs[{i}] ({name!r}): shape must be a list of sizes such as [2] or [2, 1]")
-    if dtype not in DATATYPES:
+    if not isinstance(dtype, str) or dtype not in DATATYPES:  # (an object here was a TypeError: a 500)
         raise ServerError(400, f"inputs[{i}] ({name!r}): datatype {str(dtype)[:20]!r} is not one of "
                                f"{', '.join(sorted(DATATYPES))}")
     data = _flat(spec.get("data"))

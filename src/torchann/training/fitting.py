@@ -34,7 +34,7 @@ from ..core.choices import Precision, Scheduler
 from ..data.tensors import as_training_tensors
 from ..runtime.devices import bf16_step_times, resolve_device, resolve_precision, seed_everything
 from ..runtime.measure import linear_shapes
-from ..core.errors import NonFiniteLoss, TrainingInterrupted, UsageError
+from ..core.errors import ModelFileError, NonFiniteLoss, TrainingInterrupted, UsageError
 from .arguments import Checkpointing, EarlyStopping, LoopOptions, StepOptions, WatchOptions, check_fit_arguments
 from .history import History
 from .loop import TrainingLoop
@@ -44,7 +44,7 @@ from .steps import make_train_step
 from ..runtime.threads import check_threads, choose_threads, rows_per_step, step_flops, use_threads
 from ..batching.sources import check_batch_norm_rows, check_training_data, on_device
 from ..batching.streaming import StreamingBatches
-from .state import Stopper, TrainingState, check_resumable
+from .state import Stopper, TrainingState, check_optimizer_state, check_resumable
 
 __all__ = ["fit"]
 
@@ -224,6 +224,50 @@ def _check_run(model: nn.Module, x: Any, y: Any, init_weights: Any, step: StepOp
                        validation=val, init=init, batch_size=batch_size, global_batch=global_batch)
 
 
+def _restore(state: TrainingState, saved: dict[str, Any], *, source: Any, steps: int) -> None:
+    """Put a checkpoint's state back; one that does not fit (a damaged state.json: an optimiser
+    state of the wrong shape, RNG states that are not ones) is a ``ModelFileError``, and the
+    model's weights are left as they were."""
+    before = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+    try:
+        _probe_optimizer(state.optimizer, saved["optimizer"])
+        _check_partial(saved.get("partial"), steps)
+        state.load_state_dict(saved)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError) as err:
+        state.model.load_state_dict(before)
+        first = (str(err).splitlines() or [""])[0][:160]
+        raise ModelFileError(f"{source}: the checkpoint's state cannot be put back ({type(err).__name__}: {first}); "
+                             f"it is damaged or from another model: train again without --resume") from None
+
+
+def _check_partial(partial: Any, steps: int) -> None:
+    """The sums of an epoch stopped part-way: one loss and one row count per step (a KeyError or
+    a shape error came from the loop before)."""
+    if partial is None:
+        return
+    if not isinstance(partial, dict) or not isinstance(partial.get("metrics"), dict) or not all(
+            isinstance(partial.get(k), torch.Tensor) and tuple(partial[k].shape) == (steps,) for k in ("losses", "rows")):
+        raise ValueError(f"partial must hold 'losses' and 'rows' of {steps} values each and 'metrics'")
+    if not all(isinstance(v, torch.Tensor) for v in partial["metrics"].values()):
+        raise ValueError("partial.metrics must hold tensors")
+
+
+def _probe_optimizer(opt: torch.optim.Optimizer, saved: Any) -> None:
+    """One step of a copy of ``opt`` from the saved state, on copies of the parameters with zero
+    gradients: torch's ``load_state_dict`` takes an optimiser state of missing keys or wrong
+    shapes without a word, and the run failed at its first step (KeyError 'exp_avg', or an
+    abort from heap corruption for a moment of the wrong shape)."""
+    import copy
+
+    check_optimizer_state(opt, saved)  # shapes first: a step over a moment of the wrong shape corrupts memory
+    probe = copy.deepcopy(opt)  # its own copies of the parameters; the model's are not touched
+    for group in probe.param_groups:
+        for p in group["params"]:
+            p.grad = torch.zeros_like(p)
+    probe.load_state_dict(copy.deepcopy(saved))
+    probe.step()
+
+
 def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOptions,
            watch: WatchOptions) -> tuple[TrainingState, TrainingLoop]:
     """Seed, move the model, make optimiser, schedule, state and step: from here on things change."""
@@ -253,7 +297,7 @@ def _build(model: nn.Module, run: _CheckedRun, step: StepOptions, loop: LoopOpti
     state = TrainingState(model, opt, sched, Stopper(watch.early_stopping), history, seed=run.seed,
                           batch_size=run.batch_size, rows=run.rows)
     if run.saved is not None:
-        state.load_state_dict(run.saved)
+        _restore(state, run.saved, source=watch.resume, steps=len(run.batches))
     net = world.wrap(model, dev)
     if step.compile:
         net = torch.compile(net)

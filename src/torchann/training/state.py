@@ -128,6 +128,7 @@ def check_resumable(state: dict[str, Any], *, source: Any, batch_size: int, rows
     except KeyError as err:
         raise ModelFileError(f"{source}: checkpoint state lacks {err}; it is damaged or from another program") from None
     info = state["history"].get("info", {}) if isinstance(state["history"], dict) else {}
+    info = info if isinstance(info, dict) else {}  # (null here was an AttributeError)
     saved_global = info.get("global_batch_size")
     if saved_global is not None and saved_global != global_batch:
         raise UsageError(
@@ -161,3 +162,39 @@ def check_same_schedule(saved: dict[str, Any], fresh: dict[str, Any]) -> None:
                 f"the schedule follows the total number of epochs, so resume with the same epochs (--epochs) as the "
                 f"run that wrote the checkpoint (to extend a run, train without a schedule or with plateau)"
             )
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any) -> None:
+    """A saved optimiser state that fits ``optimizer``: as many parameters, and each moment a
+    floating-point tensor of its parameter's shape. Raises ValueError naming the first misfit.
+
+    torch's ``load_state_dict`` does not look: the fused and foreach kernels then write past a
+    moment of the wrong shape at the first step (heap corruption, the process aborts)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or \
+            not isinstance(saved.get("param_groups"), list):
+        raise ValueError("optimizer state must hold 'state' and 'param_groups'")
+    groups = saved["param_groups"]
+    if len(groups) != len(optimizer.param_groups) or not all(
+            isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise ValueError(f"{len(groups)} parameter group(s) saved, the optimiser has {len(optimizer.param_groups)}")
+    ids = [i for g in groups for i in g["params"]]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if len(ids) != len(params):
+        raise ValueError(f"the saved state is for {len(ids)} parameters, the model has {len(params)}")
+    by_id = {}
+    for i, p in zip(ids, params):
+        if not isinstance(i, (int, str)) or isinstance(i, bool):
+            raise ValueError(f"parameter id {i!r} is not a number")
+        by_id[i] = p
+    for key, entry in saved["state"].items():
+        p = by_id.get(key)
+        if p is None or not isinstance(entry, dict):
+            raise ValueError(f"state of parameter {key!r}, which no parameter group lists")
+        for name, value in entry.items():
+            if name == "step":
+                if isinstance(value, torch.Tensor) and value.numel() != 1:
+                    raise ValueError(f"step of parameter {key} holds {value.numel()} values, not one")
+                continue
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.shape != p.shape:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{name} of parameter {key} is {shape}, the parameter {tuple(p.shape)}")
