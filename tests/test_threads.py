@@ -366,7 +366,7 @@ def test_fit_respects_the_users_count(two_free_cores, fake_step_timer, monkeypat
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
 def test_fit_rejects_a_bad_thread_count(bad):
-    with pytest.raises(UsageError, match=r"threads must be a positive integer or None .*got"):
+    with pytest.raises(UsageError, match=r"threads must be a positive integer or None, got .* \(None chooses"):
         _fit(8, [4], 4, threads=bad)
 
 

@@ -48,8 +48,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from ..core.checks import as_integer
-from ..core.errors import UsageError
+from ..core.checks import check_optional_positive_int
 from .measure import MeasuredCache, median_times, step_timer
 
 __all__ = [
@@ -251,12 +250,7 @@ def free_cores(cores: int, cpus: int | None, busy: float) -> int:
 
 def check_threads(value: Any) -> int | None:
     """``threads`` as ``fit`` takes it: None (automatic) or a positive integer."""
-    if value is None:
-        return None
-    number = as_integer(value)
-    if number is None or number < 1:
-        raise UsageError(f"threads must be a positive integer or None (chosen from the work), got {value!r}")
-    return number
+    return check_optional_positive_int("threads", value, hint=" (None chooses the count from the work)")
 
 
 def thread_candidates(flops: float, cores: int, first: int) -> tuple[int, ...]:
