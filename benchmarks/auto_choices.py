@@ -147,35 +147,35 @@ def ratio(times: dict[str, list[float]], auto: str, against: tuple[str, ...]) ->
     return statistics.median(times[auto][i] / min(times[a][i] for a in against) for i in range(len(times[auto])))
 
 
-def thread_lines(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| workload | MFLOP/step | condition | auto picked | auto s | auto, timed s | 1 thread s | 2 threads s "
-             "| auto / best fixed | auto, timed / best fixed | load average after |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+def _table(results: list[dict[str, Any]], head: str, align: str, row) -> list[str]:
+    """A markdown table, one line per result: the workload's columns, ``row``'s, the load."""
+    lines = [f"| workload | MFLOP/step | condition | {head} | load average after |", f"|---|---:|---|{align}|---|"]
     for r in results:
-        t = r["times"]
-        med = {k: statistics.median(v) for k, v in t.items()}
-        chosen = ",".join(str(n) for n in sorted({th for th, _ in r["picked"]["auto"]}))
-        lines.append(f"| {r['workload']} | {r['mflop_per_step']:.2f} | {r['condition']} | {chosen} | "
-                     f"{med['auto']:.3f} | {med['auto, timed']:.3f} | {med['1']:.3f} | {med['2']:.3f} | "
-                     f"{ratio(t, 'auto', ('1', '2')):.2f} | {ratio(t, 'auto, timed', ('1', '2')):.2f} | "
+        med = {k: statistics.median(v) for k, v in r["times"].items()}
+        lines.append(f"| {r['workload']} | {r['mflop_per_step']:.2f} | {r['condition']} | {row(r, r['times'], med)} | "
                      f"{r['load']} |")
     return lines
+
+
+def thread_lines(results: list[dict[str, Any]]) -> list[str]:
+    def row(r, t, med) -> str:
+        chosen = ",".join(str(n) for n in sorted({th for th, _ in r["picked"]["auto"]}))
+        return (f"{chosen} | {med['auto']:.3f} | {med['auto, timed']:.3f} | {med['1']:.3f} | {med['2']:.3f} | "
+                f"{ratio(t, 'auto', ('1', '2')):.2f} | {ratio(t, 'auto, timed', ('1', '2')):.2f}")
+
+    return _table(results, "auto picked | auto s | auto, timed s | 1 thread s | 2 threads s | auto / best fixed "
+                           "| auto, timed / best fixed", "---:|---:|---:|---:|---:|---:|---:", row)
 
 
 def precision_lines(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| workload | MFLOP/step | condition | auto picked | auto s | fp32 s | bf16 s | bf16 / fp32 speed "
-             "| auto / fp32 | auto / best of fp32, bf16 | load average after |",
-             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        t = r["times"]
-        med = {k: statistics.median(v) for k, v in t.items()}
+    def row(r, t, med) -> str:
         chosen = ",".join(sorted({p for _, p in r["picked"]["auto"]}))
         speed = statistics.median(a / b for a, b in zip(t["fp32"], t["bf16"]))
-        lines.append(f"| {r['workload']} | {r['mflop_per_step']:.2f} | {r['condition']} | {chosen} | "
-                     f"{med['auto']:.3f} | {med['fp32']:.3f} | {med['bf16']:.3f} | {speed:.2f}x | "
-                     f"{ratio(t, 'auto', ('fp32',)):.2f} | {ratio(t, 'auto', ('fp32', 'bf16')):.2f} | "
-                     f"{r['load']} |")
-    return lines
+        return (f"{chosen} | {med['auto']:.3f} | {med['fp32']:.3f} | {med['bf16']:.3f} | {speed:.2f}x | "
+                f"{ratio(t, 'auto', ('fp32',)):.2f} | {ratio(t, 'auto', ('fp32', 'bf16')):.2f}")
+
+    return _table(results, "auto picked | auto s | fp32 s | bf16 s | bf16 / fp32 speed | auto / fp32 "
+                           "| auto / best of fp32, bf16", "---|---:|---:|---:|---:|---:|---:", row)
 
 
 def header() -> list[str]:
