@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from json_lines import emitter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -85,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = list(TARGETS) if not args.parser or "all" in args.parser else args.parser
 
-    def emit(obj: dict) -> None:
-        line = json.dumps(obj)
-        print(line, flush=True)
-        if args.log:
-            with args.log.open("a") as fh:
-                fh.write(line + "\n")
+    emit = emitter(args.log)
 
     emit({"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "examples": args.examples,
           "parsers": names, "seed": args.seed, "cpu": _cpu(), "load": [round(v, 1) for v in os.getloadavg()]})

@@ -19,7 +19,6 @@ The pytest output of a failed run is kept in --keep-dir.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -28,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from json_lines import emitter
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TESTS = ["tests/test_distributed.py", "tests/test_reliability_kill.py", "tests/test_reliability_cli.py"]
@@ -97,12 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-dir", type=Path, default=Path("stress-failures"))
     args = parser.parse_args(argv)
 
-    def emit(obj: dict) -> None:
-        line = json.dumps(obj)
-        print(line, flush=True)
-        if args.log:
-            with args.log.open("a") as fh:
-                fh.write(line + "\n")
+    emit = emitter(args.log)
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)  # through the finally below: the hog and the run in progress stop too

@@ -13,12 +13,9 @@ import os
 import time
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from fuzz_guard import FuzzFailure, run_guarded
-from fuzz_settings import SUITE, check, context
-from fuzz_targets import TARGETS
+from fuzz_settings import context, property_test
 from torchann.core.errors import DataError
 
 
@@ -28,13 +25,7 @@ def ctx(tmp_path_factory):
 
 
 def _test(name: str):
-    @SUITE
-    @given(data=st.data())
-    def test(ctx, data):
-        example = data.draw(TARGETS[name][0](ctx), label=name)
-        check(name, example, ctx)
-    test.__name__ = f"test_{name}_gives_a_result_or_one_catalogued_line"
-    return test
+    return property_test(name, "gives_a_result_or_one_catalogued_line")
 
 
 test_csv = _test("csv")

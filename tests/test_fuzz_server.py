@@ -11,14 +11,11 @@ answers to malformed bodies are checked in tests/test_serve_errors.py.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 pytest.importorskip("fastapi")
 pytest.importorskip("orjson")
 
-from fuzz_settings import SUITE, check, context  # noqa: E402
-from fuzz_targets import TARGETS  # noqa: E402
+from fuzz_settings import context, property_test  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +24,7 @@ def ctx(tmp_path_factory):
 
 
 def _test(name: str):
-    @SUITE
-    @given(data=st.data())
-    def test(ctx, data):
-        example = data.draw(TARGETS[name][0](ctx), label=name)
-        check(name, example, ctx)
-    test.__name__ = f"test_{name}_is_answered_or_refused_with_a_4xx"
-    return test
+    return property_test(name, "is_answered_or_refused_with_a_4xx")
 
 
 test_json_body = _test("json_body")
