@@ -24,6 +24,7 @@ import numpy as np
 
 from . import datasets
 from .columns import shown_name
+from .dates import dates_as_text
 from .table import Key, Table
 from ..core.checks import check_path
 from .text_cells import is_number
@@ -222,6 +223,8 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
         if pa.types.is_dictionary(t):
             col = col.cast(t.value_type)
             t = col.type
+        if pa.types.is_date(t) or pa.types.is_timestamp(t):
+            col, t = dates_as_text(col), pa.string()  # the date features read ISO text
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
             # safe=False: an integer past 2**53 rounds to the nearest float64 (the safe cast raised ArrowInvalid)
             columns[name] = col.cast(pa.float64(), safe=False).to_numpy().astype(np.float64, copy=False)

@@ -12,6 +12,7 @@ Rows are numbered from 1 in every message, counting data rows only (the header i
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .columns import ColumnKind, column_kind, shown_name
+from .dates import is_date_values, numpy_dates_as_text
 from ..core.errors import DataError
 from .splits import split_indices
 
@@ -170,6 +172,11 @@ def _as_column(name: str, values: Any, source: str) -> np.ndarray:
                         f"or text per row") from None
     if arr.ndim != 1:
         raise DataError(f"{source}: column {name!r} has shape {arr.shape}; a column must be 1-D (one value per row)")
+    if is_date_values(arr):
+        try:
+            return numpy_dates_as_text(arr)
+        except (TypeError, ValueError, OverflowError, ImportError):  # dates mixed with other values
+            pass  # the checks below name the first value that is not like the others
     if arr.dtype.kind in "fiu":
         return arr.astype(np.float64)
     if arr.dtype.kind == "b":
@@ -188,6 +195,8 @@ def _as_column(name: str, values: Any, source: str) -> np.ndarray:
             kinds.setdefault("numbers", i)
         elif isinstance(v, str):
             kinds.setdefault("text", i)
+        elif isinstance(v, datetime.date):
+            kinds.setdefault("dates", i)
         else:
             raise DataError(f"{source}: column {name!r} row {i + 1} holds a {type(v).__name__}; use numbers or text")
     if len(kinds) > 1:
