@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from torchann.data import readers
+from torchann.data import numpy_files, readers
 from torchann.data.columns import ColumnKind, LabelKind, column_kind, label_kind, shown_name
 from torchann.data.table import Table
 from torchann.core.errors import DataError
@@ -63,7 +63,7 @@ def test_an_npz_that_is_not_a_zip_is_refused(tmp_path):
 
 def test_arrays_larger_than_memory_are_refused(tmp_path, monkeypatch):
     np.save(tmp_path / "x.npy", np.ones((100, 2)))
-    monkeypatch.setattr(readers, "memory_bytes", lambda: 1000)
+    monkeypatch.setattr(numpy_files, "memory_bytes", lambda: 1000)
     with pytest.raises(DataError, match=r"x\.npy: the arrays need 1,600 bytes, more than half of this machine's 1,000 "
                                         r"bytes of memory; train from it in chunks with torchann.StreamingBatches"):
         load_table(tmp_path / "x.npy")

@@ -676,13 +676,44 @@ def _write_trust_inputs(d: Path) -> None:
 # -- cases found by fuzzing the readers (tests/test_fuzz_*.py, benchmarks/fuzz.py) --------------------------
 
 
-def _fuzz_resume(d: Path) -> Any:
+def _fuzz_resume(d: Path, name: str = "ck_moments") -> Any:
     import torch
 
     torch.manual_seed(0)
     x = torch.arange(24, dtype=torch.float32).reshape(12, 2) / 24
     return torchann.fit(torchann.mlp(2, [4], 1), x, x.sum(1, keepdim=True), epochs=3, batch_size=4, seed=1,
-                        resume=d / "ck_moments")
+                        resume=d / name)
+
+
+def _damaged_checkpoint(d: Path, name: str, change) -> None:
+    """A two-epoch fit's checkpoint in ``d/name``, its state.json edited by ``change(doc)``."""
+    import json
+
+    import torch
+
+    from torchann.training.arguments import Checkpointing
+
+    torch.manual_seed(0)
+    x = torch.arange(24, dtype=torch.float32).reshape(12, 2) / 24
+    torchann.fit(torchann.mlp(2, [4], 1), x, x.sum(1, keepdim=True), epochs=2, batch_size=4, seed=1,
+                 checkpoint=Checkpointing(d / name))
+    state = d / name / json.loads((d / name / "latest.json").read_text())["name"] / "state.json"
+    doc = json.loads(state.read_text())
+    change(doc["state"]["optimizer"])
+    state.write_text(json.dumps(doc))
+
+
+def _moments_of_another_shape(optimizer: dict) -> None:
+    moments = optimizer["state"]
+    moments["__int__0"] = moments["__int__3"]  # linear1.weight (4, 2) given output.bias's (1,) moments
+
+
+def _capturable(optimizer: dict) -> None:
+    optimizer["param_groups"][0]["capturable"] = True  # torch asserts a CUDA device at the step
+
+
+def _three_betas(optimizer: dict) -> None:
+    optimizer["param_groups"][0]["betas"] = [0.9, 0.99, 0.5]
 
 
 def _write_fuzz_inputs(d: Path) -> None:
@@ -710,16 +741,25 @@ def _write_fuzz_inputs(d: Path) -> None:
         zf.writestr("y.txt", b"notes")
     data = buf.getvalue()
     (d / "badmember.npz").write_bytes(data.replace(b"y.txt", b"y_txt", 1))  # the local header only
-    torch.manual_seed(0)
-    x = torch.arange(24, dtype=torch.float32).reshape(12, 2) / 24
-    torchann.fit(torchann.mlp(2, [4], 1), x, x.sum(1, keepdim=True), epochs=2, batch_size=4, seed=1,
-                 checkpoint=Checkpointing(d / "ck_moments"))
-    ck = d / "ck_moments"
-    state = ck / json.loads((ck / "latest.json").read_text())["name"] / "state.json"
-    doc = json.loads(state.read_text())
-    moments = doc["state"]["optimizer"]["state"]
-    moments["__int__0"] = moments["__int__3"]  # linear1.weight (4, 2) given output.bias's (1,) moments
-    state.write_text(json.dumps(doc))
+    _damaged_checkpoint(d, "ck_moments", _moments_of_another_shape)
+    _damaged_checkpoint(d, "ck_capturable", _capturable)
+    _damaged_checkpoint(d, "ck_betas", _three_betas)
+    # found by the 10,000-input runs
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x.npy", good)
+    data = bytearray(buf.getvalue())
+    at = data.index(b"PK\x01\x02")
+    data[at + 6:at + 8] = (133).to_bytes(2, "little")  # "version needed to extract": 13.3
+    (d / "zipversion.npz").write_bytes(bytes(data))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"t": ["abcdef", "abcdef"], "y": [1.0, 2.0]}), d / "latin.parquet", compression="NONE",
+                   write_statistics=False, use_dictionary=False)
+    raw = (d / "latin.parquet").read_bytes().replace(b"abcdef", b"ab\xff\xfeef")
+    (d / "latin.parquet").write_bytes(raw)
+    (d / "nanfield.json").write_text('{"in_features": 2, "hidden": [], "out_features": 1, "note": {"a\\nb": NaN}}')
 
 
 CASES += [
@@ -759,6 +799,18 @@ CASES += [
     Bad("checkpoint", "optimiser moments of the wrong shape (a step would corrupt memory)", "ck_moments: the "
         "checkpoint's state cannot be put back (ValueError: exp_avg of parameter 0 is (1,), the parameter (4, 2))",
         call=_fuzz_resume, error=errors.ModelFileError),
+    Bad("checkpoint", "an optimiser group set to capturable (CUDA graphs) on the CPU", "ck_capturable: the "
+        "checkpoint's state cannot be put back (ValueError: param_groups[0].capturable is True; this optimiser runs "
+        "with False)", call=lambda d: _fuzz_resume(d, "ck_capturable"), error=errors.ModelFileError),
+    Bad("checkpoint", "three betas for Adam", "ck_betas: the checkpoint's state cannot be put back (ValueError: "
+        "param_groups[0].betas is [0.9, 0.99, 0.5], not 2 finite numbers)",
+        call=lambda d: _fuzz_resume(d, "ck_betas"), error=errors.ModelFileError),
+    Bad("data", ".npz of a zip version Python cannot read", "zipversion.npz: cannot read as a NumPy .npz file (zip "
+        "file version 13.3)", ("train", "zipversion.npz", "--quiet", "--epochs", "1", "--out", "newrun")),
+    Bad("data", "Parquet text that is not UTF-8", "latin.parquet: column 't' holds text that is not UTF-8; save the "
+        "file as UTF-8", train_new("latin.parquet", *OK)),
+    Bad("spec", "a field named with a newline holding NaN", "nanfield.json: field note.'a\\nb' holds NaN, which is "
+        "not a finite number", ("summary", "nanfield.json")),
 ]
 
 

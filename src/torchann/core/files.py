@@ -312,6 +312,12 @@ def _checked_float(text: str) -> Any:
     return value if math.isfinite(value) else _Bad(text)
 
 
+def _key(name: Any) -> str:
+    """A field name as a message can show it on one line (a newline in a name broke the line)."""
+    name = str(name)
+    return name if name.isprintable() else repr(name)[:40]
+
+
 def _find_bad(node: Any, where: str) -> tuple[str, _Bad] | None:
     stack = [(node, where)]
     while stack:
@@ -319,7 +325,7 @@ def _find_bad(node: Any, where: str) -> tuple[str, _Bad] | None:
         if isinstance(value, _Bad):
             return place, value
         if isinstance(value, dict):
-            stack.extend((v, f"{place}.{k}" if place else str(k)) for k, v in reversed(list(value.items())))
+            stack.extend((v, f"{place}.{_key(k)}" if place else _key(k)) for k, v in reversed(list(value.items())))
         elif isinstance(value, list):
             stack.extend((v, f"{place}[{i}]") for i, v in reversed(list(enumerate(value))))
     return None

@@ -2,7 +2,8 @@
 
 Every reader checks before it reads: the path must be a regular file (a named pipe would
 block forever), and a NumPy file's header must describe no more bytes than the file holds,
-so a small file claiming a huge array is refused before anything is allocated. A
+so a small file claiming a huge array is refused before anything is allocated
+(:mod:`.numpy_files`). A
 ``;``-separated text file whose numbers use decimal commas (``1,5``) is read as numbers, and
 the table's ``notes`` say so.
 """
@@ -12,10 +13,6 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import os
-import tokenize
-import zipfile
-import zlib
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,11 +22,12 @@ import numpy as np
 from . import datasets
 from .columns import shown_name
 from .dates import dates_as_text
+from .numpy_files import read_npy, read_npz
 from .table import Key, Table
 from ..core.checks import check_path
 from .text_cells import is_number
 from ..core.errors import DataError
-from ..core.files import check_regular_file, memory_bytes
+from ..core.files import check_regular_file
 
 __all__ = ["load_table", "table_from_arrow", "check_numeric_text", "numeric_text_error", "FORMATS"]
 
@@ -72,9 +70,9 @@ def load_table(path: str | PathLike, *, target: Key | Sequence[Key] | None = Non
     elif suffix in (".parquet", ".pq"):
         table = _read_parquet(p)
     elif suffix == ".npy":
-        table = _read_npy(p)
+        table = read_npy(p)
     elif suffix == ".npz":
-        table = _read_npz(p)
+        table = read_npz(p)
     else:
         raise DataError(f"{p}: unknown file type {suffix or '(no extension)'!r}; use one of {', '.join(FORMATS)}")
     if table.n_rows == 0:
@@ -232,9 +230,13 @@ def table_from_arrow(arrow: Any, source: str, *, check_text: bool = False) -> Ta
             arr = col.to_numpy(zero_copy_only=False)
             columns[name] = arr.astype(bool) if col.null_count == 0 else arr.astype(object)
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
-            if check_text:
-                check_numeric_text(source, name, col)
-            columns[name] = col.to_numpy(zero_copy_only=False).astype(object)
+            try:
+                if check_text:
+                    check_numeric_text(source, name, col)
+                columns[name] = col.to_numpy(zero_copy_only=False).astype(object)
+            except pa.ArrowException:  # bytes that are not UTF-8 in a string column (Parquet does not check)
+                raise DataError(f"{source}: column {name!r} holds text that is not UTF-8; save the file "
+                                f"as UTF-8") from None
         elif check_text and (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
             raise DataError(f"{source}: column {name!r} holds text that is not UTF-8; save the file as UTF-8")
         else:
@@ -262,137 +264,3 @@ def numeric_text_error(source: str, name: str, row: int, value: Any) -> DataErro
     """The error for a word (``value``, in data row ``row``) in a column of numbers."""
     return DataError(f"{source}: column {name!r} holds numbers, but row {row} holds {value!r}; correct that value "
                      f"or leave the cell empty to mark it missing")
-
-
-def _npy_header(path: Path, stream: Any, size: int, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data bytes a ``.npy`` header declares, checked against ``size``, the
-    bytes the file (or zip member) holds, before any array is allocated."""
-    from numpy.lib import format as npformat
-
-    try:
-        version = npformat.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = npformat.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, _, dtype = npformat.read_array_header_2_0(stream)
-        elif version == (3, 0):  # 2.0 with a UTF-8 header; numpy 2 moved the private reader (AttributeError)
-            from numpy.lib import _format_impl as private  # numpy >= 2 (numpy 1: ImportError, refused below)
-            shape, _, dtype = private._read_array_header(stream, version)
-        else:
-            raise ValueError(f"format version {version[0]}.{version[1]} is not one numpy writes")
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError,
-            ImportError) as err:
-        # (numpy tokenizes the header's text: a NUL byte in it was a TokenError before)
-        detail = str(err).splitlines()[0] if str(err) else "the header ends too early"
-        raise DataError(f"{path}: {what}cannot read as a NumPy file ({detail[:120]})") from None
-    if dtype.hasobject:
-        raise DataError(f"{path}: {what}the array holds Python objects; save numbers or fixed-width text (no pickle)")
-    count = 1
-    for n in shape:
-        count *= int(n)
-    need = count * dtype.itemsize
-    have = size - stream.tell()
-    if need != have:
-        shape_text = "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
-        raise DataError(
-            f"{path}: {what}the header claims an array of shape {shape_text} ({dtype}, {need:,} bytes) but the file "
-            f"holds {have:,} bytes of data; the file is truncated or damaged: save it again with numpy.save"
-        )
-    return tuple(shape), dtype, need
-
-
-def _fits_in_memory(path: Path, need: int) -> None:
-    memory = memory_bytes()
-    if need > memory // 2:
-        raise DataError(f"{path}: the arrays need {need:,} bytes, more than half of this machine's {memory:,} bytes "
-                        f"of memory; train from it in chunks with torchann.StreamingBatches instead")
-
-
-def _check_npy(path: Path) -> None:
-    with open(path, "rb") as f:
-        _, _, need = _npy_header(path, f, os.fstat(f.fileno()).st_size, "")
-    _fits_in_memory(path, need)
-
-
-def _check_npz(path: Path) -> None:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise DataError(f"{path}: cannot read as a NumPy .npz file ({err or 'not a zip archive'})") from None
-    total = 0
-    with archive:
-        for info in archive.infolist():
-            what = f"array {info.filename.removesuffix('.npy')!r}: "
-            try:
-                with archive.open(info) as member:
-                    head = io.BytesIO(member.read(min(info.file_size, 1 << 17)))
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
-                raise DataError(f"{path}: {what}cannot read it ({err})") from None
-            # numpy reads any member that starts with the magic as an array, whatever its name
-            if info.filename.endswith(".npy") or head.getvalue().startswith(b"\x93NUMPY"):
-                total += _npy_header(path, head, info.file_size, what)[2]
-    _fits_in_memory(path, total)
-
-
-def _read_npy(path: Path) -> Table:
-    _check_npy(path)
-    arr = _np_load(path)
-    if arr.dtype.names:  # structured array: one column per field
-        return Table.from_columns({n: arr[n] for n in arr.dtype.names}, source=str(path))
-    if arr.ndim != 2:
-        raise DataError(f"{path}: the array has shape {arr.shape}; a .npy table must be 2-D (rows, columns)")
-    return Table.from_columns({f"x{j}": arr[:, j] for j in range(arr.shape[1])}, source=str(path))
-
-
-def _read_npz(path: Path) -> Table:
-    _check_npz(path)
-    arrays = _np_load(path)
-    columns: dict[str, np.ndarray] = {}
-    targets: list[str] = []
-    lengths: dict[str, int] = {}
-    with arrays:
-        for key in arrays.files:
-            a = _np_array(path, arrays, key)
-            if a.ndim not in (1, 2):
-                raise DataError(
-                    f"{path}: array {key!r} has shape {a.shape}; use 1-D (one column) or 2-D (rows, columns)"
-                )
-            lengths[key] = len(a)
-            names = [key] if a.ndim == 1 or a.shape[1] == 1 else [f"{key}{j}" for j in range(a.shape[1])]
-            for j, n in enumerate(names):
-                if n in columns:
-                    raise DataError(f"{path}: column name {n!r} comes from two arrays; rename one array")
-                columns[n] = a if a.ndim == 1 else a[:, j]
-            if key == "y":
-                targets = names
-    if len(set(lengths.values())) > 1:
-        raise DataError(
-            f"{path}: arrays have different numbers of rows {lengths}; every array needs one row per sample"
-        )
-    if not columns:
-        raise DataError(f"{path}: the file holds no arrays; save arrays 'x' and 'y' with numpy.savez")
-    return Table.from_columns(columns, source=str(path), targets=targets)
-
-
-def _np_load(path: Path) -> Any:
-    try:
-        return np.load(str(path), allow_pickle=False)
-    except ValueError as err:
-        if "allow_pickle" in str(err):
-            raise DataError(
-                f"{path}: the array holds Python objects; save numbers or fixed-width text (no pickle)"
-            ) from None
-        raise DataError(f"{path}: cannot read as a NumPy file ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise DataError(f"{path}: cannot read as a NumPy file ({err or 'empty file'})") from None
-
-
-def _np_array(path: Path, arrays: Any, key: str) -> np.ndarray:
-    try:
-        return arrays[key]
-    except ValueError as err:
-        if "allow_pickle" in str(err):
-            raise DataError(f"{path}: array {key!r} holds Python objects; save numbers or fixed-width text") from None
-        raise DataError(f"{path}: cannot read array {key!r} ({err})") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as err:
-        raise DataError(f"{path}: cannot read array {key!r} ({str(err)[:160]}); the .npz file is damaged") from None

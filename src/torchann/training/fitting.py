@@ -233,7 +233,8 @@ def _restore(state: TrainingState, saved: dict[str, Any], *, source: Any, steps:
         _probe_optimizer(state.optimizer, saved["optimizer"])
         _check_partial(saved.get("partial"), steps)
         state.load_state_dict(saved)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,
+            AssertionError) as err:  # (torch asserts a few settings inside the step)
         state.model.load_state_dict(before)
         first = (str(err).splitlines() or [""])[0][:160]
         raise ModelFileError(f"{source}: the checkpoint's state cannot be put back ({type(err).__name__}: {first}); "

@@ -11,6 +11,8 @@ format: ``epoch``, ``step``, ``seed``, ``batch_size``, ``rows``, ``model``, ``op
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +166,41 @@ def check_same_schedule(saved: dict[str, Any], fresh: dict[str, Any]) -> None:
             )
 
 
+# Switches that pick other kernels or devices: a saved value unlike the optimiser's own would
+# fail at the first step (capturable=True asserts a CUDA device) or train another way.
+_KERNEL_SWITCHES = ("capturable", "fused", "foreach", "differentiable")
+
+
+def _check_group(k: int, saved: dict, fresh: dict) -> None:
+    """A saved parameter group's settings of the optimiser's own kinds: a number for a number
+    (finite), as many numbers for a tuple (Adam's betas), the same kernel switches."""
+    for key, want in fresh.items():
+        if key == "params" or key not in saved:
+            continue  # a missing setting is the step's KeyError, caught as a damaged state
+        got = saved[key]
+        if key in _KERNEL_SWITCHES:
+            if got != want:
+                raise ValueError(f"param_groups[{k}].{key} is {got!r}; this optimiser runs with {want!r}")
+        elif isinstance(want, bool) or want is None:
+            if not (got is None or isinstance(got, bool)):
+                raise ValueError(f"param_groups[{k}].{key} is {_short(got)}, not true/false")
+        elif isinstance(want, (int, float)):
+            if not _finite(got):
+                raise ValueError(f"param_groups[{k}].{key} is {_short(got)}, not a finite number")
+        elif isinstance(want, (tuple, list)):
+            if not isinstance(got, (tuple, list)) or len(got) != len(want) or not all(map(_finite, got)):
+                raise ValueError(f"param_groups[{k}].{key} is {_short(got)}, not {len(want)} finite numbers")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any) -> None:
     """A saved optimiser state that fits ``optimizer``: as many parameters, and each moment a
     floating-point tensor of its parameter's shape. Raises ValueError naming the first misfit.
@@ -177,6 +214,8 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any) -> None:
     if len(groups) != len(optimizer.param_groups) or not all(
             isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
         raise ValueError(f"{len(groups)} parameter group(s) saved, the optimiser has {len(optimizer.param_groups)}")
+    for k, (g, fresh) in enumerate(zip(groups, optimizer.param_groups)):
+        _check_group(k, g, fresh)
     ids = [i for g in groups for i in g["params"]]
     params = [p for g in optimizer.param_groups for p in g["params"]]
     if len(ids) != len(params):
