@@ -317,7 +317,10 @@ def test_closing_lines_name_the_kept_epoch_and_never_wrap_in_a_log(tmp_path):
     lines = result.stderr.splitlines()
     kept = [line for line in lines if line.startswith("best epoch")]
     assert kept == [f"best epoch {best} of {len(records)} kept (val_loss {record['val_loss']:.4g}; stopped early): "
-                    + ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds", "lr"))]
+                    + ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                if k not in ("epoch", "seconds", "lr", "time_left"))]
+    assert "time_left" in record  # kept in the history, but the time budget is not a metric to print
+    assert not [line for line in lines if "time_left" in line]
     assert lines[-1] == f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)"
     assert len(lines[-1]) > 80 and len(kept[0]) > 80
     assert not [line for line in lines if line.startswith(f"epoch {len(records)}:")]  # no bare last-epoch line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..core.options import EPOCH_FACTS
 
 BAR_WIDTH = 20
 
@@ -68,7 +69,7 @@ class RichProgress:
 
         (Left to rich, a long text squeezes the bar and the counts out of a narrow terminal.)
         """
-        numbers = {k: v for k, v in record.items() if k not in ("epoch", "seconds", "lr") and isinstance(v, float)}
+        numbers = {k: v for k, v in record.items() if k not in EPOCH_FACTS and isinstance(v, float)}
         order = sorted(numbers, key=lambda k: (k.removeprefix("val_") != "loss", k.removeprefix("val_"), k))
         text = "  ".join(f"{k} {numbers[k]:.4g}" for k in order)
         digits = len(str(self._total))
@@ -125,7 +126,7 @@ class PlainProgress:
         if not edge and now - self._last < self.min_interval_s:
             return
         self._last = now
-        numbers = {k: v for k, v in record.items() if k not in ("epoch", "seconds") and isinstance(v, float)}
+        numbers = {k: v for k, v in record.items() if (k not in EPOCH_FACTS or k == "lr") and isinstance(v, float)}
         shown = "  ".join(f"{k} {v:.4g}" for k, v in numbers.items())
         self._line(f"{self._prefix()}epoch {record['epoch']}/{self._epochs}: {shown}  "
                    f"({record.get('seconds', 0.0):.2f} s)")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..core.options import option_help as _h
+from ..core.options import EPOCH_FACTS, option_help as _h
 from ._app import app, parse_ints, stderr_console
 
 ARGS_FILE = "args.json"  # the train command's options, beside the checkpoints, for --resume
@@ -234,7 +234,7 @@ def kept_line(history: Any) -> str:
     else:
         record = history.records[-1]
         head = f"last epoch {n} of {n} kept (no early stopping)"
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k not in ("seconds", "lr"))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k not in EPOCH_FACTS)
     return f"{head}: {shown}"
 
 

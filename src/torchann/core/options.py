@@ -24,8 +24,12 @@ from .errors import UsageError
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
     "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
-    "auto_time_budget",
+    "auto_time_budget", "EPOCH_FACTS",
 ]
+
+#: Keys of an epoch's history record that describe the run rather than measure the model: what
+#: the progress lines, the kept-epoch line and the curves leave out of the losses and metrics.
+EPOCH_FACTS = ("epoch", "seconds", "lr", "time_left")
 
 
 def _opt(default: Any, help: str, *, flag: str | None = None) -> Any:

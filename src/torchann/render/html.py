@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .svg import COLOURS, line_chart
+from ..core.options import EPOCH_FACTS
 
 __all__ = ["STYLE", "num", "table", "facts_list", "features_table", "summary_table", "chart_box",
            "curve_marks", "history_curves", "fragment"]
@@ -152,7 +153,7 @@ def history_curves(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> d
     """Series per chart from a training history's per-epoch ``records``: ``loss`` and each
     metric (training and validation), and ``lr``; ``info`` gives the best epoch."""
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
-    keys = list(dict.fromkeys(k for r in records for k in r if k not in ("epoch", "seconds", "time_left")))
+    keys = list(dict.fromkeys(k for r in records for k in r if k not in EPOCH_FACTS or k == "lr"))
     charts: list[dict[str, Any]] = []
     for key in [k for k in keys if not k.startswith("val_") and k != "lr"]:
         series = {"training": _values(records, key)}

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..core.options import EPOCH_FACTS
+
 __all__ = ["History"]
 
 
@@ -67,7 +69,7 @@ class History:
         if not curves["epochs"]:
             return fragment('<p class="note">History: no epochs yet.</p>')
         last = self.records[-1]
-        shown = ", ".join(f"{escape(k)} {num(v)}" for k, v in last.items() if isinstance(v, float) and k != "seconds")
+        shown = ", ".join(f"{escape(k)} {num(v)}" for k, v in last.items() if isinstance(v, float) and k not in EPOCH_FACTS)
         boxes = "".join(chart_box(c["name"], curves["epochs"], c["series"], marks=curve_marks(curves),
                                   interactive=False) for c in curves["charts"])
         return fragment(f"<p><b>History</b>: {len(self)} epochs; last: {shown}</p><div class=\"grid\">{boxes}</div>")
