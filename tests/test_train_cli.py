@@ -413,3 +413,24 @@ def test_messages_on_a_stderr_that_is_not_a_terminal_are_not_wrapped(capsys):
     text = "wrote " + "/a-long-folder" * 12 + "/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)"
     stderr_console().print(text, highlight=False)  # capsys's stderr is no terminal, like a log file
     assert capsys.readouterr().err == text + "\n"
+
+
+@pytest.mark.parametrize("crash", [BrokenPipeError, MemoryError])
+def test_a_run_that_crashes_mid_training_leaves_no_half_written_folder(tmp_path, monkeypatch, crash):
+    # `torchann train ... | head` closes stderr while epochs are printed: the history file had been
+    # started, so the folder looked like a run but held no model
+    from torchann.cli import progress
+
+    seen = []
+
+    def dies_at_epoch_3(self, record):
+        seen.append(record["epoch"])
+        if record["epoch"] == 3:
+            raise crash()
+
+    monkeypatch.setattr(progress.PlainProgress, "on_epoch_end", dies_at_epoch_3)
+    out = tmp_path / "new" / "run"
+    result = _invoke("train", "moons", "--epochs", "20", "--out", out)
+    assert result.exit_code != 0 and seen == [1, 2, 3]
+    assert not out.exists() and not out.parent.exists()
+

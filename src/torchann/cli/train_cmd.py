@@ -146,6 +146,7 @@ def _merge_args(given: dict[str, Any], resume: Optional[Path]) -> dict[str, Any]
 def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, as_json: bool,
                  main: bool = True, tensorboard: bool = False, overwrite: bool = False) -> None:
     """Train and write the run folder; ``main`` False (ranks other than 0) trains and writes nothing."""
+    from ..core.errors import TorchannError
     from ..model.rundir import claim_run_dir
 
     if not main:
@@ -154,7 +155,13 @@ def run_training(args: dict[str, Any], *, resume: Optional[Path], quiet: bool, a
     # The folder is chosen, checked (not `.`, not someone's files, not a run without --overwrite,
     # writable, room on the disk) and locked before training; released however the run ends.
     with claim_run_dir(args.get("out"), overwrite=overwrite, resume=resume is not None, data=args["data"]) as run:
-        _run_training(args, run, resume=resume, quiet=quiet, as_json=as_json, main=True, tensorboard=tensorboard)
+        try:
+            _run_training(args, run, resume=resume, quiet=quiet, as_json=as_json, main=True, tensorboard=tensorboard)
+        except (TorchannError, typer.Exit):  # a stop torchann explains: its history stays to be read
+            raise
+        except BaseException:  # a crash or a closed pipe (`| head`): no half-written run folder
+            run.discard()
+            raise
 
 
 def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], quiet: bool, as_json: bool,

@@ -82,6 +82,18 @@ class RunDir:
                 break
         self.created = []
 
+    def discard(self) -> None:
+        """Remove what a run that crashed wrote (a history cut short, a half-drawn plot), when
+        the folder held no run before this claim and there is no checkpoint to resume from:
+        a failed run leaves no folder that looks like a run but holds no model."""
+        if self.existed or (self.path / "checkpoint").exists():
+            return
+        for name in MARKER_FILES:
+            try:
+                (self.path / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+
     def __enter__(self) -> "RunDir":
         return self
 
