@@ -29,7 +29,7 @@ import torch
 import torchann
 from torchann.training import checkpoint
 from torchann.core import errors, files
-from torchann.model import run_args, rundir
+from torchann.model import final_save, run_args, rundir
 from torchann.training.arguments import Checkpointing
 from torchann.training.fitting import fit
 from torchann.data.table import Table
@@ -525,7 +525,7 @@ CASES += [
         call=lambda d: torchann.save(torchann.mlp(2, [8], 1), "m2"), error=files.StorageError, code=1,
         fault=_disk_fault(ENOSPC)),
     Bad("disk", "final save with no space anywhere", "the trained model could not be saved anywhere; free some space",
-        call=lambda d: rundir.save_final(lambda p: torchann.save(torchann.mlp(2, [8], 1), p), "newrun"),
+        call=lambda d: final_save.save_final(lambda p: torchann.save(torchann.mlp(2, [8], 1), p), "newrun"),
         error=files.StorageError, code=1, fault=_disk_fault(ENOSPC)),
 ]
 

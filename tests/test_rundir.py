@@ -15,7 +15,7 @@ from typing import Optional
 import pytest
 
 from torchann.core import files
-from torchann.model import rundir
+from torchann.model import final_save, rundir
 from torchann.core.errors import UsageError
 from torchann.core.files import StorageError
 from torchann.model.rundir import LOCK_FILE, RunDirBusy, claim_run_dir
@@ -229,7 +229,7 @@ def _full(path: Path) -> None:
 
 
 def test_final_save_on_a_full_disk_saves_elsewhere_and_says_where(here, monkeypatch):
-    monkeypatch.setattr(rundir.tempfile, "tempdir", str(here / "tmp"))
+    monkeypatch.setattr(final_save.tempfile, "tempdir", str(here / "tmp"))
     (here / "tmp").mkdir()
     saved = []
 
@@ -241,7 +241,7 @@ def test_final_save_on_a_full_disk_saves_elsewhere_and_says_where(here, monkeypa
         saved.append(path)
 
     with pytest.raises(StorageError) as err:
-        rundir.save_final(save, "run")
+        final_save.save_final(save, "run")
     rescue = saved[0]
     assert rescue.parent.parent == here / "tmp" and rescue.name == "run"
     assert str(err.value) == (f"cannot write run/weights.safetensors: no space left on the device (No space left on "
@@ -251,13 +251,13 @@ def test_final_save_on_a_full_disk_saves_elsewhere_and_says_where(here, monkeypa
 
 
 def test_final_save_with_no_space_anywhere_names_the_last_checkpoint(here, monkeypatch):
-    monkeypatch.setattr(rundir.tempfile, "tempdir", str(here))
+    monkeypatch.setattr(final_save.tempfile, "tempdir", str(here))
     ck = here / "run" / "checkpoint"
     (ck / "epoch-000007-step-000000").mkdir(parents=True)
     (ck / "latest.json").write_text(json.dumps({"name": "epoch-000007-step-000000"}))
     with pytest.raises(StorageError, match=r"the last checkpoint, .*epoch-000007-step-000000, holds the weights of "
                                            r"that epoch: free space, then --resume"):
-        rundir.save_final(_full, "run", checkpoint=ck)
+        final_save.save_final(_full, "run", checkpoint=ck)
 
 
 def test_final_save_passes_other_errors_through(here):
@@ -265,11 +265,11 @@ def test_final_save_passes_other_errors_through(here):
         raise ValueError("not a disk problem")
 
     with pytest.raises(ValueError):
-        rundir.save_final(boom, "run")
+        final_save.save_final(boom, "run")
 
 
 def test_final_save_returns_the_folder(here):
-    assert rundir.save_final(lambda p: None, "run") == Path("run")
+    assert final_save.save_final(lambda p: None, "run") == Path("run")
 
 
 # -- args.json ---------------------------------------------------------------------------------

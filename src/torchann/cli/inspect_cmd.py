@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ._app import app, parse_ints, stderr_console
+from .progress import metrics_text
 
 _MODEL_ARG = typer.Argument(help="A model directory (spec.json + weights.safetensors).", show_default=False)
 
@@ -129,12 +130,10 @@ def render_facts(facts: dict[str, Any]) -> str:
     lines.append(f"network    {facts['network']}")
     t = facts["training"]
     if t["epochs"]:
-        final = ", ".join(f"{k} {v:.4g}" for k, v in t["final"].items() if isinstance(v, float) and k != "lr")
-        lines.append(f"training   {t['epochs']} epoch(s), {t['seconds']:.1f} s; last epoch: {final}")
+        lines.append(f"training   {t['epochs']} epoch(s), {t['seconds']:.1f} s; last epoch: {metrics_text(t['final'])}")
         if t.get("best_epoch"):
             how = "stopped early" if t["stopped_early"] else "ran every epoch"
-            best = t.get("best", {})
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items() if isinstance(v, float) and k != "lr")
+            shown = metrics_text(t.get("best", {}))
             lines.append(f"           {how}; weights of the best epoch {t['best_epoch']} kept: {shown}")
         rows = [f"{k} {t[k]}" for k in ("train_rows", "val_rows", "batch_size", "seed", "device") if k in t]
         if rows:

@@ -10,6 +10,12 @@ from ..core.options import EPOCH_FACTS
 BAR_WIDTH = 20
 
 
+def metrics_text(record: dict[str, Any], sep: str = ", ") -> str:
+    """An epoch record's losses and metrics as ``loss 0.4, val_loss 0.42``: what the kept-epoch
+    line and ``inspect`` show of an epoch (the run's facts, :data:`EPOCH_FACTS`, left out)."""
+    return sep.join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k not in EPOCH_FACTS)
+
+
 class RichProgress:
     """Epochs as one bar, steps inside a long epoch as a second; live loss and metrics.
 

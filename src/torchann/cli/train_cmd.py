@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..core.options import EPOCH_FACTS, option_help as _h
+from ..core.options import option_help as _h
 from ._app import app, parse_ints, stderr_console
 
 ARGS_FILE = "args.json"  # the train command's options, beside the checkpoints, for --resume
@@ -169,7 +169,7 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
     from ..core.errors import TrainingError
     from ..core.files import atomic_write_text
     from ..core.options import TrainOptions
-    from ..model.rundir import save_final
+    from ..model.final_save import save_final
     from ..training.fitting import Checkpointing, TrainingInterrupted
     from ..api.tabular import train
     from .progress import TrainProgress
@@ -241,8 +241,9 @@ def kept_line(history: Any) -> str:
     else:
         record = history.records[-1]
         head = f"last epoch {n} of {n} kept (no early stopping)"
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and k not in EPOCH_FACTS)
-    return f"{head}: {shown}"
+    from .progress import metrics_text
+
+    return f"{head}: {metrics_text(record)}"
 
 
 PLAN_ROWS = 12  # more feature columns than this: one line per kind and encoding instead of one per column
