@@ -335,20 +335,22 @@ def json_bodies(draw: Any) -> bytes:
         payload = draw(mutated(payload, edits=2))
     if kind == "noise":
         return draw(st.binary(max_size=120))
-    text = json.dumps(payload, allow_nan=draw(st.booleans()) if kind != "value" else True).encode() \
-        if _dumpable(payload) else b"{}"
+    text = _dumps(payload, allow_nan=True if kind == "value" else draw(st.booleans()))
     if kind == "cut":
         text = json.dumps({"dataframe_records": records}).encode()
         text = text[: draw(st.integers(0, len(text)))]
     return text
 
 
-def _dumpable(payload: Any) -> bool:
-    try:
-        json.dumps(payload, allow_nan=True)
-    except (ValueError, TypeError):
-        return False
-    return True
+def _dumps(payload: Any, *, allow_nan: bool) -> bytes:
+    """``payload`` as JSON: strict JSON when asked and possible (a payload holding inf or NaN is
+    written with them), ``{}`` when it cannot be written at all."""
+    for allow in dict.fromkeys((allow_nan, True)):
+        try:
+            return json.dumps(payload, allow_nan=allow).encode()
+        except (ValueError, TypeError):
+            continue
+    return b"{}"
 
 
 @st.composite
@@ -390,4 +392,4 @@ def v2_bodies(draw: Any) -> bytes:
         payload["parameters"] = draw(st.sampled_from([{}, {"proba": True}, {"std": True}, {"proba": "yes"}, [], 1]))
     if draw(st.integers(0, 3)) == 0:
         payload = draw(mutated(payload, edits=2))
-    return json.dumps(payload, allow_nan=True).encode() if _dumpable(payload) else b"{}"
+    return _dumps(payload, allow_nan=True)

@@ -686,7 +686,7 @@ def _fuzz_resume(d: Path, name: str = "ck_moments") -> Any:
 
 
 def _damaged_checkpoint(d: Path, name: str, change) -> None:
-    """A two-epoch fit's checkpoint in ``d/name``, its state.json edited by ``change(doc)``."""
+    """A two-epoch fit's checkpoint in ``d/name``, its state.json's state edited by ``change(state)``."""
     import json
 
     import torch
@@ -699,21 +699,25 @@ def _damaged_checkpoint(d: Path, name: str, change) -> None:
                  checkpoint=Checkpointing(d / name))
     state = d / name / json.loads((d / name / "latest.json").read_text())["name"] / "state.json"
     doc = json.loads(state.read_text())
-    change(doc["state"]["optimizer"])
+    change(doc["state"])
     state.write_text(json.dumps(doc))
 
 
-def _moments_of_another_shape(optimizer: dict) -> None:
-    moments = optimizer["state"]
+def _moments_of_another_shape(state: dict) -> None:
+    moments = state["optimizer"]["state"]
     moments["__int__0"] = moments["__int__3"]  # linear1.weight (4, 2) given output.bias's (1,) moments
 
 
-def _capturable(optimizer: dict) -> None:
-    optimizer["param_groups"][0]["capturable"] = True  # torch asserts a CUDA device at the step
+def _capturable(state: dict) -> None:
+    state["optimizer"]["param_groups"][0]["capturable"] = True  # torch asserts a CUDA device at the step
 
 
-def _three_betas(optimizer: dict) -> None:
-    optimizer["param_groups"][0]["betas"] = [0.9, 0.99, 0.5]
+def _three_betas(state: dict) -> None:
+    state["optimizer"]["param_groups"][0]["betas"] = [0.9, 0.99, 0.5]
+
+
+def _best_loss_as_text(state: dict) -> None:
+    state["stopper"]["best"] = "low"  # compared with the next epoch's loss
 
 
 def _write_fuzz_inputs(d: Path) -> None:
@@ -744,6 +748,7 @@ def _write_fuzz_inputs(d: Path) -> None:
     _damaged_checkpoint(d, "ck_moments", _moments_of_another_shape)
     _damaged_checkpoint(d, "ck_capturable", _capturable)
     _damaged_checkpoint(d, "ck_betas", _three_betas)
+    _damaged_checkpoint(d, "ck_best", _best_loss_as_text)
     # found by the 10,000-input runs
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -805,6 +810,9 @@ CASES += [
     Bad("checkpoint", "three betas for Adam", "ck_betas: the checkpoint's state cannot be put back (ValueError: "
         "param_groups[0].betas is [0.9, 0.99, 0.5], not 2 finite numbers)",
         call=lambda d: _fuzz_resume(d, "ck_betas"), error=errors.ModelFileError),
+    Bad("checkpoint", "early stopping's best loss as text", "ck_best: the checkpoint's state cannot be put back "
+        "(ValueError: stopper.best is 'low', not a number)",
+        call=lambda d: _fuzz_resume(d, "ck_best"), error=errors.ModelFileError),
     Bad("data", ".npz of a zip version Python cannot read", "zipversion.npz: cannot read as a NumPy .npz file (zip "
         "file version 13.3)", ("train", "zipversion.npz", "--quiet", "--epochs", "1", "--out", "newrun")),
     Bad("data", "Parquet text that is not UTF-8", "latin.parquet: column 't' holds text that is not UTF-8; save the "

@@ -63,7 +63,13 @@ class Stopper:
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "weights": self.best_weights}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        best, best_epoch, wait = state["best"], state["best_epoch"], state["wait"]
+        if not (isinstance(best, (int, float)) and not isinstance(best, bool) and not math.isnan(best)):
+            raise ValueError(f"stopper.best is {_short(best)}, not a number")  # (inf before a first epoch)
+        for key, value in (("best_epoch", best_epoch), ("wait", wait)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise ValueError(f"stopper.{key} is {_short(value)}, not a whole number >= 0")
+        self.best, self.best_epoch, self.wait = best, best_epoch, wait
         weights = state.get("weights")
         self.best_weights = None if weights is None else {k: v.to(device) for k, v in weights.items()}
 
