@@ -89,6 +89,8 @@ def test_a_row_number_and_a_parcel_id_are_left_out_and_said_so():
     (np.arange(1.0, 41), "in row order"),  # a row number
     (np.arange(10_000.0, 10_400.0, 10.0)[::-1], "in row order"),  # order numbers, newest first
     (np.random.default_rng(1).permutation(40) + 3_000_000.0, "7 digits"),  # shuffled account numbers
+    # R's rownames after a shuffle and a split: 2,000 of the numbers 1..2,380, in no order
+    (np.random.default_rng(4).permutation(2380)[:2000] + 1.0, "the row numbers of a shuffled table"),
 ])
 def test_identifier_like_columns(values, why):
     assert why in identifier_reason(values)
@@ -100,6 +102,8 @@ def test_identifier_like_columns(values, why):
     np.arange(1.0, 16),  # too few rows to tell
     np.repeat(np.arange(1.0, 21), 2),  # in order, but each value twice: a group, not a row id
     np.random.default_rng(3).integers(1_000_000, 1_000_010, 40).astype(float),  # 7 digits, mostly repeated
+    # distinct whole numbers drawn from a range 50 times their count (incomes in dollars, say)
+    np.random.default_rng(5).choice(10_000, 200, replace=False).astype(float) + 1.0,
 ])
 def test_measurements_are_not_identifiers(values):
     assert identifier_reason(values) is None

@@ -16,8 +16,9 @@ Kinds of input column and what each becomes:
   keeps those seen at least ``MIN_COUNT`` times in the training rows (at most ``MAX_ONE_HOT``,
   most frequent first) and sends the rest to one ``other`` input; if none is that frequent the
   column looks like an identifier and is left out, with the reason recorded.
-* A numeric column of whole numbers, nearly all distinct, that either runs in row order (a row
-  or order number) or has 7 digits or more in every row (a parcel or account number) is an
+* A numeric column of whole numbers, nearly all distinct, that runs in row order (a row or
+  order number), has 7 digits or more in every row (a parcel or account number), or covers at
+  least half the whole numbers of its range (the row numbers of a shuffled table) is an
   identifier too and is left out, with the reason recorded, unless it was named as a feature
   or every feature would be left out (``np.arange(100)`` alone is a feature, not an id).
 * A category not seen in training (at predict time) sets no input of its column: the
@@ -45,7 +46,8 @@ MAX_ONE_HOT = 100  # a text column with more distinct values keeps only its freq
 MIN_COUNT = 5  # ... those seen at least this many times in the training rows
 ID_MIN_ROWS = 20  # a numeric identifier needs this many training values to be told from a measurement
 ID_DISTINCT = 0.99  # ... nearly all of them distinct whole numbers
-ID_DIGITS = 7  # ... in row order, or each of at least this many digits
+ID_DIGITS = 7  # ... in row order, or each of at least this many digits,
+ID_COVER = 0.5  # ... or covering at least this share of the whole numbers between the smallest and largest
 
 
 @dataclass
@@ -226,8 +228,10 @@ def fit_categorical(name: str, col: np.ndarray, idx: np.ndarray) -> tuple[Featur
 def identifier_reason(x: np.ndarray) -> str | None:
     """Why a numeric column's training values ``x`` (NaN missing, in row order) look like an
     identifier rather than a measurement, or None. Whole numbers, nearly all distinct, and
-    either in row order (a row or order number) or of ``ID_DIGITS`` digits or more each (a
-    parcel id): scaled into the network they would only let it memorise rows."""
+    either in row order (a row or order number), of ``ID_DIGITS`` digits or more each (a parcel
+    id), or covering most whole numbers of their range (row numbers after a shuffle: n values drawn
+    at random from a range are 99% distinct only when the range is about 50n wide or more).
+    Scaled into the network they would only let it memorise rows."""
     seen = x[~np.isnan(x)]
     if seen.size < ID_MIN_ROWS or not np.all(seen == np.round(seen)):
         return None
@@ -239,6 +243,9 @@ def identifier_reason(x: np.ndarray) -> str | None:
         what = "in row order: a row or record number"
     elif np.min(np.abs(seen)) >= 10.0 ** (ID_DIGITS - 1):
         what = f"each of {ID_DIGITS} digits or more: an identifier"
+    elif distinct >= ID_COVER * (seen.max() - seen.min() + 1):  # random measurements this distinct spread wider
+        what = (f"covering {distinct / (seen.max() - seen.min() + 1):.0%} of the whole numbers from "
+                f"{seen.min():.0f} to {seen.max():.0f}: the row numbers of a shuffled table")
     else:
         return None
     return (f"{distinct} distinct whole numbers in {seen.size} training rows, {what}; name it in features "
