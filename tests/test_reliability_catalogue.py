@@ -441,6 +441,11 @@ CASES += [
         "missing", call=lambda d: checkpoint.load_state("ck_noseed"), error=errors.ModelFileError),
     Bad("checkpoint", "state.json with a negative epoch", "field state.epoch holds -1, expected a non-negative integer",
         call=lambda d: checkpoint.load_state("ck_negepoch"), error=errors.ModelFileError),
+    Bad("checkpoint", "state.json with a seed past 2**63", "field state.seed holds 10000000000000000000, expected a "
+        "non-negative integer below 2**63", call=lambda d: checkpoint.load_state("ck_bigseed"),
+        error=errors.ModelFileError),
+    Bad("checkpoint", "latest.json naming a folder with a NUL byte", "ck_nulptr/latest.json: unreadable or names no "
+        "checkpoint", call=lambda d: checkpoint.load_state("ck_nulptr"), error=errors.ModelFileError),
     Bad("checkpoint", "state.json with the epoch as text", "field state.epoch holds '3', expected a non-negative",
         call=lambda d: checkpoint.load_state("ck_textepoch"), error=errors.ModelFileError),
     Bad("checkpoint", "state.json with NaN", "state.json: field state.best holds NaN, which is not a finite number",
@@ -980,16 +985,18 @@ def _write_more_inputs(d: Path, model: Any) -> None:
     run_state = {"epoch": 1, "step": 0, "seed": 0, "batch_size": 2, "rows": 4, "model": {"w": torch.ones(2)},
                  "optimizer": {"lr": 0.1}, "stopper": {"wait": 0}, "history": {"records": []}, "rng": {"s": 1}}
     for name in ("ck_noseed", "ck_negepoch", "ck_textepoch", "ck_nan", "ck_digits", "ck_cut", "ck_fifoptr", "ck_fifot",
-                 "ck_ok"):
+                 "ck_ok", "ck_bigseed", "ck_nulptr"):
         checkpoint.save_state(d / name, "epoch-000001-step-000000", run_state)
     state = lambda name: d / name / "epoch-000001-step-000000" / "state.json"  # noqa: E731
     for name, old, new in [("ck_noseed", '"seed": 0, ', ""), ("ck_negepoch", '"epoch": 1', '"epoch": -1'),
                            ("ck_textepoch", '"epoch": 1', '"epoch": "3"'), ("ck_nan", '"seed": 0', '"seed": 0, "best": NaN'),
-                           ("ck_digits", '"step": 0', '"step": ' + "7" * 5000)]:
+                           ("ck_digits", '"step": 0', '"step": ' + "7" * 5000),
+                           ("ck_bigseed", '"seed": 0', '"seed": ' + str(10 ** 19))]:
         text = state(name).read_text()
         assert old in text, (name, old)
         state(name).write_text(text.replace(old, new))
     state("ck_cut").write_text(state("ck_cut").read_text()[:40])
+    (d / "ck_nulptr" / "latest.json").write_text('{"name": "epoch\\u0000"}')
     (d / "ck_fifoptr" / "latest.json").unlink()
     os.mkfifo(d / "ck_fifoptr" / "latest.json")
     (d / "ck_fifot" / "epoch-000001-step-000000" / "tensors.safetensors").unlink()

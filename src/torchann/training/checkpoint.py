@@ -205,7 +205,8 @@ def _pointer(directory: Path) -> str | None:
     except (TorchannError, OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     # A plain folder name inside ``directory``: a pointer must not lead elsewhere.
-    if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name:
+    if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name or \
+            not name.isprintable():  # (a NUL byte or a lone surrogate cannot name a file)
         return None
     return name
 
@@ -269,8 +270,9 @@ def _check_run_state(folder: Path, state: dict[str, Any]) -> None:
             raise ModelFileError(f"{folder}/state.json: field state.{key} is missing; the checkpoint is damaged: "
                                  f"train again without --resume")
         value = state[key]
-        if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, int) and value < 0):
+        if isinstance(value, bool) or not isinstance(value, types) or (isinstance(value, int) and not
+                                                                        0 <= value < 2 ** 63):  # (torch's int64)
             shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-            expected = "a non-negative integer" if types == (int,) else "an object"
+            expected = "a non-negative integer below 2**63" if types == (int,) else "an object"
             raise ModelFileError(f"{folder}/state.json: field state.{key} holds {shown[:40]}, expected {expected}; "
                                  f"the checkpoint is damaged: train again without --resume")
