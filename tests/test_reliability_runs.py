@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from torchann.core import files
-from torchann.model import rundir
+from torchann.model import final_save, rundir
 from torchann.cli import app
 
 
@@ -77,7 +77,7 @@ def test_bad_input_leaves_no_run_folder(here):
 
 
 def test_a_full_disk_at_the_final_save_keeps_the_model_and_says_where(here, monkeypatch):
-    monkeypatch.setattr(rundir.tempfile, "tempdir", str(here / "elsewhere"))
+    monkeypatch.setattr(final_save.tempfile, "tempdir", str(here / "elsewhere"))
     (here / "elsewhere").mkdir()
     real = os.replace
 
