@@ -29,7 +29,7 @@ from .errors import TorchannError, UsageError
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir", "fsync_dir", "StorageError",
     "is_storage_full", "current_umask", "file_mode", "make_temp_file", "make_temp_dir", "memory_bytes",
-    "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT",
+    "check_regular_file", "read_file_bytes", "read_json", "parse_json_bytes", "JSON_LIMIT", "field_key",
 ]
 
 JSON_LIMIT = 64 * 2**20  # bytes: a spec.json, args.json or state.json past this is not one torchann wrote
@@ -312,7 +312,7 @@ def _checked_float(text: str) -> Any:
     return value if math.isfinite(value) else _Bad(text)
 
 
-def _key(name: Any) -> str:
+def field_key(name: Any) -> str:
     """A field name as a message can show it on one line (a newline in a name broke the line)."""
     name = str(name)
     return name if name.isprintable() else repr(name)[:40]
@@ -325,7 +325,8 @@ def _find_bad(node: Any, where: str) -> tuple[str, _Bad] | None:
         if isinstance(value, _Bad):
             return place, value
         if isinstance(value, dict):
-            stack.extend((v, f"{place}.{_key(k)}" if place else _key(k)) for k, v in reversed(list(value.items())))
+            stack.extend((v, f"{place}.{field_key(k)}" if place else field_key(k))
+                         for k, v in reversed(list(value.items())))
         elif isinstance(value, list):
             stack.extend((v, f"{place}[{i}]") for i, v in reversed(list(enumerate(value))))
     return None

@@ -15,6 +15,7 @@ from typing import Any
 from ..core.choices import FillMissing, Scaling, Task
 from ..data.columns import LabelKind
 from ..core.errors import ModelFileError
+from ..core.files import field_key
 from .features import Feature
 
 FORMAT = "torchann.preprocessor"  # the record's "format" field
@@ -31,11 +32,6 @@ _FEATURE_KEYS = {f for f in Feature.__dataclass_fields__}
 
 def _bad(source: str, place: str, problem: str) -> ModelFileError:
     return ModelFileError(f"{source}: field {place} {problem}; the model file is damaged: train or save it again")
-
-
-def _key(name: str) -> str:
-    """A field name as it can be shown on one line (a newline in it broke the line before)."""
-    return name if name.isprintable() else repr(name)[:40]
 
 
 def _what(value: Any) -> str:
@@ -77,7 +73,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
         raise _bad(source, missing[0], "is missing")
     unknown = sorted(set(d) - _RECORD_KEYS)
     if unknown:
-        raise _bad(source, _key(unknown[0]), "is not a preprocessor field")
+        raise _bad(source, field_key(unknown[0]), "is not a preprocessor field")
     if d["task"] not in Task.values():
         raise _bad(source, "task", f"holds {_what(d['task'])}; expected one of {', '.join(Task.values())}")
     if not isinstance(d["scale"], bool):
@@ -100,7 +96,7 @@ def check_record(d: Any, source: str, in_features: int | None, out_features: int
             raise _bad(source, place, f"holds {_what(f)}; expected an object")
         extra = sorted(set(f) - _FEATURE_KEYS)
         if extra:
-            raise _bad(source, f"{place}.{_key(extra[0])}", "is not a feature field")
+            raise _bad(source, f"{place}.{field_key(extra[0])}", "is not a feature field")
         if not isinstance(f.get("name"), str) or f["name"] in names:
             raise _bad(source, f"{place}.name", f"holds {_what(f.get('name'))}; expected a column name used once")
         names.add(f["name"])
