@@ -151,7 +151,7 @@ def two_free_cores(monkeypatch):
     monkeypatch.setattr(threads, "_affinity", lambda: {0, 1})
     monkeypatch.setattr(threads, "_cgroup_quota", lambda root="": None)
     monkeypatch.setattr(threads, "_torch_defaults", lambda cpus: {len(cpus)})
-    monkeypatch.setattr(threads, "running_elsewhere", lambda: 0.0)
+    monkeypatch.setattr(threads, "running_elsewhere", lambda **_: 0.0)
     threads.THREAD_TIMES.clear()
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -198,7 +198,7 @@ def test_choose_threads_beside_a_busy_process_takes_one_thread_after_one_round(t
 
 
 def test_no_second_free_core_at_the_instant_means_one_thread_and_no_timing(two_free_cores, monkeypatch):
-    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)  # a process spinning on one of the two
+    monkeypatch.setattr(threads, "running_elsewhere", lambda **_: 1.0)  # a process spinning on one of the two
     choice = choose_threads(50e6, None, CPU, shapes=((64, 256),), rows=32, time_at=_untimed)
     assert choice == ThreadChoice(1, "work")
 
@@ -217,7 +217,7 @@ def test_a_timed_choice_is_kept_until_the_load_changes_or_it_ages(two_free_cores
     clock.now = 29.0
     assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 1
     assert calls == []  # from the cache
-    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1.0)  # another process started
+    monkeypatch.setattr(threads, "running_elsewhere", lambda **_: 1.0)  # another process started
     time_at, calls = _timed({1: 1.0, 2: 0.5})
     assert choose_threads(10e6, None, CPU, time_at=time_at, **args).threads == 2
     assert calls  # timed again under the new load
@@ -243,9 +243,10 @@ def test_a_fit_too_short_to_pay_for_the_timing_keeps_the_count_from_the_work(two
         return 0.01
 
     args = dict(shapes=((64, 256),), rows=32, time_at=time_at, cache=cache, clock=lambda: now[0])
-    # 50 steps of 10 ms: TIMING_SHARE of 0.5 s is 15 ms, less than one round (30 ms)
+    # 50 steps: TIMING_SHARE of them is 1.5 steps, less than a warm-up and one round of two
+    # counts (3 steps' products) whatever a step takes: nothing is timed, not even the warm-up
     assert choose_threads(50e6, None, CPU, steps=50, **args) == ThreadChoice(2, "work")
-    assert now[0] == pytest.approx(0.01)  # the warm-up only
+    assert now[0] == 0.0
     assert cache.get(((((64, 256),)), 32, str(torch.float32), 2, 2), 0) is None  # nothing measured, nothing kept
     # 5,000 steps: 1.5 s of budget, plenty
     assert choose_threads(50e6, None, CPU, steps=5_000, **args).reason == "measured"
@@ -325,13 +326,13 @@ def test_fit_trains_on_the_timed_count_and_restores_the_previous_one(two_free_co
                                                                       expected):
     fake_step_timer.seconds = seconds
     probe = _ThreadsDuringTraining()
-    history = _fit(6 * 64, [256, 256], 64, progress=probe)  # 29 MFLOP per step
+    history = _fit(120 * 64, [256, 256], 64, progress=probe)  # 29 MFLOP a step, 120 steps: worth timing
     assert probe.seen == {expected}  # every step on the one count: the timing ran before training
     assert history.info["threads"] == expected
     assert history.info["thread_ms"] == {str(n): t * 1e3 for n, t in seconds.items()}
     assert fake_step_timer.made == [(((32, 256), (256, 256), (256, 1)), 64)]  # the model's own layers
     assert torch.get_num_threads() == 2
-    _fit(6 * 64, [256, 256], 64)
+    _fit(120 * 64, [256, 256], 64)
     assert len(fake_step_timer.made) == 1  # the same shape again: the cached count, no timing
 
 
@@ -341,8 +342,66 @@ def test_running_elsewhere_takes_this_process_own_running_threads_off(tmp_path):
         (tmp_path / "task" / str(tid)).mkdir(parents=True)
         # the command name may hold spaces and parentheses: the state follows the last ')'
         (tmp_path / "task" / str(tid) / "stat").write_text(f"{tid} (py (x) y) {state} 1 2 3\n")
-    assert threads.running_elsewhere(str(tmp_path / "stat"), str(tmp_path / "task")) == 3.0
+    assert threads.running_elsewhere(str(tmp_path / "stat"), str(tmp_path / "task"), settle=0) == 3.0
     assert threads.running_elsewhere(str(tmp_path / "missing"), str(tmp_path / "task")) == 0.0
+
+
+def _proc(tmp_path, running, states):
+    """A fake /proc/stat with ``procs_running`` and this process's threads in ``states``."""
+    (tmp_path / "stat").write_text(f"cpu  1 2 3\nprocs_running {running}\n")
+    for tid, state in enumerate(states, start=10):
+        (tmp_path / "task" / str(tid)).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "task" / str(tid) / "stat").write_text(f"{tid} (python) {state} 1 2 3\n")
+    return str(tmp_path / "stat"), str(tmp_path / "task")
+
+
+class _SleepClock:
+    """``sleep`` and ``clock`` for ``running_elsewhere``: sleeping moves the clock and runs ``then``."""
+
+    def __init__(self, then=lambda slept: None):
+        self.now, self.slept, self.then = 0.0, 0, then
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.slept += 1
+        self.then(self.slept)
+
+
+def test_running_elsewhere_waits_for_its_own_spinning_pool_to_sleep(tmp_path):
+    # Just after parallel work: this thread and a pool thread spinning on the two cores, and a
+    # kernel task that waits for them is counted as running. Two milliseconds on, the pool
+    # thread sleeps, the kernel task has run, and nothing else is running.
+    stat, tasks = _proc(tmp_path, 3, ["R", "R"])
+    fake = _SleepClock(then=lambda slept: slept == 2 and _proc(tmp_path, 1, ["R", "S"]))
+    assert threads.running_elsewhere(stat, tasks, settle=0.008, gap=0.001, clock=fake.clock, sleep=fake.sleep) == 0.0
+    assert fake.slept == 2
+
+
+def test_running_elsewhere_counts_a_process_that_stays_busy(tmp_path):
+    stat, tasks = _proc(tmp_path, 3, ["R", "R"])  # the pool spins, and another process keeps running
+    fake = _SleepClock()
+    assert threads.running_elsewhere(stat, tasks, settle=0.004, gap=0.001, clock=fake.clock, sleep=fake.sleep) == 1.0
+    assert fake.slept == 4  # it waited no longer than settle
+    stat, tasks = _proc(tmp_path, 2, ["R", "S"])  # only this thread runs: a reading it can trust at once
+    fake = _SleepClock()
+    assert threads.running_elsewhere(stat, tasks, clock=fake.clock, sleep=fake.sleep) == 1.0
+    assert fake.slept == 0
+    stat, tasks = _proc(tmp_path, 2, ["R", "R"])  # nothing else: no wait either
+    assert threads.running_elsewhere(stat, tasks, clock=fake.clock, sleep=fake.sleep) == 0.0
+    assert fake.slept == 0
+
+
+@pytest.mark.parametrize("flops, steps, expected", [
+    (458e6, None, threads.SETTLE_MAX),           # steps unknown: the longest wait
+    (458e6, 1_000, threads.SETTLE_MAX),          # a long fit: the longest wait
+    (458e6, 25, threads.TIMING_SHARE * 25 * 458e6 / threads.PEAK_FLOPS),   # 3.4 ms for 25 steps at batch 1,024
+    (14e6, 100, threads.TIMING_SHARE * 100 * 14e6 / threads.PEAK_FLOPS),   # 0.4 ms for 100 steps at batch 32
+])
+def test_settle_seconds_stays_within_the_timing_share(flops, steps, expected):
+    assert threads.settle_seconds(flops, steps) == pytest.approx(expected)
 
 
 def test_fit_trains_a_small_step_on_one_thread(two_free_cores, fake_step_timer):

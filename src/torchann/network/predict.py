@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch import nn
 from ..core.checks import check_non_negative_int, check_optional_positive_int, check_positive_int
 from ..core.errors import UsageError
 from ..data.tensors import as_feature_tensor, check_input_width
+from .eval_pass import eval_pass, takes
 
 __all__ = ["predict", "padded_pass", "MemberColumns"]
 
@@ -104,6 +106,10 @@ def padded_pass(model: nn.Module, x: Any, *, multiple: int) -> torch.Tensor:
     than the work).
     """
     multiple = check_positive_int("multiple", multiple)
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2 and len(x) and takes(model):
+        out = _plain_pass(model, x, multiple)  # encoded rows through a plain MLP: the quick way
+        if out is not None:
+            return out
     _check_model(model)
     if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2 and len(x):
         xt = _in_model_dtype(model, _padded_array(model, x, multiple))  # encoded rows: padded in numpy
@@ -119,19 +125,42 @@ def padded_pass(model: nn.Module, x: Any, *, multiple: int) -> torch.Tensor:
     param = next(model.parameters(), None)
     if param is not None and param.device.type != "cpu":
         xt = xt.to(param.device)
+    with _one_thread(xt.device.type == "cpu"):
+        was_training = model.training
+        try:
+            if was_training:  # a loaded model is in eval mode: no switching back and forth
+                model.eval()
+            return model(xt)[:n].float().cpu()
+        finally:
+            if was_training:
+                model.train(True)
+
+
+@contextlib.contextmanager
+def _one_thread(cpu: bool):
+    """One intra-op thread for the block (see ``padded_pass``), the previous count put back after."""
     previous = torch.get_num_threads()
-    if previous > 1 and xt.device.type == "cpu":  # see the docstring: one thread for a pass this small
+    if previous > 1 and cpu:
         torch.set_num_threads(1)
-    was_training = model.training
     try:
-        if was_training:  # a loaded model is in eval mode: no switching back and forth
-            model.eval()
-        return model(xt)[:n].float().cpu()
+        yield
     finally:
-        if was_training:
-            model.train(True)
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def _plain_pass(model: nn.Module, x: np.ndarray, multiple: int) -> torch.Tensor | None:
+    """``padded_pass`` of float32 rows through a plain sequential network in eval mode
+    (``eval_pass``: the same operators without the modules' per-call work); None where it does
+    not apply (a float64 or GPU network, say), and the general path runs."""
+    xt = _padded_array(model, x, multiple)
+    try:
+        with _one_thread(True):
+            out = eval_pass(model, xt)
+    except Exception:
+        _check_model(model)  # a meta weight, say: worded as the general path words it
+        raise
+    return None if out is None else out[: len(x)].float()
 
 
 def _padded_array(model: nn.Module, x: np.ndarray, multiple: int) -> torch.Tensor:

@@ -53,6 +53,7 @@ from .measure import MeasuredCache, median_times, step_timer
 
 __all__ = [
     "FLOPS_PER_THREAD", "MEASURE_MIN_FLOPS", "PREFER_FEWER", "TIMING_SHARE", "THREAD_TTL", "THREAD_TIMES",
+    "SETTLE_MAX", "PEAK_FLOPS", "settle_seconds",
     "ThreadChoice", "step_flops", "rows_per_step", "threads_for_work", "allowed_cores", "running_elsewhere", "user_thread_count",
     "decide_threads", "free_cores", "thread_candidates", "pick_threads", "check_threads", "choose_threads", "use_threads",
 ]
@@ -73,6 +74,12 @@ PREFER_FEWER = 1.05
 # step's time from the timing's warm-up); a fit too short for even one round keeps the count
 # from the work and the load.
 TIMING_SHARE = 0.03
+# The longest ``running_elsewhere`` waits for this process's pool to stop spinning before it
+# trusts a reading of busy cores (the spin lasted 3-4 ms on a quiet 2-core machine) ...
+SETTLE_MAX = 0.008
+# ... and a rate of work no step of a few cores' CPU reaches, so that the wait stays within
+# TIMING_SHARE of the shortest time the fit could take (``settle_seconds``).
+PEAK_FLOPS = 1e11
 # Seconds a timed choice is kept (while the count of tasks running elsewhere stays the same).
 THREAD_TTL = 30.0
 # (layer shapes, rows, dtype, cores) -> the timed count; ``THREAD_TIMES.clear()`` forgets them.
@@ -155,24 +162,47 @@ def allowed_cores(*, affinity: set[int] | None = None, cgroup_root: str | os.Pat
     return max(1, cores // max(1, local_processes))
 
 
-def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task") -> float:
-    """Tasks of other processes running or ready to run at this instant (no waiting): the
-    ``procs_running`` line of ``/proc/stat``, less this process's threads in state R. It counts
-    the whole machine, not only this process's CPUs; the timing then tells what it costs. 0 where
-    there is no ``/proc``."""
+def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task", *, settle: float = 0.008,
+                      gap: float = 0.001, clock: Callable[[], float] = time.perf_counter,
+                      sleep: Callable[[float], None] = time.sleep) -> float:
+    """Tasks of other processes running or ready to run (no waiting): the ``procs_running``
+    line of ``/proc/stat``, less this process's threads in state R. It counts the whole
+    machine, not only this process's CPUs; the timing then tells what it costs. 0 where there
+    is no ``/proc``.
+
+    Just after parallel work the intra-op pool's threads spin for a few milliseconds before
+    they sleep, and on a 2-core machine a kernel task woken meanwhile is counted as running
+    while it only waits for them: on a quiet machine, readings taken just after a timing at
+    two threads said a core was busy for 3-4 ms, in 4 fits of 20. So a reading above 0 taken
+    while another thread of this process is running is taken again every ``gap`` seconds,
+    until no other thread of this process runs or ``settle`` seconds have passed. This
+    process's threads are counted just before and just after ``procs_running`` is read (the
+    larger count is taken, for a thread that fell asleep between).
+    """
+    start = clock()
     try:
-        with open(stat, encoding="ascii") as f:
-            running = next((int(line.split()[1]) for line in f if line.startswith("procs_running ")), 0)
-        mine = 0
-        for tid in os.listdir(tasks):
-            try:
-                with open(os.path.join(tasks, tid, "stat"), encoding="ascii", errors="replace") as f:
-                    mine += f.read().rsplit(")", 1)[1].split()[0] == "R"
-            except (OSError, IndexError):
-                continue  # a thread that ended meanwhile
+        while True:
+            before = _mine_running(tasks)
+            with open(stat, encoding="ascii") as f:
+                running = next((int(line.split()[1]) for line in f if line.startswith("procs_running ")), 0)
+            mine = max(before, _mine_running(tasks))
+            if running <= mine or mine <= 1 or clock() - start >= settle:
+                return float(max(0, running - mine))
+            sleep(gap)
     except (OSError, ValueError, IndexError):
         return 0.0
-    return float(max(0, running - mine))
+
+
+def _mine_running(tasks: str) -> int:
+    """This process's threads in state R (running or ready)."""
+    mine = 0
+    for tid in os.listdir(tasks):
+        try:
+            with open(os.path.join(tasks, tid, "stat"), encoding="ascii", errors="replace") as f:
+                mine += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue  # a thread that ended meanwhile
+    return mine
 
 
 # -- the user's count ------------------------------------------------------------------------
@@ -243,6 +273,15 @@ def decide_threads(flops: float, *, requested: int | None, user: tuple[int, str]
     return ThreadChoice(min(wanted, free_cores(cores, cpus, others)), "work")
 
 
+def settle_seconds(flops: float, steps: int | None) -> float:
+    """How long ``running_elsewhere`` may wait for this process's own spinning threads: at most
+    ``SETTLE_MAX``, and no more than ``TIMING_SHARE`` of the least time a fit of ``steps`` steps
+    of ``flops`` each can take (at ``PEAK_FLOPS``)."""
+    if steps is None:
+        return SETTLE_MAX
+    return min(SETTLE_MAX, TIMING_SHARE * steps * flops / PEAK_FLOPS)
+
+
 def free_cores(cores: int, cpus: int | None, busy: float) -> int:
     """Of ``cores``, those that ``busy`` cores of other processes' work on ``cpus`` CPUs leave; at least one."""
     return max(1, math.floor(min(cores, (cpus or cores) - busy) + 0.5))  # half a busy core rounds to free
@@ -289,19 +328,32 @@ def choose_threads(flops: float, threads: int | None, device: torch.device, *,
         return None if threads is None else ThreadChoice(threads, "threads=")
     cpus = _affinity()
     cores = allowed_cores(affinity=cpus)
-    elsewhere = running_elsewhere()
+    sampled: list[float] = []
+
+    def elsewhere() -> float:  # read once, and only when more than one thread is in question
+        if not sampled:
+            sampled.append(running_elsewhere(settle=settle_seconds(flops, steps)))
+        return sampled[0]
+
     first = decide_threads(flops, requested=threads, user=user_thread_count(), cores=cores, cpus=len(cpus),
                            busy=elsewhere)
-    free = free_cores(cores, len(cpus), elsewhere)
-    if first.reason != "work" or free < 2 or flops < MEASURE_MIN_FLOPS or not (shapes or time_at):
-        # The user's count, a step one thread serves, or no second core free at this instant:
-        # there, two threads wait for each other at every product, and timing them alone can
-        # take longer than a short fit (0.9 s for one step's products at load 9 on 2 cores).
+    if first.reason != "work" or flops < MEASURE_MIN_FLOPS or not (shapes or time_at):
+        return first  # the user's count, or a step one thread serves
+    free = free_cores(cores, len(cpus), elsewhere())
+    if free < 2:
+        # No second core free at this instant: there, two threads wait for each other at every
+        # product, and timing them alone can take longer than a short fit (0.9 s for one step's products at load 9 on 2 cores).
         return first
-    key, stamp = (tuple(shapes), int(rows), str(dtype), cores, len(cpus)), min(cores, round(elsewhere))
+    key, stamp = (tuple(shapes), int(rows), str(dtype), cores, len(cpus)), min(cores, round(elsewhere()))
     hit = cache.get(key, stamp)
     if hit is not None:
         return ThreadChoice(hit[0], "measured", times=hit[1])  # type: ignore[index]
+    candidates = thread_candidates(flops, free, first.threads)
+    if steps is not None and TIMING_SHARE * steps < 1 + len(candidates):
+        # A warm-up and one round cost at least one step's products per candidate and one more:
+        # more than TIMING_SHARE of a fit this short, whatever a step takes, so building the
+        # timer (10 ms for 64-256-256-10 at 1,024 rows) would be spent for nothing.
+        return first
     if time_at is None:
         timer = step_timer(tuple(shapes), int(rows), device)
         time_at = lambda n: timer(dtype)  # noqa: E731  (run at the count set just before)
@@ -314,7 +366,7 @@ def choose_threads(flops: float, threads: int | None, device: torch.device, *,
 
     budget = None if steps is None else (lambda step: TIMING_SHARE * steps * step)
     try:
-        times = median_times(thread_candidates(flops, free, first.threads), at, budget=budget, clock=clock)
+        times = median_times(candidates, at, budget=budget, clock=clock)
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
