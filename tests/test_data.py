@@ -189,6 +189,25 @@ def test_from_columns_normalises_and_rejects_mixed_columns():
         Table({"a": np.zeros(2), "b": np.zeros(3)})
 
 
+@pytest.mark.parametrize("values", [
+    ["north", "south", "north"],                 # a JSON request's text column: the quick way
+    ("north", "south", "north"),                 # the columns of zip(*rows)
+    np.array(["north", "south", "north"]),       # fixed-width numpy text: the checked way
+    np.array(["north", "south", "north"], dtype=object),
+])
+def test_text_columns_read_alike_whichever_way_they_come(values):
+    column = Table.from_columns({"city": values}).columns["city"]
+    assert column.dtype == object and column.tolist() == ["north", "south", "north"]
+    assert all(type(v) is str for v in column)
+
+
+def test_a_text_column_with_a_gap_or_a_number_still_takes_the_checks():
+    t = Table.from_columns({"city": ["north", None, "east"]})
+    assert t.columns["city"].tolist() == ["north", None, "east"]  # None stays missing, not "None"
+    # a number among text: numpy's reading of the list, as before the quick way existed
+    assert Table.from_columns({"city": ["north", 3.5]}).columns["city"].tolist() == ["north", "3.5"]
+
+
 def test_take_keeps_source_row_numbers():
     t = Table.from_columns({"a": [10, 20, 30, 40]})
     sub = t.take([3, 1]).take([1])

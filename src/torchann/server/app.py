@@ -120,20 +120,23 @@ def _metadata(s: Serving) -> dict[str, Any]:
 
 
 def create_app(model: Any, limits: Limits | None = None, *, name: str | None = None,
-               log_requests: bool = False) -> Any:
+               log_requests: bool = False, own_process: bool = False) -> Any:
     """The server for ``model`` (a ``torchann.Model``, a model directory, or a function that
     returns a Model) under ``limits``; an ASGI app to run with uvicorn.
 
     Args:
         name: the model's name in the v2 routes (default: its directory's name).
         log_requests: one log line per request on the ``torchann.server.access`` logger.
+        own_process: the server owns its process, as in ``torchann serve``: once the model is
+            loaded every object of the process is moved out of the cyclic collector's sight
+            (``gc.freeze``, see ``state``). Off by default: it is a choice for the whole process.
 
     Example:
         >>> app = create_app(torchann.load("runs/price"), Limits(max_wait_ms=1))
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)
     """
     limits = limits or Limits()
-    s = Serving(model, limits, name=name)
+    s = Serving(model, limits, name=name, own_process=own_process)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:

@@ -87,7 +87,8 @@ def _split_table(value: Any, features: list[str]) -> Table:
                                    f"column", code="bad_data")
     if not data:
         raise ServerError(422, "the request holds no rows; send at least one", code="bad_data")
-    return Table.from_columns({n: [row[where[n]] for row in data] for n in features}, source=SOURCE)
+    by_column = list(zip(*data))  # the rows' values, column by column (checked above: equal lengths)
+    return Table.from_columns({n: by_column[where[n]] for n in features}, source=SOURCE)
 
 
 def csv_table(body: bytes, model: Any) -> Table:

@@ -143,7 +143,7 @@ def serve(model: Any, *, host: str = "127.0.0.1", port: int = 8080, workers: int
     from .app import create_app
 
     _one_thread()
-    app = create_app(model, limits, name=name, log_requests=log_requests)
+    app = create_app(model, limits, name=name, log_requests=log_requests, own_process=True)
     server = _server_class(uvicorn)(uvicorn.Config(app, **common))
     server.serving = app.state.serving
     server.on_ready = on_ready
@@ -162,4 +162,5 @@ def worker_app() -> Any:
     limits = Limits(**{**config["limits"], "api_key": key})
     _setup_logging(bool(config.get("log_requests")))
     _one_thread()
-    return create_app(config["model"], limits, name=config.get("name"), log_requests=bool(config.get("log_requests")))
+    return create_app(config["model"], limits, name=config.get("name"), log_requests=bool(config.get("log_requests")),
+                      own_process=True)

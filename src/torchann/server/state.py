@@ -9,6 +9,7 @@ are loaded on a worker thread after the server starts, so ``/livez`` answers at 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from pathlib import Path
@@ -34,11 +35,26 @@ def model_name(model: Any, given: str | None = None) -> str:
     return Path(path).name if path is not None and Path(path).name else "model"
 
 
+def _freeze_gc() -> None:
+    """Leave what the process holds for its life (modules, the model, the app) out of every later
+    cyclic collection: ``gc.collect()`` then ``gc.freeze()``.
+
+    A server process with torch loaded holds about 210,000 objects that the collector tracks.
+    Under load its full collections came every few hundred milliseconds and each took 20 to
+    100 ms on a 2-core AMD EPYC, during which no request moved: at concurrency 32 they were
+    the p99 (110 ms against a p95 of 15 ms). After the freeze a full collection looks at the
+    objects made since, those of the requests in flight.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class Serving:
     """The server's state; one per app (tests build several side by side)."""
 
-    def __init__(self, source: Any, limits: Limits, *, name: str | None = None) -> None:
+    def __init__(self, source: Any, limits: Limits, *, name: str | None = None, own_process: bool = False) -> None:
         self.limits = limits
+        self.own_process = own_process
         self.metrics = Metrics()
         is_model = hasattr(source, "predict") and hasattr(source, "preprocessor")
         self._named = name is not None
@@ -81,6 +97,8 @@ class Serving:
     async def _start_batcher(self) -> None:
         batcher = Batcher(self.predictor, self.limits, self.metrics)
         await batcher.start()
+        if self.own_process:
+            _freeze_gc()
         self.batcher = batcher
 
     async def _load(self) -> None:
