@@ -162,7 +162,7 @@ def allowed_cores(*, affinity: set[int] | None = None, cgroup_root: str | os.Pat
     return max(1, cores // max(1, local_processes))
 
 
-def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task", *, settle: float = 0.008,
+def running_elsewhere(stat: str = "/proc/stat", tasks: str = "/proc/self/task", *, settle: float = SETTLE_MAX,
                       gap: float = 0.001, clock: Callable[[], float] = time.perf_counter,
                       sleep: Callable[[float], None] = time.sleep) -> float:
     """Tasks of other processes running or ready to run (no waiting): the ``procs_running``
