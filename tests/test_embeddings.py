@@ -294,3 +294,30 @@ def test_serve_answers_an_ensembles_spread_with_bins(tmp_path):
     answers, spread = model.predict(frame, return_std=True)
     np.testing.assert_allclose(body["predictions"], answers, rtol=1e-6)
     np.testing.assert_allclose(body["std"], spread, rtol=1e-6)
+
+
+def _auto_table(n: int) -> dict:
+    rng = np.random.default_rng(3)
+    wide = rng.normal(size=n)  # n distinct values
+    few = rng.integers(0, 10, size=n).astype(float)  # 10 distinct values
+    return {"wide": wide, "few": few, "y": wide + 0.1 * few}
+
+
+def test_default_bins_go_to_wide_columns_of_tables_with_enough_training_rows():
+    from torchann.core.options import PLE_BINS, PLE_MIN_ROWS, auto_ple_bins
+
+    assert (auto_ple_bins(PLE_MIN_ROWS - 1), auto_ple_bins(PLE_MIN_ROWS)) == (0, PLE_BINS)
+    n = 1300  # 1,040 training rows after the default 20% validation split
+    model = torchann.train(_auto_table(n), target="y", epochs=1, hidden=[8], seed=0)
+    bins = {f.name: f.bins for f in model.preprocessor.features}
+    train_rows = model.history.info["train_rows"]
+    assert train_rows >= PLE_MIN_ROWS
+    wide = np.asarray(_auto_table(n)["wide"])[model.rows.train]
+    assert bins["wide"] == fit_ple_bins(wide, PLE_BINS)  # the training rows' 16 quantile bins
+    assert bins["few"] is None  # 10 distinct values: no more than PLE_MIN_DISTINCT
+    small = torchann.train(_auto_table(600), target="y", epochs=1, hidden=[8], seed=0)
+    assert all(f.bins is None for f in small.preprocessor.features)  # 480 training rows: none
+    off = torchann.train(_auto_table(n), target="y", epochs=1, hidden=[8], seed=0, ple_bins=0)
+    assert all(f.bins is None for f in off.preprocessor.features)
+    asked = torchann.train(_auto_table(600), target="y", epochs=1, hidden=[8], seed=0, ple_bins=4)
+    assert {f.name: f.bins is not None for f in asked.preprocessor.features} == {"wide": True, "few": True}

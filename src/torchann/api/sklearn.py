@@ -119,7 +119,7 @@ class _MLPBase(BaseEstimator):
         scaling: str = _d("scaling"),
         target_log: bool | None = _d("target_log"),
         class_weight: str | None = _d("class_weight"),
-        ple_bins: int = _d("ple_bins"),
+        ple_bins: int | None = _d("ple_bins"),
         ensemble: int = _d("ensemble"),
         time_budget: float | None = _d("time_budget"),
         random_state: Any = None,

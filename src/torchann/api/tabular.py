@@ -20,7 +20,7 @@ from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_seed
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core.options import TrainOptions, auto_batch_size, auto_time_budget
+from ..core.options import PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_ple_bins, auto_time_budget
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
@@ -97,7 +97,8 @@ def train(
         train_rows, val_rows = split_indices(table.n_rows, float(d.val_split), seed=seed, stratify=labels)
     pre = Preprocessor.fit(table, task=task, scale=d.scale, fill_missing=d.fill_missing, rows=train_rows,
                            scaling=d.scaling, target_log=d.target_log, named=d.features or (),
-                           ple_bins=d.ple_bins)
+                           ple_bins=auto_ple_bins(len(train_rows)) if d.ple_bins is None else d.ple_bins,
+                           ple_min_distinct=PLE_MIN_DISTINCT if d.ple_bins is None else 0)
     for name, why in pre.dropped.items():  # identifiers: said where the user looks, kept in the history
         warn(f"{table.source}: column {name!r} left out of the features ({why})")
     x, y = pre.transform_x(table), pre.transform_y(table)

@@ -172,9 +172,10 @@ def _mapped(observed: np.ndarray, quantile: bool) -> bool:
 
 
 def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: str | None,
-                ple_bins: int = 0) -> Feature:
+                ple_bins: int = 0, ple_min_distinct: int = 0) -> Feature:
     """``x``: the training rows' values (NaN missing); ``fill``: mean, median, zero or None;
-    ``ple_bins``: quantile bins of a piecewise-linear encoding (0: none)."""
+    ``ple_bins``: quantile bins of a piecewise-linear encoding (0: none), for a column of more
+    than ``ple_min_distinct`` distinct values."""
     miss = np.isnan(x)
     observed = x[~miss]
     value = None if fill is None else {"mean": float(np.mean(observed)), "median": float(np.median(observed)),
@@ -185,7 +186,7 @@ def fit_numeric(name: str, x: np.ndarray, *, scale: bool, quantile: bool, fill: 
         feature.knots, feature.scores = fit_quantile_map(observed, n_knots(observed.size))
     elif scale:
         feature.mean, feature.std = _stats(observed)
-    if ple_bins:
+    if ple_bins and (not ple_min_distinct or np.unique(observed).size > ple_min_distinct):
         feature.bins = fit_ple_bins(observed, ple_bins)
     return feature
 
@@ -260,7 +261,7 @@ def is_date_column(col: np.ndarray, idx: np.ndarray) -> str | None:
 
 
 def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: FillMissing | None,
-                 categorical: bool, scaling: Scaling, ple_bins: int = 0,
+                 categorical: bool, scaling: Scaling, ple_bins: int = 0, ple_min_distinct: int = 0,
                  named: bool = False) -> tuple[Feature | None, str | None]:
     """A fitted feature for column ``name``, or ``(None, why)`` when it is left out; ``named``:
     the user named the column as a feature, so it is never left out as a numeric identifier."""
@@ -281,7 +282,8 @@ def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: Fil
             check_magnitude(table, name, x, idx, role="column",
                             fix="divide the column by a power of ten, or use --scaling quantile (scaling='quantile')")
         return fit_numeric(name, x, scale=scale, quantile=quantile,
-                           fill=None if fill is None else fill.value, ple_bins=ple_bins), None
+                           fill=None if fill is None else fill.value, ple_bins=ple_bins,
+                           ple_min_distinct=ple_min_distinct), None
     if not categorical:
         fmt = is_date_column(col, idx)
         if fmt is not None:

@@ -98,7 +98,8 @@ class Preprocessor:
     def fit(cls, table: Table, *, target: Key | Sequence[Key] | None = None, features: Sequence[Key] | None = None,
             task: Task | str | None = None, scale: bool = True, fill_missing: FillMissing | str | None = None,
             categorical: Sequence[str] = (), rows: Any = None, scaling: Scaling | str = Scaling.STANDARD,
-            target_log: bool | None = None, named: Sequence[str] = (), ple_bins: int = 0) -> Preprocessor:
+            target_log: bool | None = None, named: Sequence[str] = (), ple_bins: int = 0,
+            ple_min_distinct: int = 0) -> Preprocessor:
         """Fit encoders and scalers.
 
         Args:
@@ -114,6 +115,8 @@ class Preprocessor:
                 never left out as numeric identifiers (see :mod:`features`).
             ple_bins: add a piecewise-linear encoding of each numeric column over this many
                 training quantile bins (``encoders.ple_encode``); 0 for none.
+            ple_min_distinct: only columns with more distinct training values than this get
+                the encoding (a column of few values is already its own steps).
         """
         if not isinstance(table, Table):
             raise UsageError(f"Preprocessor.fit needs a torchann Table (from load_table), got {type(table).__name__}")
@@ -144,7 +147,7 @@ class Preprocessor:
         for keep_numbers in (features is not None, True):  # numbers that look like ids only when others remain
             cols, dropped = [], {}
             for n in feats:
-                feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling, ple_bins,
+                feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling, ple_bins, ple_min_distinct,
                                            named=keep_numbers or n in set(named))
                 if feature is None:
                     dropped[n] = why
