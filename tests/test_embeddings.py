@@ -96,7 +96,7 @@ def test_a_record_with_bad_bins_is_refused():
 @pytest.fixture(scope="module")
 def ple_model():
     data = _table()
-    model = torchann.train(data, target="y", ple_bins=6, epochs=8, hidden=[32], seed=0)
+    model = torchann.train(data, target="y", ple_bins=6, epochs=8, hidden=[32], seed=0, networks=1)
     return data, model
 
 
@@ -283,7 +283,7 @@ def test_serve_answers_an_ensembles_spread_with_bins(tmp_path):
 
     columns = training_columns()
     columns["y"] = 2 * columns["a"] + np.sqrt(columns["b"]) + (columns["city"] == "east")
-    model = torchann.train(columns, target="y", ensemble=3, ple_bins=4, epochs=4, hidden=[16], seed=0)
+    model = torchann.train(columns, target="y", ensemble=3, ple_bins=4, epochs=4, hidden=[16], seed=0, networks=1)
     rows = query_rows(6)
     with serving(model) as (client, _):
         r = client.post("/invocations?std=true", json=split_body(rows))

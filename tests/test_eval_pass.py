@@ -89,3 +89,21 @@ def test_padded_pass_words_a_meta_weight_as_before():
     net.linear1.weight = nn.Parameter(torch.empty(4, 3, device="meta"))
     with pytest.raises(torchann.TorchannError, match="meta device"):
         padded_pass(net, np.zeros((2, 3), dtype=np.float32), multiple=8)
+
+
+@pytest.mark.parametrize("combine,out", [("mean", 1), ("proba", 1), ("proba", 3)])
+def test_eval_pass_of_an_ensemble_equals_its_forward_bit_for_bit(combine, out):
+    from torchann.network.members import joined
+
+    torch.manual_seed(0)
+    nets = [_trained_like(torchann.mlp(6, [16, 8], out, dropout=0.1)) for _ in range(3)]
+    ensemble = joined(nets, combine, weights=[0.5, 0.3, 0.2])
+    x = torch.randn(16, 6)
+    with torch.no_grad():
+        expected = ensemble(x)
+        got = eval_pass(ensemble, x)
+    assert takes(ensemble) and got is not None and torch.equal(got, expected)
+    ensemble.members[1].register_forward_hook(lambda m, i, o: None)  # a hooked member: the modules' way
+    assert not takes(ensemble)
+    ensemble.train()
+    assert not takes(ensemble)

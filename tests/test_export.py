@@ -92,7 +92,7 @@ def regression(data):
     run = data / "price"
     result = runner.invoke(app, ["train", str(data / "train.csv"), "--target", "price", "--exclude", "kind",
                                  "--fill-missing", "median", "--hidden", "16,8", "--epochs", "20", "--seed", "0",
-                                 "--quiet", "--out", str(run)])
+                                 "--networks", "1", "--quiet", "--out", str(run)])
     assert result.exit_code == 0, result.output
     model = torchann.load(run)
     return model, model.export_onnx(data / "price.onnx")
@@ -105,7 +105,7 @@ def classifier(data):
     run = data / "kind"
     result = runner.invoke(app, ["train", str(data / "train.csv"), "--target", "kind", "--exclude", "price",
                                  "--fill-missing", "mean", "--hidden", "16", "--epochs", "40", "--lr", "0.01", "--seed", "0",
-                                 "--quiet", "--out", str(run)])
+                                 "--networks", "1", "--quiet", "--out", str(run)])
     assert result.exit_code == 0, result.output
     proc = subprocess.run([sys.executable, "-m", "torchann", "export", str(run), "--format", "onnx",
                            "--out", str(data / "kind.onnx")], capture_output=True, text=True, timeout=300,

@@ -38,7 +38,7 @@ def houses(tmp_path_factory):
     data = folder / "houses.csv"
     data.write_text("x1,x2,noise,colour,price\n" + "".join(
         f"{'' if np.isnan(a) else a},{b},{c},{d},{e}\n" for a, b, c, d, e in zip(x1, x2, noise, colour, price)))
-    model = train(str(data), target="price", epochs=10, seed=0, fill_missing="median", hidden=[8])
+    model = train(str(data), target="price", epochs=10, seed=0, fill_missing="median", hidden=[8], networks=1)
     return model, data
 
 
@@ -179,10 +179,11 @@ def test_train_command_in_a_log_writes_lines_and_a_report(tmp_path):
     result = CliRunner().invoke(app, ["train", "sklearn:iris", "--epochs", "3", "--seed", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = result.stderr if hasattr(result, "stderr") else result.output
-    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("epoch ") and "/" in line] == \
-        ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    epochs = [line.split(": ")[:2] for line in text.splitlines() if line.startswith("network ") and ": epoch " in line]
+    assert epochs == [[f"network {k}/4", f"epoch {e}/3"] for k in range(1, 5) for e in range(1, 4)]
     assert (out / "report.html").is_file()
-    assert len((out / "history.jsonl").read_text().splitlines()) == 3
+    assert len((out / "history.jsonl").read_text().splitlines()) == 3  # the history log follows network 1
+    assert "4 networks answer together (seeds 0-3; kept epochs " in text
 
 
 def test_tensorboard_event_files_hold_the_history(tmp_path):

@@ -137,7 +137,7 @@ def test_regression_report_in_chromium(browser, tmp_path):
     lines = ["x1,x2,colour,price"] + [f"{a},{'' if np.isnan(b) else b},{c},{d}" for a, b, c, d in
                                        zip(x1, x2, colour, price)]
     data.write_text("\n".join(lines) + "\n")
-    model = train(str(data), target="price", epochs=25, seed=0, fill_missing="mean", hidden=[16, 8])
+    model = train(str(data), target="price", epochs=25, seed=0, fill_missing="mean", hidden=[16, 8], networks=1)
     run = model.save(tmp_path / "run")
     page = run / "report.html"
     assert page.stat().st_size < 400_000

@@ -108,7 +108,7 @@ def test_regressor_predicts_in_target_units_and_scores_r2():
     x, y = make_regression(n_samples=240, n_features=5, noise=5.0, random_state=1)
     y = 5000 + 40 * y  # large units: predictions near 0 would mean the scaling was not undone
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0)
-    reg = MLPRegressor(hidden=(32,), epochs=150, lr=1e-2, random_state=0).fit(xtr, ytr)
+    reg = MLPRegressor(hidden=(32,), epochs=150, lr=1e-2, random_state=0, networks=1).fit(xtr, ytr)
     predicted = reg.predict(xte)
     assert predicted.shape == (len(xte),)
     assert reg.score(xte, yte) == pytest.approx(r2_score(yte, predicted), rel=1e-12)
@@ -171,7 +171,7 @@ def test_pipeline_cross_val_score_and_grid_search():
     by_hand = [clone(pipe).fit(x[tr], y[tr]).score(x[te], y[te]) for tr, te in folds.split(x)]
     np.testing.assert_array_equal(scores, by_hand)  # deterministic: the same numbers fold by fold
     assert scores.mean() > 0.8
-    grid = GridSearchCV(MLPClassifier(epochs=30, random_state=0),
+    grid = GridSearchCV(MLPClassifier(epochs=30, random_state=0, networks=1),
                         {"hidden": [(2,), (32,)], "lr": [1e-2]}, cv=folds).fit(x, y)
     assert grid.best_params_ == {"hidden": (32,), "lr": 1e-2}
     assert grid.best_score_ == pytest.approx(max(grid.cv_results_["mean_test_score"]))

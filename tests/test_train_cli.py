@@ -194,8 +194,10 @@ def test_quiet_json_history_and_loss_curve(tmp_path):
                "--out", tmp_path / "loud")
     quiet = _ok("train", "moons", "--hidden", "8", "--epochs", "4", "--val-split", "0", *QUIET, "--out", tmp_path / "q")
     # stderr is not a terminal here: one plain line per epoch, no bar
-    lines = [line for line in loud.stderr.splitlines() if line.startswith("epoch ") and "/" in line.split(":")[0]]
+    shown = loud.stderr.splitlines()  # four networks by default: each line names its network
+    lines = [line.removeprefix("network 1/4: ") for line in shown if line.startswith("network 1/4: epoch ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/4", "epoch 2/4", "epoch 3/4", "epoch 4/4"]
+    assert any(line.startswith("network 4/4: epoch ") for line in shown)
     assert "loss " in lines[-1] and "val_loss " in lines[-1] and "━" not in loud.stderr
     assert "━" not in quiet.stderr and quiet.stdout == ""
     report = json.loads(loud.stdout)  # stdout holds the JSON and nothing else
@@ -354,7 +356,7 @@ def test_train_prints_the_column_plan_that_inspect_gives(tmp_path):
         lines = result.stderr.splitlines()
         first = lines.index(f"columns: {len(features)} feature(s) -> {inputs}; predicting y (regression)")
         assert lines[first + 1:first + 1 + len(features)] == features
-        assert first < lines.index(next(line for line in lines if line.startswith("training: ")))  # before training
+        assert first < lines.index(next(line for line in lines if line.startswith("network 1/4: training: ")))
         if dropped:
             why = _spec(out)["extra"]["preprocessor"]["dropped"][dropped]
             assert lines[first + 1 + len(features)] == f"  dropped 1: {dropped} ({why})"
@@ -374,7 +376,7 @@ def test_many_columns_make_a_compact_plan(tmp_path):
     assert lines[first + 1].startswith("    30 numeric       30 input(s)  ") and lines[first + 1].endswith(
         ": x0, x1, x2, x3, x4, x5, ... (24 more)")
     assert lines[first + 2] == "     1 categorical    3 input(s)  one-hot: c"
-    assert lines[first + 3].startswith("training: ")
+    assert lines[first + 3].startswith("network 1/4: training: ")
 
 
 def test_train_hands_the_plan_to_its_progress_and_prints_nothing(capsys):

@@ -53,7 +53,7 @@ def _class_table(n=90, seed=0):
 
 def test_regression_metrics_equal_sklearns_on_target_units():
     table = _regression_table()
-    trained = train(table, hidden=(16,), val_split=0.25, seed=3, epochs=30, batch_size=16, lr=1e-2,
+    trained = train(table, networks=1, hidden=(16,), val_split=0.25, seed=3, epochs=30, batch_size=16, lr=1e-2,
                         device="cpu", early_stopping=0, optimizer="adam")
     _, val = split_indices(table.n_rows, 0.25, seed=3)
     y_true = table.columns["y"][val]
@@ -86,7 +86,7 @@ def test_training_metrics_are_those_of_the_model_that_took_the_step():
 
 def test_classification_metrics_equal_sklearns():
     table = _class_table()
-    trained = train(table, hidden=(16,), val_split=0.3, seed=0, epochs=15, batch_size=16, lr=1e-2,
+    trained = train(table, networks=1, hidden=(16,), val_split=0.3, seed=0, epochs=15, batch_size=16, lr=1e-2,
                         device="cpu", early_stopping=0, optimizer="adam")
     labels = table.columns["kind"]
     _, val = split_indices(table.n_rows, 0.3, seed=0, stratify=labels)
@@ -120,7 +120,7 @@ def test_cli_val_split_uses_the_seeded_stratified_rows(tmp_path):
     _write_csv(path, table, ["x1", "x2", "kind"])
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", str(path), "--target", "kind", "--hidden", "8", "--epochs", "5",
-                                 "--lr", "0.01", "--val-split", "0.25", "--seed", "4", "--quiet", "--json",
+                                 "--lr", "0.01", "--val-split", "0.25", "--seed", "4", "--networks", "1", "--quiet", "--json",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -139,7 +139,7 @@ def test_cli_val_split_uses_the_seeded_stratified_rows(tmp_path):
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     table = _regression_table(n=60)
-    trained = train(table, hidden=(64, 64), val_split=0.5, seed=0, epochs=400, batch_size=8, lr=3e-2,
+    trained = train(table, networks=1, hidden=(64, 64), val_split=0.5, seed=0, epochs=400, batch_size=8, lr=3e-2,
                         early_stopping=4, device="cpu", optimizer="adam")
     history = trained.history
     best = history.info["best_epoch"]
@@ -287,7 +287,7 @@ def test_interrupted_and_resumed_run_with_a_schedule_is_bit_identical(tmp_path, 
     table = _class_table(n=60)
     options = dict(hidden=(8,), val_split=0.2, seed=2, epochs=7, batch_size=8, lr=1e-2, scheduler=scheduler,
                    early_stopping=5, device="cpu", optimizer="adam")
-    spec_options = {"dropout": 0.2}
+    spec_options = {"dropout": 0.2, "networks": 1}  # a checkpointed run trains one network
     full = train(table, **spec_options, **options)
     ck = Checkpointing(tmp_path / "ck", every=1)
     with pytest.raises(KeyboardInterrupt):
@@ -304,7 +304,8 @@ def _train_cli(tmp_path, out, *extra):
     if not data.exists():
         _write_csv(data, _class_table(n=64, seed=5), ["x1", "x2", "kind"])
     args = ["train", str(data), "--target", "kind", "--hidden", "8,8", "--batch-size", "8", "--lr", "0.01",
-            "--val-split", "0.25", "--early-stopping", "3", "--dropout", "0.1", "--quiet", "--out", str(out), *extra]
+            "--val-split", "0.25", "--early-stopping", "3", "--dropout", "0.1", "--networks", "1", "--quiet",
+            "--out", str(out), *extra]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return load_file(str(out / "weights.safetensors"))

@@ -115,7 +115,7 @@ def test_predict_std_and_evaluate_on_the_command_line(regression_run):
 
 def test_a_single_network_has_no_spread(tmp_path):
     data = regression_csv(tmp_path / "reg.csv", rows=40)
-    model = torchann.train(str(data), target="y", epochs=2)
+    model = torchann.train(str(data), target="y", epochs=2, networks=1)
     with pytest.raises(torchann.UsageError, match="one network, so it has no spread"):
         model.predict(str(data), return_std=True)
 

@@ -121,6 +121,7 @@ class _MLPBase(BaseEstimator):
         class_weight: str | None = _d("class_weight"),
         ple_bins: int | None = _d("ple_bins"),
         ensemble: int = _d("ensemble"),
+        networks: int | None = _d("networks"),
         time_budget: float | None = _d("time_budget"),
         random_state: Any = None,
         device: str = _d("device"),
@@ -148,6 +149,7 @@ class _MLPBase(BaseEstimator):
         self.class_weight = class_weight
         self.ple_bins = ple_bins
         self.ensemble = ensemble
+        self.networks = networks
         self.time_budget = time_budget
         self.random_state = random_state
         self.device = device
@@ -168,7 +170,7 @@ class _MLPBase(BaseEstimator):
             raise ValueError(f"{name}: hidden must be an int or a sequence of ints, got {self.hidden!r}") from None
         if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
             raise ValueError(f"{name}: hidden must hold positive integers, got {self.hidden!r}")
-        for param in ("epochs",):
+        for param in ("epochs",) + (("networks",) if self.networks is not None else ()):
             value = getattr(self, param)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{name}: {param} must be a positive integer, got {value!r}")

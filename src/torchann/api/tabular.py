@@ -9,6 +9,7 @@ Every option and its default is declared once in ``options.py``.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,14 +17,15 @@ import torch
 
 from ..core.choices import Loss, Task, parse
 from ..data.table import Table
-from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_seed
+from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_positive_int, check_seed
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core.options import PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_ple_bins, auto_time_budget
+from ..core.options import DEFAULT_NETWORKS, PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_ple_bins, auto_time_budget
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
+from ..network.members import MAX_MEMBERS, joined
 from ..network.spec import ModelSpec
 from ..data.splits import split_indices
 from ..data.table_input import as_table
@@ -141,23 +143,69 @@ def train(
         loss_used = torch.nn.CrossEntropyLoss(weight=weights)
     if hasattr(progress, "on_plan"):  # every check passed: say how each column is read (the CLI prints it)
         progress.on_plan(column_plan(pre, table.skipped))
-    history = fit(
-        network, x[train_rows], y[train_rows], validation=validation, metrics=task, target_std=std,
+    count = _network_count(n.networks, checkpoint, resume, global_batch_size)
+    fit_args = dict(
+        validation=validation, metrics=task, target_std=std,
         loss=loss_used, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
         optimizer=f.optimizer, weight_decay=f.weight_decay, momentum=f.momentum, clip_grad_norm=f.clip_grad_norm,
-        scheduler=f.scheduler, early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
-        seed=seed, device=f.device, precision=f.precision, threads=f.threads, checkpoint=checkpoint, resume=resume,
-        global_batch_size=global_batch_size, progress=progress,
-        time_budget=budget,
+        scheduler=f.scheduler, device=f.device, precision=f.precision, threads=f.threads,
+        checkpoint=checkpoint, resume=resume, global_batch_size=global_batch_size,
     )
+    networks, histories, started = [], [], time.monotonic()
+    for index in range(count):
+        left = budget - (time.monotonic() - started)
+        if index:  # each network its own seed; the ones after the first only while time is left
+            if left <= 0:
+                break
+            torch.manual_seed(seed + index)
+            network = spec.build()
+        if hasattr(progress, "on_member") and count > 1:
+            progress.on_member(index, count)
+        histories.append(fit(
+            network, x[train_rows], y[train_rows], seed=seed + index,
+            early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
+            progress=progress if index == 0 or hasattr(progress, "on_member") else None,
+            time_budget=left if index else budget, **fit_args))
+        networks.append(network)
+    history = histories[0]  # the saved curves are the first network's
     history.info.update({
         "task": task.value, "train_rows": int(len(train_rows)),
         "val_rows": 0 if validation is None else int(len(validation[0])),
         "source": table.source, "options": opts.to_flat() | {"seed": seed},
         "dropped_columns": dict(pre.dropped), "target_log": pre.target_log, "time_budget": budget,
     })
+    if count > 1:
+        history.info["networks"] = [_network_facts(seed + i, h) for i, h in enumerate(histories)]
+        network = joined(networks, "proba" if task is Task.CLASSIFICATION else "mean")
     network.eval()
     return Model(network, pre, history, rows=RunRows(table, train_rows, val_rows, None if val is None else val_table))
+
+
+def _network_count(networks: Any, checkpoint: Any, resume: Any, global_batch_size: Any) -> int:
+    """``networks`` checked (a whole number from 1 to ``MAX_MEMBERS``), or its default: one
+    network when the run checkpoints, resumes or trains under torchrun (those follow a single
+    network's steps), else ``DEFAULT_NETWORKS``."""
+    single = checkpoint is not None or resume is not None or global_batch_size is not None
+    if networks is None:
+        return 1 if single else DEFAULT_NETWORKS
+    count = check_positive_int("networks", networks)
+    if count > MAX_MEMBERS:
+        raise UsageError(f"networks must be at most {MAX_MEMBERS}, got {count}")
+    if count > 1 and single:
+        raise UsageError(f"checkpoints, resuming and torchrun follow one network, but networks is {count}; "
+                         f"pass networks=1 (--networks 1)")
+    return count
+
+
+def _network_facts(seed: int, history: Any) -> dict[str, Any]:
+    """One trained network of several: its seed, epochs run, kept epoch and that epoch's
+    validation loss (the training loss without validation rows)."""
+    best = history.info.get("best_epoch") or len(history)
+    record = history.records[best - 1] if 0 < best <= len(history) else {}
+    loss = record.get("val_loss", record.get("loss"))
+    return {"seed": seed, "epochs": len(history), "best_epoch": best,
+            "loss": float(loss) if isinstance(loss, (int, float)) else None,
+            "stopped_by_time": bool(history.info.get("stopped_by_time"))}
 
 
 def _training_table(data: Any, target: Any, option_target: Sequence[str] | None) -> Table:

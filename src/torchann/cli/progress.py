@@ -181,6 +181,7 @@ class TrainProgress:
     def __init__(self, console: Any, *, enabled: bool = True, run_dir: Any = None, tensorboard: bool = False) -> None:
         self.display: Any = display_for(console, enabled=enabled)
         self.listeners: list[Any] = []
+        self._member = 0  # the network being trained, when train trains several (on_member)
         if run_dir is not None:
             self.listeners.append(HistoryLog(run_dir))
         if tensorboard:
@@ -202,17 +203,27 @@ class TrainProgress:
         for listener in self.listeners:
             getattr(listener, "watch", lambda _: None)(network)
 
+    def on_member(self, index: int, count: int) -> None:
+        """Network ``index`` of ``count`` (``networks``) starts: the display names it; the
+        listeners (history log, TensorBoard) follow the first network only, whose epochs the
+        saved history holds."""
+        self._member = index
+        if hasattr(self.display, "label"):
+            self.display.label = f"network {index + 1}/{count}"
+
     def on_train_start(self, **kw: Any) -> None:
-        for listener in self.listeners:
-            listener.on_train_start(**kw)
+        if not self._member:
+            for listener in self.listeners:
+                listener.on_train_start(**kw)
         self.display.on_train_start(**kw)
 
     def on_step(self, **kw: Any) -> None:
         self.display.on_step(**kw)
 
     def on_epoch_end(self, record: dict[str, Any]) -> None:
-        for listener in self.listeners:
-            listener.on_epoch_end(record)
+        if not self._member:
+            for listener in self.listeners:
+                listener.on_epoch_end(record)
         self.display.on_epoch_end(record)
 
 

@@ -68,6 +68,7 @@ def train_cmd(
     drop_missing_target: Annotated[Optional[bool], typer.Option("--drop-missing-target", help=_h("drop_missing_target"),
                                                                 show_default=False)] = None,
     ensemble: Annotated[Optional[int], typer.Option("--ensemble", min=1, help=_h("ensemble"))] = None,
+    networks: Annotated[Optional[int], typer.Option("--networks", min=1, help=_h("networks"))] = None,
     ple_bins: Annotated[Optional[int], typer.Option("--ple-bins", min=0, help=_h("ple_bins"))] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=0.0, help=_h("time_budget"),
                                                          metavar="SECONDS")] = None,
@@ -101,7 +102,7 @@ def train_cmd(
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
         "device": device, "precision": precision, "threads": threads, "scaling": scaling,
         "target_log": target_log, "class_weight": class_weight, "drop_missing_target": drop_missing_target,
-        "ple_bins": ple_bins, "ensemble": ensemble, "time_budget": time_budget,
+        "ple_bins": ple_bins, "ensemble": ensemble, "networks": networks, "time_budget": time_budget,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"
@@ -221,6 +222,8 @@ def _run_training(args: dict[str, Any], run: Any, *, resume: Optional[Path], qui
                               indent=2, default=str))
         return
     console.print(kept_line(history), highlight=False, markup=False)
+    if history.info.get("networks"):
+        console.print(networks_line(history.info["networks"]), highlight=False, markup=False)
     console.print(f"wrote {out}/ (spec.json, weights.safetensors, history.jsonl, loss.png, report.html)",
                   highlight=False, markup=False)
 
@@ -244,6 +247,15 @@ def kept_line(history: Any) -> str:
     from .progress import metrics_text
 
     return f"{head}: {metrics_text(record)}"
+
+
+def networks_line(networks: list[dict[str, Any]]) -> str:
+    """``4 networks answer together (seeds 0-3; kept epochs 12, 9, 15, 11)``: what ``networks``
+    trained, the first one's curves being what the lines above and the report show."""
+    seeds = [n["seed"] for n in networks]
+    kept = ", ".join(str(n["best_epoch"]) for n in networks)
+    return (f"{len(networks)} networks answer together (seeds {seeds[0]}-{seeds[-1]}; kept epochs {kept}); "
+            f"the epochs above are the first network's")
 
 
 PLAN_ROWS = 12  # more feature columns than this: one line per kind and encoding instead of one per column

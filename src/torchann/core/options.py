@@ -24,7 +24,7 @@ from .errors import UsageError
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
     "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
-    "auto_time_budget", "auto_ple_bins", "PLE_MIN_DISTINCT", "EPOCH_FACTS",
+    "auto_time_budget", "auto_ple_bins", "PLE_MIN_DISTINCT", "DEFAULT_NETWORKS", "EPOCH_FACTS",
 ]
 
 #: Keys of an epoch's history record that describe the run rather than measure the model: what
@@ -73,6 +73,11 @@ class NetworkOptions:
         1, "Members sharing the hidden layers (TabM-mini, Gorishniy et al. 2025): each scales the inputs by "
            "its own vector and has its own output layer; trained on the mean of their losses, answering with "
            "the mean of their answers (predict --std gives their spread); 1 for one network.")
+    networks: Optional[int] = _opt(
+        None, "Networks trained on the same rows from seeds seed, seed + 1, ..., each stopped early on its own best "
+              "epoch, answering together (the mean of their answers, of their class probabilities for classes; "
+              "predict --std gives their spread) [default: 4; 1 when the run checkpoints, resumes or runs under "
+              "torchrun]; 1 for one network.")
 
 
 @dataclass(frozen=True)
@@ -220,3 +225,8 @@ def auto_ple_bins(n_rows: int) -> int:
     (diabetes, 353 training rows) and on columns of few values (digits' pixel counts), which the
     row and distinct-value thresholds leave out."""
     return PLE_BINS if n_rows >= PLE_MIN_ROWS else 0
+
+
+#: Networks ``train`` trains by default (``networks=None``): measured in docs/quality.md ("Four
+#: networks by default"); a run that checkpoints, resumes or runs under torchrun trains one.
+DEFAULT_NETWORKS = 4

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.modules import module as _module
 
 from .dropout import Dropout
+from .members import Members
 
 __all__ = ["eval_pass", "takes"]
 
@@ -73,7 +74,11 @@ def _hooked(m: nn.Module) -> bool:
 
 
 def takes(network: nn.Module) -> bool:
-    """Whether ``eval_pass`` runs ``network``: a plain ``nn.Sequential`` in eval mode, no hooks."""
+    """Whether ``eval_pass`` runs ``network``: a plain ``nn.Sequential`` in eval mode, no hooks,
+    or an ensemble (``Members``, unchanged) of such networks."""
+    if type(network) is Members:
+        return (not network.training and not _hooked(network) and not _global_hooks()
+                and all(takes(m) for m in network.members))
     return (type(network).forward is nn.Sequential.forward and not network.training
             and not _hooked(network) and not _global_hooks())
 
@@ -83,6 +88,15 @@ def eval_pass(network: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     None when ``takes(network)`` is false or a weight is not a CPU tensor of ``x``'s dtype."""
     if not takes(network):
         return None
+    if type(network) is Members:  # each member's pass, combined as Members.forward combines them
+        outs = [_sequential_pass(m, x) for m in network.members]
+        if any(o is None for o in outs):
+            return None
+        return network.combined(torch.stack(outs))
+    return _sequential_pass(network, x)
+
+
+def _sequential_pass(network: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     h = x
     for layer in network._modules.values():
         if layer is None:

@@ -28,7 +28,7 @@ from torch import nn
 from ..core.errors import SpecError
 from .spec import ModelSpec
 
-__all__ = ["EnsembleSpec", "Members", "COMBINE", "MAX_MEMBERS"]
+__all__ = ["EnsembleSpec", "Members", "joined", "COMBINE", "MAX_MEMBERS"]
 
 COMBINE = ("mean", "proba")
 MAX_MEMBERS = 256  # a downloaded spec.json may not ask for a million members
@@ -100,6 +100,21 @@ class EnsembleSpec(ModelSpec):
         return data
 
 
+def joined(networks: Sequence[nn.Module], combine: str, weights: Sequence[float] | None = None) -> "Members":
+    """Trained networks, each built from its ``spec``, as one ``Members`` network holding copies
+    of their weights (``weights``: their shares, equal unless given), in eval mode, on the first
+    network's device."""
+    spec = EnsembleSpec.of([net.spec for net in networks], weights=weights, combine=combine)
+    ensemble = spec.build()
+    with torch.no_grad():
+        for member, net in zip(ensemble.members, networks):
+            member.load_state_dict(net.state_dict())
+    first = next(networks[0].parameters(), None)
+    if first is not None:
+        ensemble.to(first.device)
+    return ensemble.eval()
+
+
 class Members(nn.Module):
     """The ensemble's network: ``members`` (an ``nn.ModuleList`` of ``MLP``) combined in ``forward``.
 
@@ -120,7 +135,10 @@ class Members(nn.Module):
         return torch.stack([m(x) for m in self.members])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.member_outputs(x)
+        return self.combined(self.member_outputs(x))
+
+    def combined(self, z: torch.Tensor) -> torch.Tensor:
+        """The ensemble's outputs from its members' stacked outputs ``z`` (``member_outputs``)."""
         w = self.member_weights.to(z.dtype).view(-1, *([1] * (z.dim() - 1)))  # (K, 1, ..., 1): any input rank
         if self.spec.combine == "mean":
             return (z * w).sum(dim=0)

@@ -113,10 +113,8 @@ class Preprocessor:
             target_log: learn a regression target as ``log1p(y)``; None decides from its skewness.
             named: columns the user named as features (``features`` given here counts too):
                 never left out as numeric identifiers (see :mod:`features`).
-            ple_bins: add a piecewise-linear encoding of each numeric column over this many
-                training quantile bins (``encoders.ple_encode``); 0 for none.
-            ple_min_distinct: only columns with more distinct training values than this get
-                the encoding (a column of few values is already its own steps).
+            ple_bins: a piecewise-linear encoding over this many training quantile bins for each
+                numeric column of more than ``ple_min_distinct`` values (``ple_encode``); 0: none.
         """
         if not isinstance(table, Table):
             raise UsageError(f"Preprocessor.fit needs a torchann Table (from load_table), got {type(table).__name__}")
@@ -396,8 +394,4 @@ class Preprocessor:
 # ------------------------------------------------------------------- checking a stored record
 
 def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float64)
-
-
+    return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)

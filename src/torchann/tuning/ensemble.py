@@ -77,10 +77,8 @@ def load_candidates(trials: Sequence[Any], root: Path, *, limit: int = CANDIDATE
 def join(folders: Sequence[Path], weights: Sequence[float], task: str) -> tuple[Any, Any]:
     """``(network, preprocessor)`` of the trials in ``folders`` joined with ``weights``; every
     trial must have the same preprocessing (the study fixes it), or this raises."""
-    import torch
-
     from ..core.errors import ModelFileError
-    from ..network.members import EnsembleSpec
+    from ..network.members import joined
     from ..api.model import load
 
     models = [load(f) for f in folders]
@@ -91,10 +89,5 @@ def join(folders: Sequence[Path], weights: Sequence[float], task: str) -> tuple[
                                  f"were they trained on the same table?")
     if len(models) == 1:
         return models[0].network, models[0].preprocessor
-    spec = EnsembleSpec.of([m.spec for m in models], weights=list(weights), combine=combine_space(task))
-    network = spec.build()
-    with torch.no_grad():
-        for member, m in zip(network.members, models):
-            member.load_state_dict(m.network.state_dict())
-    network.eval()
+    network = joined([m.network for m in models], combine_space(task), weights=list(weights))
     return network, models[0].preprocessor

@@ -99,7 +99,8 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
         started = time.perf_counter()
         model = train(self.train_table, val=self.val_table, progress=TrialReporter(trial),
-                      seed=self.seed + trial.number, **{**self.options, **space.to_options(params)})
+                      seed=self.seed + trial.number, networks=1,  # the study's ensemble is built from the trials
+                      **{**self.options, **space.to_options(params)})
         answers, truth = self.answers(model)
         value = validation_loss(answers, truth, self.task)
         name = f"trial-{trial.number:05d}"
