@@ -174,7 +174,11 @@ def train(
         "source": table.source, "options": opts.to_flat() | {"seed": seed},
         "dropped_columns": dict(pre.dropped), "target_log": pre.target_log, "time_budget": budget,
     })
-    if count > 1:
+    if len(networks) < count:  # the time budget ran out first
+        history.info["networks_not_trained"] = count - len(networks)
+        warn(f"the time budget ({budget:g} s) ran out after {len(networks)} of {count} networks; the model has "
+             f"{len(networks)}")
+    if len(networks) > 1:
         history.info["networks"] = [_network_facts(seed + i, h) for i, h in enumerate(histories)]
         network = joined(networks, "proba" if task is Task.CLASSIFICATION else "mean")
     network.eval()

@@ -84,6 +84,8 @@ def _run(model: "BaseModel", rows: RunRows | None) -> dict[str, Any]:
         "report_written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "path": None if model.path is None else str(model.path),
     }
+    if info.get("networks"):  # several networks answer together; the curves are the first one's
+        facts["networks"] = info["networks"]
     if "starts_final_loss" in info:
         facts["starts_final_loss"] = info["starts_final_loss"]
         facts["kept_start"] = info.get("start")

@@ -128,6 +128,12 @@ def _run_section(data: dict[str, Any]) -> str:
         ("machine", run.get("machine")), ("versions", ", ".join(f"{k} {v}" for k, v in run["versions"].items())),
         ("folder", run.get("path")),
     ]
+    if run.get("networks"):
+        nets = run["networks"]
+        kept = ", ".join(f"{n['best_epoch']} ({num(n['loss'])})" if n.get("loss") is not None else str(n["best_epoch"])
+                         for n in nets)
+        facts.append(("networks", f"{len(nets)} networks answer together, seeds {nets[0]['seed']}-{nets[-1]['seed']}; "
+                                  f"kept epochs (loss) {kept}; the curves below are network 1's"))
     if run.get("starts_final_loss"):
         finals = ", ".join(num(v) for v in run["starts_final_loss"])
         facts.append(("starts", f"{len(run['starts_final_loss'])} starts, final losses {finals}; "
