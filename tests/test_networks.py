@@ -75,3 +75,12 @@ def test_no_network_starts_past_the_time_budget_and_bad_counts_are_refused(tmp_p
             torchann.train(data, networks=bad, **OPTIONS)
     with pytest.raises(UsageError, match="pass networks=1"):
         torchann.train(data, networks=2, checkpoint=Checkpointing(tmp_path / "ck", 1), **OPTIONS)
+
+
+def test_the_default_count_follows_the_training_rows():
+    from torchann.core.options import auto_networks
+
+    assert [auto_networks(n) for n in (10, 4096, 4097, 5461, 5462, 8192, 8193, 16384, 10**6)] == \
+        [4, 4, 3, 3, 2, 2, 1, 1, 1]
+    model = torchann.train(_table(), target="y", epochs=2, hidden=[8], seed=0)  # 160 training rows
+    assert model.members == 4 and [n["seed"] for n in model.history.info["networks"]] == [0, 1, 2, 3]

@@ -21,7 +21,7 @@ from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_positive_int, ch
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core.options import DEFAULT_NETWORKS, PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_ple_bins, auto_time_budget
+from ..core.options import PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_ple_bins, auto_time_budget
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
@@ -143,7 +143,7 @@ def train(
         loss_used = torch.nn.CrossEntropyLoss(weight=weights)
     if hasattr(progress, "on_plan"):  # every check passed: say how each column is read (the CLI prints it)
         progress.on_plan(column_plan(pre, table.skipped))
-    count = _network_count(n.networks, checkpoint, resume, global_batch_size)
+    count = _network_count(n.networks, len(train_rows), checkpoint, resume, global_batch_size)
     fit_args = dict(
         validation=validation, metrics=task, target_std=std,
         loss=loss_used, epochs=f.epochs, batch_size=batch_size, lr=f.lr,
@@ -185,13 +185,13 @@ def train(
     return Model(network, pre, history, rows=RunRows(table, train_rows, val_rows, None if val is None else val_table))
 
 
-def _network_count(networks: Any, checkpoint: Any, resume: Any, global_batch_size: Any) -> int:
+def _network_count(networks: Any, n_rows: int, checkpoint: Any, resume: Any, global_batch_size: Any) -> int:
     """``networks`` checked (a whole number from 1 to ``MAX_MEMBERS``), or its default: one
     network when the run checkpoints, resumes or trains under torchrun (those follow a single
-    network's steps), else ``DEFAULT_NETWORKS``."""
+    network's steps), else ``auto_networks(n_rows)``."""
     single = checkpoint is not None or resume is not None or global_batch_size is not None
     if networks is None:
-        return 1 if single else DEFAULT_NETWORKS
+        return 1 if single else auto_networks(n_rows)
     count = check_positive_int("networks", networks)
     if count > MAX_MEMBERS:
         raise UsageError(f"networks must be at most {MAX_MEMBERS}, got {count}")

@@ -24,7 +24,7 @@ from .errors import UsageError
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
     "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
-    "auto_time_budget", "auto_ple_bins", "PLE_MIN_DISTINCT", "DEFAULT_NETWORKS", "EPOCH_FACTS",
+    "auto_time_budget", "auto_ple_bins", "PLE_MIN_DISTINCT", "auto_networks", "EPOCH_FACTS",
 ]
 
 #: Keys of an epoch's history record that describe the run rather than measure the model: what
@@ -76,8 +76,8 @@ class NetworkOptions:
     networks: Optional[int] = _opt(
         None, "Networks trained on the same rows from seeds seed, seed + 1, ..., each stopped early on its own best "
               "epoch, answering together (the mean of their answers, of their class probabilities for classes; "
-              "predict --std gives their spread) [default: 4; 1 when the run checkpoints, resumes or runs under "
-              "torchrun]; 1 for one network.")
+              "predict --std gives their spread) [default: auto_networks: 4 up to 4,096 training rows, fewer above, 1 "
+              "from 16,384 rows on and when the run checkpoints, resumes or runs under torchrun]; 1 for one network.")
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,16 @@ def auto_ple_bins(n_rows: int) -> int:
     return PLE_BINS if n_rows >= PLE_MIN_ROWS else 0
 
 
-#: Networks ``train`` trains by default (``networks=None``): measured in docs/quality.md ("Four
-#: networks by default"); a run that checkpoints, resumes or runs under torchrun trains one.
-DEFAULT_NETWORKS = 4
+#: Networks ``train`` trains by default (``networks=None``, see ``auto_networks``): at most
+#: ``MAX_AUTO_NETWORKS``, about ``NETWORK_ROWS`` training rows' worth of them.
+MAX_AUTO_NETWORKS = 4
+NETWORK_ROWS = 16384
+
+
+def auto_networks(n_rows: int) -> int:
+    """The default ``networks`` for ``n_rows`` training rows: ``NETWORK_ROWS // n_rows`` within
+    1..``MAX_AUTO_NETWORKS`` (4 up to 4,096 rows, 3 to 5,461, 2 to 8,192, then 1). Averaging
+    networks gains most where a table is small and one network's answers vary most from seed to
+    seed; on large tables each network costs more and gains less (docs/quality.md, "Several
+    networks by default"). A run that checkpoints, resumes or runs under torchrun trains one."""
+    return max(1, min(MAX_AUTO_NETWORKS, NETWORK_ROWS // max(int(n_rows), 1)))
