@@ -55,7 +55,7 @@ PLAIN_APP = textwrap.dedent('''
 ''')
 
 
-def make_model(folder: Path) -> Path:
+def make_model(folder: Path, networks: int | None = None) -> Path:
     rng = np.random.default_rng(0)
     n = 2200
     cols = {f"x{i}": rng.normal(size=n) for i in range(6)}
@@ -64,7 +64,7 @@ def make_model(folder: Path) -> Path:
     cols["plan"] = rng.choice(["basic", "plus", "pro"], size=n).astype(object)
     cols["y"] = (cols["x0"] * 2 + np.sin(cols["x1"]) + (cols["region"] == "north") * 1.5 + (cols["plan"] == "pro")
                  + rng.normal(scale=0.1, size=n))
-    model = torchann.train(cols, target="y", epochs=5, seed=0)
+    model = torchann.train(cols, target="y", epochs=5, seed=0, networks=networks)  # None: the default
     return model.save(folder / "model")
 
 
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--skip", default="", help="comma-separated: mlflow, fastapi, torchann")
     parser.add_argument("--out", default="serve_results.json")
+    parser.add_argument("--networks", type=int, default=None,
+                        help="networks of the served model [default: torchann.train's own, 4 for this table]")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     folder = Path(tempfile.mkdtemp(prefix="serve_bench_"))
@@ -102,7 +104,7 @@ def main() -> None:
                      "date": time.strftime("%Y-%m-%d"), "torchann": torchann.__version__,
                      "load_average_1min": os.getloadavg()[0]}
     try:
-        run = make_model(folder)
+        run = make_model(folder, args.networks)
         results["in_process"] = in_process(run)
         print(f"in-process Model.predict: {results['in_process']}", flush=True)
         env = {"BENCH_MODEL": str(run), "MLFLOW_ALLOW_FILE_STORE": "true",  # mlflow runs `uvicorn` from PATH
