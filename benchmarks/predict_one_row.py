@@ -55,8 +55,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--networks", type=int, default=None, help="networks of the model [default: train's own]")
     args = ap.parse_args()
-    model = torchann.load(serve_bench.make_model(Path(tempfile.mkdtemp())))
+    model = torchann.load(serve_bench.make_model(Path(tempfile.mkdtemp()), args.networks))
     one = {k: [v] for k, v in sample_rows(model, 1)[0].items()}
     table = model.table(one)
     x, _ = model.preprocessor.transform_x_facts(table)

@@ -113,9 +113,25 @@ def test_more_rows_than_few_go_column_wise(model):
     assert encode_few(model.preprocessor, as_table(many, names=model.feature_names)) is None
 
 
-def test_piecewise_linear_columns_go_column_wise():
-    ple = torchann.train(_training(300), target="y", epochs=1, seed=0, hidden=(8,), ple_bins=4)
-    query = next(_queries(4))
-    table = as_table(query, names=ple.feature_names)
-    assert encode_few(ple.preprocessor, table) is None
-    assert ple.preprocessor.transform_x_facts(table)[0].shape == (table.n_rows, ple.preprocessor.in_features)
+def test_piecewise_linear_columns_give_the_column_wise_inputs_bit_for_bit():
+    ple = torchann.train(_training(300), target="y", epochs=1, seed=0, hidden=(8,), ple_bins=4, networks=1)
+    pre = ple.preprocessor
+    assert any(f.bins for f in pre.features) and any(f.bins and f.indicator for f in pre.features)
+    for query in _queries(4):  # missing, out-of-range and unseen values among them
+        table = as_table(query, names=ple.feature_names)
+        few = encode_few(pre, table)
+        assert few is not None
+        whole, facts = pre._encode_columns(table)
+        assert np.array_equal(few[0].view(np.int32), whole.view(np.int32))
+        assert _facts(few[1]) == _facts(facts)
+
+
+def test_one_rows_bins_are_ple_encodes_bit_for_bit_at_the_edges():
+    from torchann.preprocess.encoders import ple_encode
+    from torchann.preprocess.few_rows import _ple_row, _ple_steps
+
+    bins = [0.0, 0.1, 0.3, 1.7, 2.0]
+    xs = [-0.0, 0.0, -3.0, 0.1, 0.3000000000000001, 0.2, 1.7, 1.9999999, 2.0, 5.0, 1e-300, -1e-300]
+    want = ple_encode(np.asarray(xs), bins)
+    got = np.asarray([_ple_row(x, _ple_steps(bins)) for x in xs])
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))  # -0.0 and 0.0 told apart

@@ -7,7 +7,8 @@ columns spends most of its time in numpy's per-call overhead. :func:`encode_few`
 inputs bit for bit (the same float64 operations in the same order, the same float32 rounding)
 and the same facts for tables of at most ``FEW_ROWS`` rows, with Python's scalars.
 
-It handles numbers (without a piecewise-linear encoding) and text categories in the column types a table holds for them. Anything
+It handles numbers (with their piecewise-linear encoding, ``ple_encode``'s arithmetic on Python's
+floats) and text categories in the column types a table holds for them. Anything
 else (a date column, a value that is not a number, a missing value with nothing to fill it, an
 unseen category under ``strict``) returns None, and the column-wise path answers, errors
 included: there is one place that words them.
@@ -43,8 +44,6 @@ def encode_few(pre: Any, table: Table, *, strict: bool = False) -> tuple[np.ndar
         if col is None:
             return None
         if f.kind == "numeric":
-            if f.bins:  # a piecewise-linear encoding after the value: column-wise
-                return None
             if not _numbers(f, col.tolist() if col.dtype.kind in "fiu" else None, out, j, facts):
                 return None
         elif f.kind == "categorical":
@@ -72,7 +71,7 @@ def _numbers(f: Any, values: list | None, out: np.ndarray, j: int, facts: InputF
     if quantile:
         knots, scores = f.derived("quantile map", lambda: (np.asarray(f.knots, dtype=np.float64),
                                                            np.asarray(f.scores or [], dtype=np.float64)))
-    missing, outside = [], []
+    missing, outside, xs = [], [], []
     for i, v in enumerate(values):
         x = float(v)
         if math.isnan(x):
@@ -88,12 +87,40 @@ def _numbers(f: Any, values: list | None, out: np.ndarray, j: int, facts: InputF
         if abs(z) > FLOAT32_MAX:  # beyond float32 once scaled: the column-wise check words it
             return False
         out[i, j] = z
+        xs.append(x)
+    if f.bins:  # the piecewise-linear inputs after the value
+        steps = f.derived("ple steps", lambda: _ple_steps(f.bins))
+        for i, x in enumerate(xs):
+            out[i, j + 1 : j + 1 + f.n_bins] = _ple_row(x, steps)
     if f.indicator:
         for i in missing:
-            out[i, j + 1] = 1.0
+            out[i, j + 1 + f.n_bins] = 1.0
     _record(facts, OUT_OF_RANGE, f.name, outside)
     _record(facts, FILLED, f.name, missing)
     return True
+
+
+def _ple_steps(bins: list) -> tuple[list[float], list[float]]:
+    """The bins' left edges and widths as ``ple_encode`` computes them (float64), as floats."""
+    edges = np.asarray(bins, dtype=np.float64)
+    return edges[:-1].tolist(), np.diff(edges).tolist()
+
+
+def _ple_row(x: float, steps: tuple[list[float], list[float]]) -> list[float]:
+    """``ple_encode`` of one value with Python's floats (the same IEEE float64 operations):
+    ``(x - left) / width``, clipped to 0 below except the first and to 1 above except the last.
+    The comparisons keep the value where numpy's ``maximum`` and ``minimum`` keep it, -0.0 too."""
+    left, width = steps
+    last = len(left) - 1
+    row = []
+    for t, (a, w) in enumerate(zip(left, width)):
+        v = (x - a) / w
+        if t and v < 0.0:
+            v = 0.0
+        if t < last and v > 1.0:
+            v = 1.0
+        row.append(v)
+    return row
 
 
 def _categories(pre: Any, f: Any, values: list, out: np.ndarray, j: int, facts: InputFacts, strict: bool) -> bool:
