@@ -251,11 +251,11 @@ def kept_line(history: Any) -> str:
 
 def networks_line(networks: list[dict[str, Any]]) -> str:
     """``4 networks answer together (seeds 0-3; kept epochs 12, 9, 15, 11)``: what ``networks``
-    trained, the first one's curves being what the lines above and the report show."""
+    trained; the kept-epoch line before it, history.jsonl and the report's curves are network 1's."""
     seeds = [n["seed"] for n in networks]
     kept = ", ".join(str(n["best_epoch"]) for n in networks)
     return (f"{len(networks)} networks answer together (seeds {seeds[0]}-{seeds[-1]}; kept epochs {kept}); "
-            f"the epochs above are the first network's")
+            f"the kept-epoch line above and history.jsonl are network 1's")
 
 
 PLAN_ROWS = 12  # more feature columns than this: one line per kind and encoding instead of one per column
