@@ -36,9 +36,10 @@ def test_first_trial_is_the_defaults_and_the_search_never_ends_worse(tmp_path):
     info = model.history.info["tune"]
     first = info["trials"][0]
     assert first["params"] == space.default_params()
-    # The oracle: `torchann.train` with its own defaults, split and seed, scored the same way
-    # (one network: a trial trains one, the study's ensemble joins them).
-    plain = torchann.train(str(data), target="y", epochs=EPOCHS, seed=0, networks=1)
+    # The oracle: `torchann.train` with its own defaults (its several networks), split and seed,
+    # scored the same way.
+    plain = torchann.train(str(data), target="y", epochs=EPOCHS, seed=0)
+    assert plain.members > 1
     assert first["value"] == pytest.approx(_val_loss(plain, data), rel=1e-5)
     assert [t["number"] for t in info["trials"]] == [0, 1, 2, 3]
     assert all(t["state"] in ("complete", "pruned") for t in info["trials"])

@@ -76,9 +76,11 @@ def load_candidates(trials: Sequence[Any], root: Path, *, limit: int = CANDIDATE
 
 def join(folders: Sequence[Path], weights: Sequence[float], task: str) -> tuple[Any, Any]:
     """``(network, preprocessor)`` of the trials in ``folders`` joined with ``weights``; every
-    trial must have the same preprocessing (the study fixes it), or this raises."""
+    trial must have the same preprocessing (the study fixes it), or this raises. A trial that is
+    itself an ensemble (trial 0, the defaults' networks) adds its members, its weight shared by
+    them as in its own answer, so the joined network answers as the weighted trials do."""
     from ..core.errors import ModelFileError
-    from ..network.members import joined
+    from ..network.members import Members, joined
     from ..api.model import load
 
     models = [load(f) for f in folders]
@@ -89,5 +91,11 @@ def join(folders: Sequence[Path], weights: Sequence[float], task: str) -> tuple[
                                  f"were they trained on the same table?")
     if len(models) == 1:
         return models[0].network, models[0].preprocessor
-    network = joined([m.network for m in models], combine_space(task), weights=list(weights))
+    networks, shares = [], []
+    for m, weight in zip(models, weights):  # a trial with several networks (trial 0) adds each of them
+        inner = m.network.members if isinstance(m.network, Members) else [m.network]
+        inner_weights = m.network.spec.weights if isinstance(m.network, Members) else [1.0]
+        networks.extend(inner)
+        shares.extend(float(weight) * float(w) for w in inner_weights)
+    network = joined(networks, combine_space(task), weights=shares)
     return network, models[0].preprocessor

@@ -98,8 +98,10 @@ class Objective:
         params = space.suggest(trial)
         trial.set_user_attr("worker", worker_id())
         started = time.perf_counter()
+        # Trial 0 (the defaults, enqueued first) is exactly train's default model, its several
+        # networks included; later trials train one network each, and the study's ensemble joins them.
         model = train(self.train_table, val=self.val_table, progress=TrialReporter(trial),
-                      seed=self.seed + trial.number, networks=1,  # the study's ensemble is built from the trials
+                      seed=self.seed + trial.number, networks=None if trial.number == 0 else 1,
                       **{**self.options, **space.to_options(params)})
         answers, truth = self.answers(model)
         value = validation_loss(answers, truth, self.task)

@@ -132,7 +132,8 @@ def _fixed_options(options: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"tune searches {', '.join(searched)} itself; leave {'it' if len(searched) == 1 else 'them'} "
                          f"out (the space is in docs/tune.md)")
     if "networks" in options:
-        raise UsageError("tune trains one network per trial and joins the best trials itself; leave networks out")
+        raise UsageError("tune chooses the networks itself (trial 0: the defaults' own, then one a trial) and joins "
+                         "the best trials; leave networks out")
     if "seed" in options:
         raise UsageError("give tune's seed as seed= (--seed); each trial trains with seed + its number")
     TrainOptions.from_flat(options, where="tune")  # unknown names fail here, with the closest valid one
