@@ -21,7 +21,8 @@ from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_positive_int, ch
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core.options import PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_ple_bins, auto_time_budget
+from ..core.options import (PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_ple_bins,
+                            auto_time_budget)
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
@@ -151,6 +152,7 @@ def train(
         scheduler=f.scheduler, device=f.device, precision=f.precision, threads=f.threads,
         checkpoint=checkpoint, resume=resume, global_batch_size=global_batch_size,
     )
+    x_train, y_train = x[train_rows], y[train_rows]  # one copy, whatever the number of networks
     networks, histories, started = [], [], time.monotonic()
     for index in range(count):
         left = budget - (time.monotonic() - started)
@@ -162,10 +164,10 @@ def train(
         if hasattr(progress, "on_member") and count > 1:
             progress.on_member(index, count)
         histories.append(fit(
-            network, x[train_rows], y[train_rows], seed=seed + index,
+            network, x_train, y_train, seed=seed + index,
             early_stopping=EarlyStopping(patience=int(patience)) if patience else None,
             progress=progress if index == 0 or hasattr(progress, "on_member") else None,
-            time_budget=left if index else budget, **fit_args))
+            time_budget=left if index else budget, **fit_args))  # the first: the budget as given (checked by fit)
         networks.append(network)
     history = histories[0]  # the saved curves are the first network's
     history.info.update({

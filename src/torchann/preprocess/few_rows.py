@@ -71,7 +71,8 @@ def _numbers(f: Any, values: list | None, out: np.ndarray, j: int, facts: InputF
     if quantile:
         knots, scores = f.derived("quantile map", lambda: (np.asarray(f.knots, dtype=np.float64),
                                                            np.asarray(f.scores or [], dtype=np.float64)))
-    missing, outside, xs = [], [], []
+    steps = f.derived("ple steps", lambda: _ple_steps(f.bins)) if f.bins else None
+    missing, outside = [], []
     for i, v in enumerate(values):
         x = float(v)
         if math.isnan(x):
@@ -87,10 +88,7 @@ def _numbers(f: Any, values: list | None, out: np.ndarray, j: int, facts: InputF
         if abs(z) > FLOAT32_MAX:  # beyond float32 once scaled: the column-wise check words it
             return False
         out[i, j] = z
-        xs.append(x)
-    if f.bins:  # the piecewise-linear inputs after the value
-        steps = f.derived("ple steps", lambda: _ple_steps(f.bins))
-        for i, x in enumerate(xs):
+        if steps is not None:  # the piecewise-linear inputs after the value
             out[i, j + 1 : j + 1 + f.n_bins] = _ple_row(x, steps)
     if f.indicator:
         for i in missing:

@@ -145,8 +145,8 @@ class Preprocessor:
         for keep_numbers in (features is not None, True):  # numbers that look like ids only when others remain
             cols, dropped = [], {}
             for n in feats:
-                feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling, ple_bins, ple_min_distinct,
-                                           named=keep_numbers or n in set(named))
+                feature, why = fit_feature(table, n, idx, scale, fill, n in categorical, scaling, ple_bins,
+                                           ple_min_distinct, named=keep_numbers or n in set(named))
                 if feature is None:
                     dropped[n] = why
                 else:
