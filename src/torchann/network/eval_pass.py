@@ -26,6 +26,7 @@ from torch.nn.modules import module as _module
 
 from .dropout import Dropout
 from .members import Members
+from .stacked import stacked_pass
 
 __all__ = ["eval_pass", "takes"]
 
@@ -88,12 +89,17 @@ def eval_pass(network: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     None when ``takes(network)`` is false or a weight is not a CPU tensor of ``x``'s dtype."""
     if not takes(network):
         return None
-    if type(network) is Members:  # each member's pass, combined as Members.forward combines them
-        outs = [_sequential_pass(m, x) for m in network.members]
-        if any(o is None for o in outs):
-            return None
-        return network.combined(torch.stack(outs))
+    if type(network) is Members:  # the members' passes, combined as Members.forward combines them
+        z = stacked_pass(network, x, lambda: _each_member(network, x))
+        if z is None:
+            z = _each_member(network, x)
+        return None if z is None else network.combined(z)
     return _sequential_pass(network, x)
+
+
+def _each_member(network: Members, x: torch.Tensor) -> torch.Tensor | None:
+    outs = [_sequential_pass(m, x) for m in network.members]
+    return None if any(o is None for o in outs) else torch.stack(outs)
 
 
 def _sequential_pass(network: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
