@@ -3,7 +3,9 @@
 The model is ``benchmarks/serve.py``'s (2,200 rows, six numbers and three text columns, a
 26-256-256-1 network). Each figure is the median of ``--repeats`` timings of ``--calls`` calls;
 "column-wise" turns the few-rows encoder off (``FEW_ROWS = 0``) in the same process, so the
-ratio compares like with like on the same machine and load.
+ratio compares like with like on the same machine and load. With members (``train``'s several
+networks), the last table compares the stacked members pass (``network/stacked.py``) with the
+members run one by one (``STACK = False``), in the same way.
 
     python benchmarks/predict_one_row.py [--calls 2000] [--repeats 7]
 """
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torchann  # noqa: E402
 from torchann.network.predict import padded_pass  # noqa: E402
+from torchann.network import stacked  # noqa: E402
 from torchann.preprocess import few_rows  # noqa: E402
 from torchann.server.loadgen import sample_rows  # noqa: E402
 
@@ -81,6 +84,19 @@ def main() -> None:
     print(f"{'':40s} {'value by value':>15s} {'column-wise':>12s} {'ratio':>6s}")
     for name, (few, column_wise) in rows.items():
         print(f"{name:40s} {few:12.1f} µs {column_wise:9.1f} µs {column_wise / few:6.2f}")
+    if model.members > 1:
+        print(f"\n{model.members} networks {'':27s} {'stacked':>15s} {'one by one':>12s} {'ratio':>6s}")
+        for name, fn in [("Model.predict, 1 row", lambda: model.predict(one)),
+                         ("  the network (padded_pass, 8 rows)", lambda: padded_pass(model.network, x, multiple=8))]:
+            together = per_call_us(fn, args.calls, args.repeats)
+            stacked.STACK = False
+            try:
+                apart = per_call_us(fn, args.calls, args.repeats)
+            finally:
+                stacked.STACK = True
+            print(f"{name:40s} {together:12.1f} µs {apart:9.1f} µs {apart / together:6.2f}")
+        taken = [shape for stack in stacked._STACKS.values() for shape, same in stack.checked.items() if same]
+        print(f"stacked pass taken for batch shapes {taken or 'none (the kernels summed otherwise)'}")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def _hooked(m: nn.Module) -> bool:
     return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
 
 
+STACK = True  # False: members always one by one (benchmarks/predict_one_row.py compares the two)
 _MAX_SHAPES = 64  # batch shapes remembered per ensemble (padded passes come in a few sizes)
 _STACKS: "weakref.WeakKeyDictionary[nn.Module, _Stack]" = weakref.WeakKeyDictionary()
 
@@ -166,7 +167,7 @@ def stacked_pass(network: nn.Module, x: torch.Tensor, each: Callable[[], torch.T
     the first time a batch shape is seen). None where the stack does not apply or did not give
     the reference's answers: the caller then runs the members one by one."""
     members = network.members
-    if x.dim() != 2 or len(members) < 2:
+    if not STACK or x.dim() != 2 or len(members) < 2:
         return None
     stack = _STACKS.get(network)
     if stack is None or not stack.current(members):
