@@ -14,7 +14,7 @@ Usage::
 
     python benchmarks/tune_quality.py --tables diabetes,wage --trials 10
     python benchmarks/tune_quality.py --tables diabetes,digits --trials 12 --pruners
-    python benchmarks/tune_quality.py --json docs/tune_results.json
+    python benchmarks/tune_quality.py --tables all --trials 10 --time 120 --json docs/tune_results.json
 
 Needs the ``quality`` extra (tables, CatBoost, Optuna): ``pip install -c constraints.txt -e '.[quality]'``.
 """
@@ -35,7 +35,7 @@ if "--threads" not in sys.argv:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import machine, score, split  # noqa: E402
+from quality import _tables, machine, score, split  # noqa: E402
 from quality_methods import _labels, _table, _text_columns, torchann_fit_predict  # noqa: E402
 from quality_tables import TABLES, load  # noqa: E402
 
@@ -86,9 +86,28 @@ def run(name: str, fn, frame, train, test, seed: int) -> dict[str, Any]:
                                                                  proba, classes), **facts}
 
 
+def summary(rows: list[dict[str, Any]], tables: list[str], method: str, against: list[str]) -> list[str]:
+    """One line per peer: on how many tables ``method`` scored at least as well, the mean and
+    the worst difference, and the wall time of each (the same runs as the table above)."""
+    score_of = {(r["table"], r["method"]): r for r in rows}
+    lines = []
+    for peer in against:
+        both = [t for t in tables if (t, method) in score_of and (t, peer) in score_of]
+        if not both:
+            continue
+        diff = {t: score_of[t, method]["score"] - score_of[t, peer]["score"] for t in both}
+        worst = min(both, key=diff.get)
+        wall = sum(score_of[t, method]["wall"] for t in both), sum(score_of[t, peer]["wall"] for t in both)
+        lines.append(f"- {method} vs {peer}: >= on {sum(d >= 0 for d in diff.values())}/{len(both)} tables, mean "
+                     f"score diff {sum(diff.values()) / len(both):+.4f}, worst {diff[worst]:+.4f} ({worst}); wall "
+                     f"{wall[0]:.0f}s vs {wall[1]:.0f}s")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tables", default="diabetes,wage", help="comma-separated: " + ",".join(TABLES))
+    ap.add_argument("--tables", default="diabetes,wage",
+                    help="comma-separated, or decision, held-out or all: " + ",".join(TABLES))
     ap.add_argument("--trials", type=int, default=20, help="trials per tune run [20]")
     ap.add_argument("--time", type=float, default=None, help="seconds per tune run (with or instead of --trials)")
     ap.add_argument("--max-rows", type=int, default=None, help="cut each table to this many rows (fixed sample)")
@@ -111,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                 tr, te, t, k, s, trials=args.trials, time_s=args.time, facts=facts),
             "catboost defaults": catboost_fit_predict,
         }
+    tables = list(TABLES) if args.tables == "all" else _tables(args.tables)
     rows = []
-    for table in args.tables.split(","):
+    for table in tables:
         frame = load(table, max_rows=args.max_rows)
         train, test = split(frame)
         for name, fn in methods.items():
@@ -124,11 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     names = list(methods)
     print("| table | task | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
-    for table in args.tables.split(","):
+    for table in tables:
         cells = [next(f"{r['score']:.4f} ({r['wall']:.0f} s)" for r in rows if r["table"] == table and r["method"] == n)
                  for n in names]
         task = next(r["task"] for r in rows if r["table"] == table)
         print(f"| {table} | {task} | " + " | ".join(cells) + " |")
+    if not args.pruners:
+        print()
+        for line in summary(rows, tables, names[1], [names[0], names[2]]):
+            print(line)
     if args.pruners:
         print("\n| table | pruner | best validation loss | test score | pruned trials | wall s |")
         print("|---|---|---:|---:|---:|---:|")
