@@ -65,6 +65,30 @@ def test_held_requests_share_one_pass_and_answer_like_predict(runs, tmp_path, wa
     assert passes == (2 if wait_ms else len(sizes))
 
 
+def test_a_request_that_finds_the_server_idle_goes_straight_to_the_model_thread(runs):
+    model = torchann.load(runs["reg"])
+    body = split_body(query_rows(2, seed=3))
+    with serving(model, Limits(max_wait_ms=50)) as (c, state):
+        batcher = state.batcher
+        assert batcher._direct is None
+        alone = c.post("/invocations", json=body)
+        direct = batcher._direct
+        assert alone.status_code == 200 and direct is not None and direct.done()
+        with Hold(state.predictor) as hold:  # while it computes, the next requests queue for one batch
+            t0, first = _send_all(c, [body])
+            assert hold.entered.wait(30)
+            assert batcher._direct is not direct and not batcher._in_batch  # the held one went straight too
+            threads, rest = _send_all(c, [body, body])
+            wait_until(lambda: len(batcher._queue) == 2, "the requests to queue")
+            hold.release()
+            for t in t0 + threads:
+                t.join(30)
+        assert [a.json() for a in first + rest] == [alone.json()] * 3
+        text = c.get("/metrics").text
+    assert metric(text, "torchann_batch_requests_count") == 3  # alone, held, then the two together
+    assert metric(text, "torchann_batch_requests_sum") == 4
+
+
 def test_a_bad_request_in_a_batch_fails_alone(runs, tmp_path):
     model = torchann.load(runs["clf"])
     good = {"inputs": {"a": ["0.5"], "b": [3.0], "city": ["north"]}}  # a number sent as text, same types as bad
