@@ -14,7 +14,7 @@ Usage::
 
     python benchmarks/tune_quality.py --tables diabetes,wage --trials 10
     python benchmarks/tune_quality.py --tables diabetes,digits --trials 12 --pruners
-    python benchmarks/tune_quality.py --tables all --trials 10 --time 120 --json docs/tune_results.json
+    python benchmarks/tune_quality.py --tables all --trials 10 --time 120 --json docs/tune_suite_results.json
 
 Needs the ``quality`` extra (tables, CatBoost, Optuna): ``pip install -c constraints.txt -e '.[quality]'``.
 """
@@ -36,7 +36,7 @@ if "--threads" not in sys.argv:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import _tables, machine, score, split  # noqa: E402
-from quality_methods import _labels, _table, _text_columns, torchann_fit_predict  # noqa: E402
+from quality_methods import _labels, _table, catboost_fit_predict, torchann_fit_predict  # noqa: E402
 from quality_tables import TABLES, load  # noqa: E402
 
 
@@ -58,24 +58,6 @@ def tune_fit_predict(train, test, target, task, seed, *, trials: int, time_s: fl
     return _labels(model.predict(test_table)), model.predict_proba(test_table), [str(c) for c in model.classes]
 
 
-def catboost_fit_predict(train, test, target, task, seed):
-    from catboost import CatBoostClassifier, CatBoostRegressor
-
-    cats = _text_columns(train, target)
-    x, y = train.drop(columns=[target]), train[target].to_numpy()
-    xt = test.drop(columns=[target])
-    for frame in (x, xt):
-        for c in cats:
-            frame[c] = frame[c].astype(str)
-    kind = CatBoostRegressor if task == "regression" else CatBoostClassifier
-    model = kind(verbose=0, random_seed=seed, thread_count=1, cat_features=cats or None, allow_writing_files=False)
-    if task == "regression":
-        model.fit(x, y.astype(float))
-        return model.predict(xt), None, None
-    model.fit(x, _labels(y))
-    return _labels(model.predict(xt).reshape(-1)), model.predict_proba(xt), [str(c) for c in model.classes_]
-
-
 def run(name: str, fn, frame, train, test, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     facts: dict[str, Any] = {}
@@ -89,7 +71,7 @@ def run(name: str, fn, frame, train, test, seed: int) -> dict[str, Any]:
 def summary(rows: list[dict[str, Any]], tables: list[str], method: str, against: list[str]) -> list[str]:
     """One line per peer: on how many tables ``method`` scored at least as well, the mean and
     the worst difference, and the wall time of each (the same runs as the table above)."""
-    score_of = {(r["table"], r["method"]): r for r in rows}
+    score_of = {(r["table"], r["method"]): r for r in rows if r["score"] is not None}
     lines = []
     for peer in against:
         both = [t for t in tables if (t, method) in score_of and (t, peer) in score_of]
@@ -136,17 +118,25 @@ def main(argv: list[str] | None = None) -> int:
         frame = load(table, max_rows=args.max_rows)
         train, test = split(frame)
         for name, fn in methods.items():
-            r = {"table": table, "task": frame.task, "rows": len(frame.df), **run(name, fn, frame, train, test,
-                                                                                  args.seed)}
+            try:
+                r = {"table": table, "task": frame.task, "rows": len(frame.df), **run(name, fn, frame, train, test,
+                                                                                      args.seed)}
+            except Exception as err:  # one method failing on one table is a result; the run goes on
+                r = {"table": table, "task": frame.task, "rows": len(frame.df), "method": name, "score": None,
+                     "wall": None, "failed": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+                print(f"{table:10s} {name:22s} failed: {r['failed']}", file=sys.stderr, flush=True)
+            else:
+                extra = {k: r[k] for k in ("best_value", "ensemble_value", "chosen", "members", "pruned") if k in r}
+                print(f"{table:10s} {name:22s} {r['score']:.4f} {r['wall']:.1f}s {extra}", file=sys.stderr, flush=True)
             rows.append(r)
-            extra = {k: r[k] for k in ("best_value", "ensemble_value", "chosen", "members", "pruned") if k in r}
-            print(f"{table:10s} {name:22s} {r['score']:.4f} {r['wall']:.1f}s {extra}", file=sys.stderr, flush=True)
+            if args.json:  # after every run: a run stopped half way keeps what it measured
+                _write(args.json, argv, rows)
     names = list(methods)
     print("| table | task | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for table in tables:
-        cells = [next(f"{r['score']:.4f} ({r['wall']:.0f} s)" for r in rows if r["table"] == table and r["method"] == n)
-                 for n in names]
+        cells = [next(f"{r['score']:.4f} ({r['wall']:.0f} s)" if r["score"] is not None else "failed"
+                      for r in rows if r["table"] == table and r["method"] == n) for n in names]
         task = next(r["task"] for r in rows if r["table"] == table)
         print(f"| {table} | {task} | " + " | ".join(cells) + " |")
     if not args.pruners:
@@ -160,10 +150,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {r['table']} | {r['method']} | {r['best_value']:.5f} | {r['score']:.4f} | {r['pruned']} | "
                   f"{r['wall']:.0f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"command": " ".join(["python", "benchmarks/tune_quality.py",
-                                                                    *(argv or sys.argv[1:])]),
-                                               "machine": machine(), "runs": rows}, indent=1))
+        _write(args.json, argv, rows)
     return 0
+
+
+def _write(path: str, argv: list[str] | None, rows: list[dict[str, Any]]) -> None:
+    Path(path).write_text(json.dumps({"command": " ".join(["python", "benchmarks/tune_quality.py",
+                                                           *(argv or sys.argv[1:])]),
+                                      "machine": machine(), "runs": rows}, indent=1))
 
 
 if __name__ == "__main__":
