@@ -96,3 +96,20 @@ def test_help_lists_every_command_and_does_not_import_torch():
     for command in ("demo", "train", "predict", "summary", "inspect", "bench", "tune"):
         assert command in proc.stdout
     assert proc.stdout.strip().endswith("False")
+
+
+def test_predict_and_evaluate_take_the_table_after_the_model_directory(tmp_path):
+    runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--quiet"])
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,sum\n10,11,21\n3,4,7\n")
+    by_option = runner.invoke(app, ["predict", str(tmp_path / "d"), "--data", str(table)])
+    by_place = runner.invoke(app, ["predict", str(tmp_path / "d"), str(table)])
+    assert by_option.exit_code == 0 and by_place.exit_code == 0, by_place.output
+    assert by_place.stdout == by_option.stdout and len(by_place.stdout.splitlines()) == 3
+    scored = runner.invoke(app, ["evaluate", str(tmp_path / "d"), str(table), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["rows"] == 2
+    both = runner.invoke(app, ["predict", str(tmp_path / "d"), str(table), "--data", str(tmp_path / "other.csv")])
+    assert both.exit_code == 2 and "two tables given" in both.output
+    neither = runner.invoke(app, ["evaluate", str(tmp_path / "d")])
+    assert neither.exit_code == 2 and "give the labelled table" in neither.output

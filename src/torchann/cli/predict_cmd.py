@@ -12,11 +12,22 @@ import typer
 from ._app import app, stderr_console
 
 _RUN = typer.Argument(help="A model directory written by train, demo or save.", show_default=False)
+_TABLE = typer.Argument(help="The table, as with --data (either one).", show_default=False, metavar="DATA")
+
+
+def _one_table(positional: Optional[Path], option: Optional[Path]) -> Optional[Path]:
+    """The table given after the model directory or as ``--data``, not both."""
+    from ..core.errors import UsageError
+
+    if positional is not None and option is not None and positional != option:
+        raise UsageError(f"two tables given, {positional} and --data {option}; give one")
+    return positional if positional is not None else option
 
 
 @app.command("predict", short_help="Answers of a saved model for new rows.")
 def predict_cmd(
     model_dir: Annotated[Path, _RUN],
+    table: Annotated[Optional[Path], _TABLE] = None,
     rows: Annotated[Optional[list[str]], typer.Option(
         "--input", "-i", help="One input row such as 10,11 (features in training order); repeat for more rows.")] = None,
     data: Annotated[Optional[Path], typer.Option(
@@ -26,8 +37,10 @@ def predict_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the CSV here instead of stdout.")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class "
                                                         "(classification).")] = False,
-    std: Annotated[bool, typer.Option("--std", help="Add the ensemble members' spread: std(<target>) for "
-                                                    "regression, disagreement for classes (a tuned ensemble).")] = False,
+    std: Annotated[bool, typer.Option("--std", help="Add the spread of the model's networks: std(<target>) for "
+                                                    "regression, disagreement for classes (a model of several "
+                                                    "networks, as train makes for smaller tables, or a tuned "
+                                                    "ensemble).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON instead of CSV.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse categories never seen in training (exit 2, naming "
                                                           "the column, values and rows) instead of counting them "
@@ -44,8 +57,10 @@ def predict_cmd(
     from ..core.errors import UsageError
     from ..api.model import load
 
+    data = _one_table(table, data)
     if (rows is None) == (data is None):
-        raise UsageError("give either --input ROW (repeatable) or --data FILE")
+        raise UsageError("give either a table (torchann predict RUN new.csv, or --data FILE) or --input ROW "
+                         "(repeatable)")
     keep_names = [k.strip() for k in keep.split(",") if k.strip()] if keep else []
     if keep_names and data is None:
         raise UsageError("--keep copies columns of --data; it needs --data FILE")
@@ -59,8 +74,8 @@ def predict_cmd(
         raise UsageError(f"--proba needs a classifier, but {model_dir} predicts {', '.join(model.target_names)} as "
                          f"numbers (regression); leave out --proba")
     if std and model.members < 2:
-        raise UsageError(f"--std shows how an ensemble's members disagree, but {model_dir} is one network; "
-                         f"leave out --std, or tune with ensembling (torchann tune without --no-ensemble)")
+        raise UsageError(f"--std shows how a model's networks disagree, but {model_dir} is one network; leave out "
+                         f"--std, or train several (train --networks 4) or tune with ensembling")
     if data is not None and not as_json and _streams(data):
         _score_file(model, data, out, keep_names, proba, std, strict)
         return
@@ -82,13 +97,18 @@ def predict_cmd(
 @app.command("evaluate", short_help="Score a saved model on a labelled table.")
 def evaluate_cmd(
     model_dir: Annotated[Path, _RUN],
-    data: Annotated[Path, typer.Option("--data", help="A labelled table: the feature columns and the target.",
-                                       show_default=False)],
+    table: Annotated[Optional[Path], _TABLE] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="A labelled table: the feature columns and the "
+                                                 "target.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
 ) -> None:
     """Score a saved model on a labelled table: r2, mse, mae, or accuracy, log loss, auc."""
     from ..api.model import load
+    from ..core.errors import UsageError
 
+    data = _one_table(table, data)
+    if data is None:
+        raise UsageError("give the labelled table: torchann evaluate RUN test.csv (or --data FILE)")
     model = load(model_dir)
     scores = model.evaluate(data)
     if as_json:
