@@ -153,8 +153,8 @@ CASES = [
     Bad("cli", "--out inside a file", "cannot write ok.csv/run: ok.csv is a file, not a folder",
         ("train", "ok.csv", *OK, "--quiet", "--epochs", "1", "--out", "ok.csv/run")),
     Bad("cli", "unknown command", "No such command 'frobnicate'", ("frobnicate",)),
-    Bad("cli", "predict with neither --input nor --data", "give either --input ROW (repeatable) or --data FILE",
-        ("predict", "m2")),
+    Bad("cli", "predict with neither a table nor --input", "give either a table (torchann predict RUN new.csv, or "
+        "--data FILE)", ("predict", "m2")),
     Bad("cli", "predict --out is a folder", "adir is a folder; give a file name to write to",
         ("predict", "m2", "--input", "1,2", "--out", "adir")),
     Bad("cli", "import with --spec and --hidden", "give either --spec or --hidden/--activation, not both",
