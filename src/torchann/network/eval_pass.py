@@ -17,71 +17,24 @@ in training mode, or off the CPU is not taken (``eval_pass`` returns None and th
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules import module as _module
 
-from .dropout import Dropout
+from .eval_steps import STEPS, global_hooks, hooked, linear_step
 from .members import Members
 from .stacked import stacked_pass
 
 __all__ = ["eval_pass", "takes"]
 
 
-def _linear(m: nn.Linear, h: torch.Tensor) -> torch.Tensor:
-    return F.linear(h, m.weight, m.bias)
-
-
-def _batch_norm(m: nn.BatchNorm1d, h: torch.Tensor) -> torch.Tensor:
-    if m.running_mean is None or m.running_var is None:  # no running statistics: the batch's own
-        return m(h)
-    return F.batch_norm(h, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps)
-
-
-def _layer_norm(m: nn.LayerNorm, h: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(h, m.normalized_shape, m.weight, m.bias, m.eps)
-
-
-def _identity(m: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    return h
-
-
-# Exact layer types (a subclass may change ``forward``) and what their eval-mode forward computes.
-_STEPS: dict[type, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
-    nn.Linear: _linear,
-    nn.ReLU: lambda m, h: torch.relu(h),
-    nn.Tanh: lambda m, h: torch.tanh(h),
-    nn.Sigmoid: lambda m, h: torch.sigmoid(h),
-    nn.GELU: lambda m, h: F.gelu(h, approximate=m.approximate),
-    nn.LeakyReLU: lambda m, h: F.leaky_relu(h, m.negative_slope),
-    nn.Identity: _identity,
-    nn.Dropout: _identity,  # eval mode
-    Dropout: _identity,
-    nn.BatchNorm1d: _batch_norm,
-    nn.LayerNorm: _layer_norm,
-}
-
-
-def _global_hooks() -> bool:
-    return bool(_module._global_forward_hooks or _module._global_forward_pre_hooks
-                or _module._global_backward_hooks or _module._global_backward_pre_hooks)
-
-
-def _hooked(m: nn.Module) -> bool:
-    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
-
-
 def takes(network: nn.Module) -> bool:
     """Whether ``eval_pass`` runs ``network``: a plain ``nn.Sequential`` in eval mode, no hooks,
     or an ensemble (``Members``, unchanged) of such networks."""
     if type(network) is Members:
-        return (not network.training and not _hooked(network) and not _global_hooks()
+        return (not network.training and not hooked(network) and not global_hooks()
                 and all(takes(m) for m in network.members))
     return (type(network).forward is nn.Sequential.forward and not network.training
-            and not _hooked(network) and not _global_hooks())
+            and not hooked(network) and not global_hooks())
 
 
 def eval_pass(network: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
@@ -107,11 +60,11 @@ def _sequential_pass(network: nn.Module, x: torch.Tensor) -> torch.Tensor | None
     for layer in network._modules.values():
         if layer is None:
             continue
-        step = _STEPS.get(type(layer))
-        if step is None or layer.training or _hooked(layer):
+        step = STEPS.get(type(layer))
+        if step is None or layer.training or hooked(layer):
             h = layer(h)
             continue
-        if step is _linear:
+        if step is linear_step:
             w = layer.weight
             if w.device.type != "cpu" or w.dtype != h.dtype:
                 return None  # the general path words what is wrong (a meta weight, another device)

@@ -36,22 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dropout import Dropout
+from .eval_steps import ELEMENTWISE, hooked
 
 __all__ = ["stacked_pass"]
-
-# Layers that act on each value alone (so on all members at once) and what they compute in eval mode.
-_ELEMENTWISE: dict[type, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: lambda m, h: torch.relu(h),
-    nn.Tanh: lambda m, h: torch.tanh(h),
-    nn.Sigmoid: lambda m, h: torch.sigmoid(h),
-    nn.GELU: lambda m, h: F.gelu(h, approximate=m.approximate),
-    nn.LeakyReLU: lambda m, h: F.leaky_relu(h, m.negative_slope),
-    nn.Identity: lambda m, h: h,
-    nn.Dropout: lambda m, h: h,
-    Dropout: lambda m, h: h,
-}
-
 
 class _Stack:
     """The members' layers stacked (``steps``), what they were built from, and the batch shapes
@@ -76,13 +63,9 @@ class _Stack:
             if len(now) != len(layers):
                 return False
             for layer, held in zip(now.values(), layers):
-                if layer is not held or layer.training or _hooked(layer):
+                if layer is not held or layer.training or hooked(layer):
                     return False
         return all(params.get(name) is t and t._version == version for params, name, t, version in self.weights)
-
-
-def _hooked(m: nn.Module) -> bool:
-    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
 
 
 STACK = True  # False: members always one by one (benchmarks/predict_one_row.py compares the two)
@@ -103,14 +86,14 @@ def _layouts(members: nn.ModuleList) -> list | None:
         if len(layers) != len(first):
             return None
         for layer, ref in zip(layers, first):
-            if layer is None or type(layer) is not type(ref) or layer.training or _hooked(layer):
+            if layer is None or type(layer) is not type(ref) or layer.training or hooked(layer):
                 return None
             if type(layer) is nn.Linear:
                 w, b = layer.weight, layer.bias
                 if (w.shape != ref.weight.shape or (b is None) != (ref.bias is None) or w.device.type != "cpu"
                         or w.dtype != ref.weight.dtype or (b is not None and b.dtype != w.dtype)):
                     return None
-            elif type(layer) in _ELEMENTWISE:
+            elif type(layer) in ELEMENTWISE:
                 if (getattr(layer, "approximate", None), getattr(layer, "negative_slope", None)) != (
                         getattr(ref, "approximate", None), getattr(ref, "negative_slope", None)):
                     return None
@@ -142,7 +125,7 @@ def _build(layouts: list) -> _Stack:
                     steps.append(("batched", w, b, ref.out_features))
             first_linear = False
         else:
-            steps.append(("each", _ELEMENTWISE[type(ref)], ref, None))
+            steps.append(("each", ELEMENTWISE[type(ref)], ref, None))
     return _Stack(layouts, steps, layouts[0][0].weight.dtype)
 
 

@@ -10,8 +10,7 @@ finds the server idle (nothing queued, nothing computing, nobody else arriving) 
 to the model thread, as without batching, skipping the batch task's wake-up (docs/serve.md:
 the served single row's median p50 at concurrency 1 went from 1.48 to 1.32 ms over eight
 alternating runs); requests that come while it computes queue and form the next batch when
-it ends. With ``max_wait_ms == 0`` each request is its own
-forward pass.
+it ends. With ``max_wait_ms == 0`` each request is its own forward pass.
 
 A request whose client gave up (its ``timeout`` passed) is marked cancelled and skipped if
 its batch has not started.
