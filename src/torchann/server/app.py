@@ -10,7 +10,8 @@ Routes (``/docs`` lists them with their bodies):
 
 Handlers read the body themselves (bounded in size and time), so no request body is parsed
 twice and no value in it can name a file. The model runs on the batcher's thread, never on
-the event loop.
+the event loop. The two prediction routes are declared to FastAPI (for ``/docs``) but called
+by the gate directly (``gate.Gate``'s ``direct``), with the same handlers and error answers.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def create_app(model: Any, limits: Limits | None = None, *, name: str | None = N
                   description="A torchann model behind MLflow's scoring protocol and the Open Inference Protocol v2.")
     app.state.serving = s
     install_handlers(app)
-    app.add_middleware(Gate, serving=s, log_requests=log_requests)
+    direct: dict[tuple[str, str], Any] = {}  # the prediction routes, filled below: the gate calls them itself
+    app.add_middleware(Gate, serving=s, log_requests=log_requests, direct=direct)
 
     async def _predict(request: Request, job_of: Any) -> tuple[Any, Any]:
         deadline = time.monotonic() + limits.timeout
@@ -256,4 +258,9 @@ def create_app(model: Any, limits: Limits | None = None, *, name: str | None = N
         model, answer = await _predict(request, job_of)
         return _json(infer_answer(answer, model, s.name, found.get("id")))
 
+    async def v2_infer_direct(request: Request) -> Any:
+        return await v2_infer(request.scope["path"].split("/")[3], request)  # /v2/models/{name}/infer
+
+    direct[("POST", "/invocations")] = invocations
+    direct[("POST", "/v2/models/{name}/infer")] = v2_infer_direct
     return app

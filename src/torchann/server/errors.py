@@ -30,7 +30,7 @@ from typing import Any
 
 from ..core.errors import DataError, TorchannError, UsageError
 
-__all__ = ["ServerError", "error_body", "install_handlers", "status_of", "MAX_MESSAGE"]
+__all__ = ["ServerError", "error_body", "error_response", "install_handlers", "status_of", "MAX_MESSAGE"]
 
 MAX_MESSAGE = 400
 log = logging.getLogger("torchann.server")
@@ -78,21 +78,28 @@ def _response(status: int, code: str, message: str, headers: dict[str, str] | No
                     headers=headers)
 
 
+def error_response(err: Exception, path: str) -> Any:
+    """The answer to ``err`` raised while answering on ``path``: a ``ServerError`` as it says,
+    one of torchann's own errors by ``status_of``; None for any other exception (a bug)."""
+    if isinstance(err, ServerError):
+        return _response(err.status, err.code, err.message, err.headers)
+    if isinstance(err, TorchannError):
+        status, code = status_of(err)
+        if status == 500:
+            log.error("model error on %s: %s", path, err)
+            return _response(500, code, "the model could not answer; see the server's log")
+        return _response(status, code, str(err))
+    return None
+
+
 def install_handlers(app: Any) -> None:
     """Register the exception handlers on a Starlette/FastAPI ``app``. (An exception of no
     kind here is a bug: ``gate.Gate`` answers it with a 500 and logs its traceback.)"""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
-    async def server_error(request: Any, err: ServerError) -> Any:
-        return _response(err.status, err.code, err.message, err.headers)
-
-    async def torchann_error(request: Any, err: TorchannError) -> Any:
-        status, code = status_of(err)
-        if status == 500:
-            log.error("model error on %s: %s", request.url.path, err)
-            return _response(500, code, "the model could not answer; see the server's log")
-        return _response(status, code, str(err))
+    async def torchann_error(request: Any, err: Exception) -> Any:
+        return error_response(err, request.url.path)
 
     async def http_error(request: Any, err: HTTPException) -> Any:
         status = err.status_code
@@ -105,7 +112,7 @@ def install_handlers(app: Any) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _response(400, "bad_request", f"{where}: {first.get('msg', 'invalid request')}")
 
-    app.add_exception_handler(ServerError, server_error)
+    app.add_exception_handler(ServerError, torchann_error)
     app.add_exception_handler(TorchannError, torchann_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
