@@ -12,7 +12,7 @@ from torch import nn
 from ..core.checks import check_non_negative_int, check_optional_positive_int, check_positive_int
 from ..core.errors import UsageError
 from ..data.tensors import as_feature_tensor, check_input_width
-from .eval_pass import eval_pass, takes
+from .eval_pass import eval_pass
 
 __all__ = ["predict", "padded_pass", "MemberColumns"]
 
@@ -106,8 +106,8 @@ def padded_pass(model: nn.Module, x: Any, *, multiple: int) -> torch.Tensor:
     than the work).
     """
     multiple = check_positive_int("multiple", multiple)
-    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2 and len(x) and takes(model):
-        out = _plain_pass(model, x, multiple)  # encoded rows through a plain MLP: the quick way
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2 and len(x):
+        out = _plain_pass(model, x, multiple)  # encoded rows through a plain MLP (eval_pass): the quick way
         if out is not None:
             return out
     _check_model(model)

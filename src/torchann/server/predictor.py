@@ -141,9 +141,11 @@ class Predictor:
 
 def _groups(jobs: list[Job]) -> list[list[int]]:
     """Indices of the live jobs, grouped by the types of their columns."""
+    if len(jobs) == 1:  # a request alone (an idle server's): its own group
+        return [] if jobs[0].cancelled else [[0]]
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
         if not job.cancelled:
-            key = tuple(str(c.dtype) for c in job.table.columns.values())
+            key = tuple(c.dtype for c in job.table.columns.values())  # numpy dtypes compare and hash
             groups.setdefault(key, []).append(i)
     return list(groups.values())
