@@ -115,3 +115,32 @@ def test_a_numeric_feature_of_words_says_what_python_says(run, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [f"error: {err.value}"]
     assert "column 'age' should hold numbers, but row 2 holds 'old'" in str(err.value)
+
+
+def test_numbers_outside_the_training_range_are_named_in_one_warning_by_predict_and_the_cli(run, tmp_path):
+    model = torchann.load(run)
+    ages = [float(r["age"]) for r in csv.DictReader(open(run.parent / "train.csv"))]
+    low, high = min(ages), max(ages)  # the training range, by hand (the model trained on every row but its held-out ones)
+    span = model.preprocessor.features[model.feature_names.index("age")].training_range
+    assert low <= span[0] <= span[1] <= high
+    rows = [("north", span[1] + 5, 1), ("south", span[0] - 1, 2), ("east", span[1], 3), ("north", span[0], 9)]
+    query = _write(tmp_path / "far.csv", ["zone", "age", "rooms"], rows)
+    text = (rf"numbers outside the training range \('age': 2 row\(s\) outside {span[0]:.6g} to {span[1]:.6g}, "
+            rf"'rooms': 1 row\(s\) outside 0 to 4\); the model never saw such values")
+    with pytest.warns(torchann.preprocess.OutOfRangeWarning, match=text):
+        model.predict(str(query))
+    assert model.preprocessor.outside == {"age": 2, "rooms": 1}
+    with pytest.warns(torchann.preprocess.OutOfRangeWarning, match=text):
+        model.evaluate(_write(tmp_path / "far_y.csv", ["zone", "age", "rooms", "price"],
+                              [r + (10,) for r in rows]))
+    result = runner.invoke(app, ["predict", str(run), str(query)])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if "training range" in line] == [
+        f"warning: {query}: numbers outside the training range ('age': 2 row(s) outside {span[0]:.6g} to "
+        f"{span[1]:.6g}, 'rooms': 1 row(s) outside 0 to 4); the model never saw such values and its answers for "
+        f"those rows are extrapolations"]
+    inside = _write(tmp_path / "near.csv", ["zone", "age", "rooms"], [("east", span[0], 0), ("north", span[1], 4)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # values at the ends are inside: no warning
+        model.predict(str(inside))
+        torchann.train(str(run.parent / "train.csv"), target="price", hidden=(8,), epochs=1, seed=0, threads=1)

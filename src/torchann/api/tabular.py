@@ -23,6 +23,7 @@ from ..core.warn import warn
 from .model import Model
 from ..core.options import (PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_ple_bins,
                             auto_time_budget)
+from ..preprocess.checks import numeric_column
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
@@ -113,6 +114,10 @@ def train(
         if d.drop_missing_target:
             val_table = _with_target(val_table.select(pre.target_names), drop=True)
         validation = (pre.transform_x(val_table), pre.transform_y(val_table))
+    for feature in pre.features:  # the range predict warns outside of: the training and validation rows
+        if feature.kind == "numeric" and (val_rows is not None or val_table is not None):
+            feature.widen_range(numeric_column(table, feature.name)[val_rows] if val_table is None
+                                else numeric_column(val_table, feature.name))
     patience = f.early_stopping or None
     if patience and validation is None and not d.val_split:  # asked for no held-out rows
         warn(f"early stopping (patience {patience}) watches the training loss: there are no "

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .extra import require
-from .internals import DataError, UsageError
+from .internals import DataError, UsageError, quiet_range
 from .loader import ModelRef, worker_model
 
 __all__ = ["predict", "output_meta"]
@@ -82,7 +82,8 @@ def score_partition(frame: Any, ref: ModelRef, number: int, first_row: int, keep
     table = model.table(frame)
     table.source = f"dataframe partition {number}"
     table.row_numbers = np.arange(first_row + 1, first_row + len(frame) + 1)  # messages name the whole frame's row
-    answers = model.predictions(table, proba=proba, first_row=first_row)
+    with quiet_range():
+        answers = model.predictions(table, proba=proba, first_row=first_row)
     return _frame(model, {k: frame[k].to_numpy() for k in keep}, answers, frame.index, frame[list(keep)].dtypes,
                   pd)
 

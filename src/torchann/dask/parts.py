@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .inputs import Piece
-from .internals import ClusterError, DataError, StorageError, TorchannError, is_storage_full, score_file
+from .internals import ClusterError, DataError, StorageError, TorchannError, is_storage_full, quiet_range, score_file
 from .loader import ModelRef, where, worker_model
 
 __all__ = ["score_piece", "part_name", "ABORT", "TEMP_SUFFIX", "CHUNK_ROWS"]
@@ -57,7 +57,7 @@ def score_piece(ref: ModelRef, piece: Piece, stage: str, out: str, index: int, *
     except OSError as err:
         raise _write_error(Path(out) / name, err) from None
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle, quiet_range():
             rows = score_file(model, piece.path, stream=handle, fmt="parquet", keep=keep, proba=proba,
                               chunk_rows=chunk_rows, row_groups=piece.row_groups)
             handle.flush()

@@ -167,12 +167,13 @@ class BaseModel:
         A bare network (saved without a table) has no column names to match: a table without
         its ``x0, x1, ...`` columns gives its numeric columns, in order, as the inputs.
         ``strict``: a category never seen in training is a ``DataError`` (column, values, rows),
-        not a counted ``UnseenCategoryWarning``.
+        not a counted ``UnseenCategoryWarning``. Numbers outside their column's training range
+        are named in one ``OutOfRangeWarning`` (the model extrapolates there).
         """
         table = self.table(data)
         names = self.feature_names
         if not self.bare or all(n in table.columns for n in names):
-            return self.preprocessor.transform_x(table, strict=strict)
+            return self.preprocessor.transform_x(table, strict=strict, warn_outside=True)
         numeric = [n for n in table.names if table.columns[n].dtype == np.float64 and n not in self.target_names]
         if len(numeric) != len(names):
             raise DataError(

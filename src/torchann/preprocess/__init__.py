@@ -6,8 +6,8 @@ and stored as plain JSON: elementwise encoders (``encoders``), one column's feat
 May import: ``core``, ``data``.
 """
 
-from .preprocessor import Preprocessor, UnseenCategoryWarning
+from .preprocessor import OutOfRangeWarning, Preprocessor, UnseenCategoryWarning
 from .features import Feature
 from .target import infer_task, class_weights
 
-__all__ = ["Preprocessor", "UnseenCategoryWarning", "Feature", "infer_task", "class_weights"]
+__all__ = ["Preprocessor", "UnseenCategoryWarning", "OutOfRangeWarning", "Feature", "infer_task", "class_weights"]

@@ -4,8 +4,9 @@
 training rows: a category the model never saw (it sets no input of its column), a number
 outside the training range (the network extrapolates), a missing value filled with the
 training fill. :class:`InputFacts` holds, for each kind and column, the rows where that
-happened. ``torchann predict`` counts the unseen categories from it (one warning line);
-``torchann serve`` answers each request with the rows' facts.
+happened. ``torchann predict`` counts the unseen categories and the numbers outside the range
+from it (a warning line each, ``outside_text`` words the second); ``torchann serve`` answers
+each request with the rows' facts.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["InputFacts", "UNSEEN", "OUT_OF_RANGE", "FILLED"]
+__all__ = ["InputFacts", "UNSEEN", "OUT_OF_RANGE", "FILLED", "outside_text", "UnseenCategoryWarning",
+           "OutOfRangeWarning"]
 
 UNSEEN = "unseen_category"  # a category never seen in training: no input of its column is set
 OUT_OF_RANGE = "out_of_range"  # a number below the smallest or above the largest training value
 FILLED = "missing_filled"  # a missing value replaced by the training fill (or its own category)
 KINDS = (UNSEEN, OUT_OF_RANGE, FILLED)
+
+
+class UnseenCategoryWarning(UserWarning):
+    """Rows held categories the model never saw in training; they set no input of that column."""
+
+
+class OutOfRangeWarning(UserWarning):
+    """Rows held numbers below the smallest or above the largest training value of their column:
+    the model's answers there are extrapolations."""
 
 
 @dataclass
@@ -68,3 +79,17 @@ class InputFacts:
 
     def for_row(self, i: int) -> list[tuple[str, str]]:
         return [(c, k) for k, cols in self.kinds.items() for c, rows in cols.items() if i in rows]
+
+
+def outside_text(outside: dict[str, int], features: list, most: int = 5) -> str:
+    """Rows outside the training range per column (``outside``) in words, the columns with the
+    most rows first, each with its range (from ``features``, the preprocessor's)."""
+    spans = {f.name: f.training_range for f in features if f.kind == "numeric"}
+    ranked = sorted(outside.items(), key=lambda kv: -kv[1])
+    parts = []
+    for name, rows in ranked[:most]:
+        span = spans.get(name)
+        parts.append(f"{name!r}: {rows} row(s)" + (f" outside {span[0]:.6g} to {span[1]:.6g}" if span else ""))
+    if len(ranked) > most:
+        parts.append(f"and {len(ranked) - most} more column(s)")
+    return ", ".join(parts)

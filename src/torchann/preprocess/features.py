@@ -85,6 +85,13 @@ class Feature:
             return float(self.knots[0]), float(self.knots[-1])
         return None
 
+    def widen_range(self, x: np.ndarray) -> None:
+        """Numeric: take the values ``x`` into the training range (``train`` gives it the
+        validation rows too, so that predicting the table trained on warns of nothing)."""
+        observed = x[~np.isnan(x)]
+        if self.kind == "numeric" and self.low is not None and self.high is not None and observed.size:
+            self.low, self.high = min(self.low, float(observed.min())), max(self.high, float(observed.max()))
+
     def outside_range(self, x: np.ndarray) -> np.ndarray | None:
         """Numeric: the mask of observed values below or above the training range (None: unknown)."""
         span = self.training_range

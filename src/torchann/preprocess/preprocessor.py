@@ -46,14 +46,10 @@ from ..data.columns import coerce, label_kind, shown_name
 from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
 from .target import MAX_CLASSES, class_weights, infer_task, no_missing_target, target_columns, target_numbers, wants_log
-from .facts import FILLED, OUT_OF_RANGE, UNSEEN, InputFacts
+from .facts import FILLED, OUT_OF_RANGE, UNSEEN, InputFacts, OutOfRangeWarning, UnseenCategoryWarning, outside_text
 from .few_rows import encode_few
 
-__all__ = ["Preprocessor", "UnseenCategoryWarning"]
-
-
-class UnseenCategoryWarning(UserWarning):
-    """Rows held categories the model never saw in training; they set no input of that column."""
+__all__ = ["Preprocessor", "UnseenCategoryWarning", "OutOfRangeWarning"]
 
 
 class Preprocessor:
@@ -83,6 +79,7 @@ class Preprocessor:
         self.target_log = target_log  # per regression target: learnt as log1p(y)
         self.dropped = dict(dropped or {})  # columns left out of the features -> why
         self.unseen: dict[str, int] = {}  # after transform_x: column -> rows with an unseen category
+        self.outside: dict[str, int] = {}  # after transform_x: column -> rows outside the training range
         self.features = features
         self.target_names = target_names
         self.scale = scale
@@ -211,21 +208,26 @@ class Preprocessor:
 
     # ------------------------------------------------------------------------------ transform
 
-    def transform_x(self, table: Any, *, strict: bool = False) -> np.ndarray:
+    def transform_x(self, table: Any, *, strict: bool = False, warn_outside: bool = False) -> np.ndarray:
         """Model inputs, float32 ``(n_rows, in_features)``; feature columns are found by name.
         ``table`` is a ``Table`` or anything ``Model.predict`` takes (a path, a pandas or pyarrow
         frame, a dict of columns, rows of values in feature order).
 
         A category never seen in training sets no input of its column; the rows are counted in
         ``self.unseen`` and in one :class:`UnseenCategoryWarning`. ``strict=True`` raises
-        ``DataError`` instead."""
-        table = self._table(table)
-        out, facts = self.transform_x_facts(table, strict=strict)
-        self.unseen = facts.counts().get(UNSEEN, {})
+        ``DataError`` instead. Numbers outside a column's training range are counted in
+        ``self.outside`` and, with ``warn_outside`` (``Model.predict``'s; not training's, whose
+        validation rows may lie beyond), named in one :class:`OutOfRangeWarning`."""
+        out, facts = self.transform_x_facts(table := self._table(table), strict=strict)
+        self.unseen, self.outside = (facts.counts().get(kind, {}) for kind in (UNSEEN, OUT_OF_RANGE))
         if self.unseen:
             shown = ", ".join(f"{n!r}: {k} row(s)" for n, k in self.unseen.items())
             warn(f"{table.source}: categories never seen in training ({shown}) set no input of their column; "
                  f"pass strict=True (torchann predict --strict) to refuse them", UnseenCategoryWarning)
+        if self.outside and warn_outside:
+            shown = outside_text(self.outside, self.features)
+            warn(f"{table.source}: numbers outside the training range ({shown}); the model never saw such values "
+                 f"and its answers for those rows are extrapolations", OutOfRangeWarning)
         return out
 
     def transform_x_facts(self, table: Any, *, strict: bool = False) -> tuple[np.ndarray, InputFacts]:
