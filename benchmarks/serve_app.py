@@ -33,7 +33,9 @@ from torchann.server.loadgen import invocation_body, sample_rows  # noqa: E402
 import serve as serve_bench  # noqa: E402
 
 
-async def _started(app) -> None:
+async def _lifespan(app) -> tuple[asyncio.Queue, asyncio.Task]:
+    """The app started (its lifespan's startup answered); put a shutdown on the queue and await
+    the task to stop it."""
     queue: asyncio.Queue = asyncio.Queue()
     await queue.put({"type": "lifespan.startup"})
     sent: list = []
@@ -41,12 +43,13 @@ async def _started(app) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.get_running_loop().create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
-                                               queue.get, send))
+    task = asyncio.get_running_loop().create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, queue.get, send))
     while not sent:
         await asyncio.sleep(0.01)
     if sent[0]["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"the app did not start: {sent[0]}")
+    return queue, task
 
 
 def _scope(body: bytes) -> dict:
@@ -78,7 +81,15 @@ async def _request(app, scope: dict, body: bytes) -> int:
 
 
 async def _measure(app, body: bytes, requests: int, repeats: int) -> tuple[float, float]:
-    await _started(app)
+    queue, task = await _lifespan(app)
+    try:
+        return await _timed(app, body, requests, repeats)
+    finally:
+        await queue.put({"type": "lifespan.shutdown"})
+        await task
+
+
+async def _timed(app, body: bytes, requests: int, repeats: int) -> tuple[float, float]:
     scope = _scope(body)
     if (status := await _request(app, scope, body)) != 200:
         raise RuntimeError(f"the app answered {status}")

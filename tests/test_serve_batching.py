@@ -156,3 +156,34 @@ def test_a_server_that_owns_its_process_freezes_the_collector_once_the_model_is_
             assert gc.get_freeze_count() <= frozen  # frozen once: the requests' objects are collected as usual
     finally:
         gc.unfreeze()
+
+
+def test_large_passes_take_the_large_pass_threads_and_answer_like_predict(runs, monkeypatch):
+    import torch
+
+    from torchann.server.predictor import LARGE_PASS_ROWS
+
+    model = torchann.load(runs["reg"])
+    seen: list[tuple[int, int]] = []
+    outputs = model.network_outputs
+
+    def recording(x, **kw):
+        seen.append((len(x), torch.get_num_threads()))
+        return outputs(x, **kw)
+
+    monkeypatch.setattr(model, "network_outputs", recording)
+    small, large = query_rows(3, seed=4), query_rows(LARGE_PASS_ROWS, seed=5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the loop thread's count, as torchann serve sets it
+    try:
+        with serving(model, Limits(max_wait_ms=0), large_pass_threads=2) as (c, state):
+            answers = [c.post("/invocations", json=split_body(rows)).json()["predictions"] for rows in (small, large)]
+            answers.append(c.post("/invocations", json=split_body(small)).json()["predictions"])
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [(3, 1), (LARGE_PASS_ROWS, 2), (3, 1)]  # and the model thread's own count put back after
+    monkeypatch.undo()
+    expected = [model.predict({k: [r[k] for r in rows] for k in rows[0]}).tolist() for rows in (small, large, small)]
+    np.testing.assert_allclose(answers[0], expected[0], rtol=1e-6)
+    np.testing.assert_allclose(answers[1], expected[1], rtol=1e-6)
+    assert answers[2] == answers[0]

@@ -121,7 +121,7 @@ def _metadata(s: Serving) -> dict[str, Any]:
 
 
 def create_app(model: Any, limits: Limits | None = None, *, name: str | None = None,
-               log_requests: bool = False, own_process: bool = False) -> Any:
+               log_requests: bool = False, own_process: bool = False, large_pass_threads: int | None = None) -> Any:
     """The server for ``model`` (a ``torchann.Model``, a model directory, or a function that
     returns a Model) under ``limits``; an ASGI app to run with uvicorn.
 
@@ -131,13 +131,15 @@ def create_app(model: Any, limits: Limits | None = None, *, name: str | None = N
         own_process: the server owns its process, as in ``torchann serve``: once the model is
             loaded every object of the process is moved out of the cyclic collector's sight
             (``gc.freeze``, see ``state``). Off by default: it is a choice for the whole process.
+        large_pass_threads: intra-op threads for passes of ``predictor.LARGE_PASS_ROWS`` rows or
+            more (``torchann serve``: the process's share of the cores); None: the app's own count.
 
     Example:
         >>> app = create_app(torchann.load("runs/price"), Limits(max_wait_ms=1))
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)
     """
     limits = limits or Limits()
-    s = Serving(model, limits, name=name, own_process=own_process)
+    s = Serving(model, limits, name=name, own_process=own_process, large_pass_threads=large_pass_threads)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:

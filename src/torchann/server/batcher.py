@@ -74,7 +74,11 @@ class Batcher:
         return Ticket(self)
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchann-model")
+        import torch
+
+        count = torch.get_num_threads()  # the loop thread's: a new thread would start with torch's default
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchann-model",
+                                            initializer=torch.set_num_threads, initargs=(count,))
         self._wake = asyncio.Event()
         if self.limits.batching:
             self._task = asyncio.get_running_loop().create_task(self._loop())

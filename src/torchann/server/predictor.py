@@ -20,7 +20,12 @@ from ..core.errors import TorchannError
 from ..preprocess.facts import InputFacts
 from .errors import ServerError
 
-__all__ = ["Job", "Answer", "Predictor", "members_of"]
+__all__ = ["Job", "Answer", "Predictor", "members_of", "LARGE_PASS_ROWS"]
+
+# From this many rows a pass may take more intra-op threads than the server's own count
+# (``Predictor.large_threads``): its products are large enough that the threads' hand-offs
+# cost little beside them; smaller passes stay on the server's count (one under torchann serve).
+LARGE_PASS_ROWS = 256
 
 
 @dataclass
@@ -55,8 +60,9 @@ def members_of(model: Any) -> int:
 class Predictor:
     """Answers for batches of requests from one ``torchann.Model``."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, large_threads: int | None = None) -> None:
         self.model = model
+        self.large_threads = large_threads  # intra-op threads for passes of LARGE_PASS_ROWS rows or more
         self.features = list(model.feature_names)
         self.classifier = model.task == "classification"
         self.members = members_of(model)  # 2 or more: ?std=true answers their spread
@@ -93,8 +99,18 @@ class Predictor:
         return [r if r is not None else ServerError(504, "the request was given up") for r in results]
 
     def forward(self, x: np.ndarray) -> Any:
-        """Network outputs for encoded rows, as ``Model.predict`` computes them."""
-        return self.model.network_outputs(x)
+        """Network outputs for encoded rows, as ``Model.predict`` computes them (the same
+        answers whatever the thread count: each row's sums do not depend on it)."""
+        if self.large_threads is None or len(x) < LARGE_PASS_ROWS:
+            return self.model.network_outputs(x)
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.large_threads)
+        try:
+            return self.model.network_outputs(x)
+        finally:
+            torch.set_num_threads(previous)
 
     def _encode(self, jobs: list[Job], group: list[int], results: list) -> list[tuple[int, np.ndarray, InputFacts]]:
         pre = self.model.preprocessor

@@ -52,9 +52,11 @@ def _freeze_gc() -> None:
 class Serving:
     """The server's state; one per app (tests build several side by side)."""
 
-    def __init__(self, source: Any, limits: Limits, *, name: str | None = None, own_process: bool = False) -> None:
+    def __init__(self, source: Any, limits: Limits, *, name: str | None = None, own_process: bool = False,
+                 large_pass_threads: int | None = None) -> None:
         self.limits = limits
         self.own_process = own_process
+        self.large_pass_threads = large_pass_threads
         self.metrics = Metrics()
         is_model = hasattr(source, "predict") and hasattr(source, "preprocessor")
         self._named = name is not None
@@ -77,7 +79,7 @@ class Serving:
 
     def _use(self, model: Any) -> None:
         self.model = model
-        self.predictor = Predictor(model)
+        self.predictor = Predictor(model, large_threads=self.large_pass_threads)
 
     def _loader(self) -> Callable[[], Any]:
         source = self._source
