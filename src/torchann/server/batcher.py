@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .errors import ServerError
 from .limits import Limits
+from .model_thread import ModelThread, answer_within
 from .predictor import Answer, Job, Predictor
 
 __all__ = ["Batcher", "Ticket"]
@@ -64,7 +64,7 @@ class Batcher:
         self.metrics = metrics
         self.arriving = 0  # requests inside the server that have not reached the queue yet
         self._queue: deque[tuple[Job, asyncio.Future]] = deque()
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: ModelThread | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._direct: asyncio.Future | None = None  # a lone request sent straight to the model thread
@@ -77,8 +77,8 @@ class Batcher:
         import torch
 
         count = torch.get_num_threads()  # the loop thread's: a new thread would start with torch's default
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchann-model",
-                                            initializer=torch.set_num_threads, initargs=(count,))
+        self._thread = ModelThread(initializer=lambda: torch.set_num_threads(count))
+        self._thread.start()
         self._wake = asyncio.Event()
         if self.limits.batching:
             self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -91,40 +91,41 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        closing = ServerError(503, "the server is shutting down; retry on another instance")
         while self._queue:
             _, fut = self._queue.popleft()
             if not fut.done():
-                fut.set_exception(ServerError(503, "the server is shutting down; retry on another instance"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+                fut.set_exception(closing)
+        if self._thread is not None:
+            self._thread.stop(closing)
+            self._thread = None
 
     async def submit(self, job: Job, timeout: float) -> Answer:
         """The job's answer; a 504 when it does not come within ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        if self._executor is None:
+        thread = self._thread
+        if thread is None:
             raise ServerError(503, "the model is not loaded yet; retry shortly")
         if self._task is None:  # no batching: the job is its own pass
-            fut = loop.run_in_executor(self._executor, self._alone, job)
+            fut = thread.call(self._alone, job)
         elif self._idle():  # nothing to share a pass with: straight to the model thread
-            fut = self._direct = loop.run_in_executor(self._executor, self._alone, job)
+            fut = self._direct = thread.call(self._alone, job)
         else:
-            fut = loop.create_future()
+            fut = asyncio.get_running_loop().create_future()
             self._queue.append((job, fut))
             self._wake.set()
-        try:
-            result = await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+
+        def too_late() -> Exception:
             job.cancelled = True
-            raise ServerError(504, f"no answer within the server's timeout of {self.limits.timeout:g} s; send fewer rows "
-                                   f"or retry later") from None
+            return ServerError(504, f"no answer within the server's timeout of {self.limits.timeout:g} s; send fewer "
+                                    f"rows or retry later")
+
+        result = await answer_within(fut, timeout, too_late)
         if isinstance(result, Exception):
             raise result
         return result
 
     def _idle(self) -> bool:
-        return (not self._queue and not self._in_batch and self.arriving == 0
-                and (self._direct is None or self._direct.done()))
+        return not self._queue and not self._in_batch and self.arriving == 0 and self._thread.busy == 0
 
     def _alone(self, job: Job) -> Answer | Exception:
         if job.cancelled:
@@ -151,21 +152,20 @@ class Batcher:
         return taken, rows
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         limit, wait = self.limits.max_batch_rows, self.limits.max_wait_ms / 1000.0
         while True:
             while not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
-            if self._direct is not None and not self._direct.done():  # the model thread is busy:
-                await asyncio.wait((self._direct,))  # what queues meanwhile joins this batch
+            if self._thread.busy:  # the model thread is on a lone request: what queues meanwhile joins this batch
+                await self._thread.free()
             self._in_batch = True
             try:
-                await self._batch(loop, limit, wait)
+                await self._batch(limit, wait)
             finally:
                 self._in_batch = False
 
-    async def _batch(self, loop: asyncio.AbstractEventLoop, limit: int, wait: float) -> None:
+    async def _batch(self, limit: int, wait: float) -> None:
         """One batch: the queued jobs (and those arriving within the wait) in one pass."""
         batch, rows = self._take(limit)
         deadline = time.monotonic() + wait
@@ -188,7 +188,7 @@ class Batcher:
         jobs = [job for job, _ in batch]
         self._count(jobs)
         try:
-            results = await loop.run_in_executor(self._executor, self.predictor.run, jobs)
+            results = await self._thread.call(self.predictor.run, jobs)
         except Exception as err:  # a bug in the model code: every request of the batch gets it
             results = [err] * len(jobs)
         for (_, fut), result in zip(batch, results):
