@@ -94,6 +94,8 @@ def score(task: str, y_true, pred, proba, classes) -> dict[str, float]:
 
 
 def _value(text: str) -> Any:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":  # quoted: the text as it is ('none')
+        return text[1:-1]
     low = text.strip().lower()
     if low in ("none", "null"):
         return None

@@ -130,3 +130,27 @@ def test_cli_predict_of_a_csv_on_stdout(models, tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path / "run"), "--data", str(folder / "held.csv")])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ["kind", *classifier.predict(held).tolist()]
+
+
+def test_a_date_column_is_read_as_text_in_every_chunk(tmp_path):
+    """A model with a date feature scores a CSV in chunks as it predicts the table read whole
+    (the dates were once read as numbers, and every such file was refused)."""
+    rng = np.random.default_rng(3)
+    n = 300
+    day = np.array([f"2024-{m:02d}-{d:02d}" for m, d in zip(rng.integers(1, 13, n), rng.integers(1, 29, n))],
+                   dtype=object)
+    x = rng.normal(size=n)
+    month = np.array([int(s[5:7]) for s in day])
+    table = {"day": day, "x": x, "y": x + (month > 6) + rng.normal(0, 0.1, n)}
+    model = torchann.train(table, target="y", hidden=[8], epochs=3, networks=1, seed=0)
+    assert [f.kind for f in model.preprocessor.features] == ["date", "numeric"]
+    path = tmp_path / "rows.csv"
+    pacsv.write_csv(pa.table({"day": day.tolist(), "x": x}), path)
+    out = tmp_path / "scored.csv"
+    assert score_file(model, path, out, chunk_rows=64) == n
+    scored = pacsv.read_csv(out).column("y").to_numpy()
+    np.testing.assert_array_equal(scored, model.predict({"day": day, "x": x}))
+    model.save(tmp_path / "run")
+    result = runner.invoke(app, ["predict", str(tmp_path / "run"), str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "y" and len(result.output.splitlines()) == n + 1

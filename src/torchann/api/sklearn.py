@@ -120,6 +120,7 @@ class _MLPBase(BaseEstimator):
         target_log: bool | None = _d("target_log"),
         class_weight: str | None = _d("class_weight"),
         ple_bins: int | None = _d("ple_bins"),
+        num_embeddings: str | None = _d("num_embeddings"),
         ensemble: int = _d("ensemble"),
         networks: int | None = _d("networks"),
         time_budget: float | None = _d("time_budget"),
@@ -148,6 +149,7 @@ class _MLPBase(BaseEstimator):
         self.target_log = target_log
         self.class_weight = class_weight
         self.ple_bins = ple_bins
+        self.num_embeddings = num_embeddings
         self.ensemble = ensemble
         self.networks = networks
         self.time_budget = time_budget

@@ -15,14 +15,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..core.choices import Loss, Task, parse
+from ..core.choices import Loss, NumEmbeddings, Task, parse
 from ..data.table import Table
 from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_positive_int, check_seed
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core.options import (PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_ple_bins,
-                            auto_time_budget)
+from ..core.options import (PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_num_embeddings,
+                            auto_ple_bins, auto_time_budget)
 from ..preprocess.checks import numeric_column
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
@@ -122,8 +122,11 @@ def train(
     if patience and validation is None and not d.val_split:  # asked for no held-out rows
         warn(f"early stopping (patience {patience}) watches the training loss: there are no "
                       f"validation rows; set val_split or pass val=")
+    embeddings = parse(NumEmbeddings, auto_num_embeddings(len(train_rows)) if n.num_embeddings is None
+                       else n.num_embeddings, name="num_embeddings")
+    periodic = pre.periodic_inputs(table, train_rows) if embeddings is NumEmbeddings.PERIODIC else ()
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
-                     dropout=n.dropout, norm=n.norm, ensemble=n.ensemble,
+                     dropout=n.dropout, norm=n.norm, ensemble=n.ensemble, periodic=periodic,
                      ensemble_combine="proba" if task is Task.CLASSIFICATION else "mean")
     torch.manual_seed(seed)  # the initial weights follow the seed too
     network = spec.build()

@@ -70,6 +70,7 @@ def train_cmd(
     ensemble: Annotated[Optional[int], typer.Option("--ensemble", min=1, help=_h("ensemble"))] = None,
     networks: Annotated[Optional[int], typer.Option("--networks", min=1, help=_h("networks"))] = None,
     ple_bins: Annotated[Optional[int], typer.Option("--ple-bins", min=0, help=_h("ple_bins"))] = None,
+    num_embeddings: Annotated[Optional[str], typer.Option("--num-embeddings", help=_h("num_embeddings"))] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", min=0.0, help=_h("time_budget"),
                                                          metavar="SECONDS")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", min=1,
@@ -102,7 +103,8 @@ def train_cmd(
         "clip_grad_norm": clip_grad_norm, "scheduler": scheduler, "early_stopping": early_stopping, "seed": seed,
         "device": device, "precision": precision, "threads": threads, "scaling": scaling,
         "target_log": target_log, "class_weight": class_weight, "drop_missing_target": drop_missing_target,
-        "ple_bins": ple_bins, "ensemble": ensemble, "networks": networks, "time_budget": time_budget,
+        "ple_bins": ple_bins, "num_embeddings": num_embeddings, "ensemble": ensemble, "networks": networks,
+        "time_budget": time_budget,
     }
     if fill_missing is not None and fill_missing.strip().lower() == "none":
         given["fill_missing"] = "none"

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from .errors import UsageError
 
-__all__ = ["Choice", "Activation", "Norm", "Optimizer", "Loss", "Task", "Precision", "Scheduler", "parse"]
+__all__ = ["Choice", "Activation", "Norm", "Optimizer", "Loss", "Task", "Precision", "Scheduler", "NumEmbeddings", "parse"]
 
 C = TypeVar("C", bound="Choice")
 
@@ -92,6 +92,11 @@ class FillMissing(Choice):
     MEAN = "mean"
     MEDIAN = "median"
     ZERO = "zero"
+
+
+class NumEmbeddings(Choice):
+    NONE = "none"
+    PERIODIC = "periodic"
 
 
 class Scaling(Choice):

@@ -24,7 +24,7 @@ from .errors import UsageError
 __all__ = [
     "DataOptions", "NetworkOptions", "FitOptions", "TrainOptions",
     "option_help", "option_default", "split_options", "TRAIN_OPTION_NAMES", "auto_batch_size",
-    "auto_time_budget", "auto_ple_bins", "PLE_MIN_DISTINCT", "auto_networks", "EPOCH_FACTS",
+    "auto_time_budget", "auto_ple_bins", "auto_num_embeddings", "PLE_MIN_DISTINCT", "auto_networks", "EPOCH_FACTS",
 ]
 
 #: Keys of an epoch's history record that describe the run rather than measure the model: what
@@ -69,6 +69,10 @@ class NetworkOptions:
     activation: str = _opt("relu", "relu, tanh, sigmoid, gelu, leaky_relu or identity.")
     dropout: float = _opt(0.1, "Dropout after each hidden layer.")
     norm: str = _opt("none", "none, batch or layer normalisation after each hidden layer.")
+    num_embeddings: Optional[str] = _opt(
+        None, "periodic: each numeric input also enters as a learnt periodic embedding (PLR, Gorishniy et al. "
+              "2022), for numbers of 3 or more distinct values and date parts; none for the numbers as they are "
+              "[default: auto_num_embeddings: periodic from 1,000 training rows].")
     ensemble: int = _opt(
         1, "Members sharing the hidden layers (TabM-mini, Gorishniy et al. 2025): each scales the inputs by "
            "its own vector and has its own output layer; trained on the mean of their losses, answering with "
@@ -225,6 +229,14 @@ def auto_ple_bins(n_rows: int) -> int:
     (diabetes, 353 training rows) and on columns of few values (digits' pixel counts), which the
     row and distinct-value thresholds leave out."""
     return PLE_BINS if n_rows >= PLE_MIN_ROWS else 0
+
+
+def auto_num_embeddings(n_rows: int) -> str:
+    """The default ``num_embeddings`` for ``n_rows`` training rows: ``"periodic"`` from
+    ``PLE_MIN_ROWS`` rows on, else ``"none"`` (docs/quality.md, "Periodic embeddings by default":
+    they gained where numbers hold narrow effects, hours, days, minutes of calls, and cost score
+    on the smallest tables)."""
+    return "periodic" if n_rows >= PLE_MIN_ROWS else "none"
 
 
 #: Networks ``train`` trains by default (``networks=None``, see ``auto_networks``): at most

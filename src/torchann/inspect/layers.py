@@ -299,10 +299,16 @@ def describe_spec(spec: "ModelSpec") -> str:
     members = getattr(spec, "members", ())
     if members:  # an ensemble (torchann.tune): each member in a line of its own
         shares = getattr(spec, "weights", ())
+        if all(m == members[0] for m in members) and len(set(shares)) == 1:  # the networks train trains
+            return (f"ensemble of {len(members)} networks of one shape, equal weights ({spec.num_parameters():,} "
+                    f"parameters), each: {describe_spec(members[0])}")
         each = "; ".join(f"{w:.2f} x [{describe_spec(m)}]" for w, m in zip(shares, members))
         return f"ensemble of {len(members)} members ({spec.num_parameters():,} parameters): {each}"
     act = str(spec.activation)
-    parts = [plural(spec.in_features, "input"), *(f"{h} ({act})" for h in spec.hidden)]
+    inputs = plural(spec.in_features, "input")
+    if getattr(spec, "periodic", ()):
+        inputs += f" ({len(spec.periodic)} also as periodic embeddings of {spec.periodic_dim})"
+    parts = [inputs, *(f"{h} ({act})" for h in spec.hidden)]
     out = plural(spec.out_features, "output")
     if str(spec.output_activation) != "identity":
         out += f" ({spec.output_activation})"

@@ -96,8 +96,11 @@ def _feature_types(model: Any, keep: Sequence[str] = ()) -> dict[str, Any]:
 
     if model.bare:
         return {}
-    return {f.name: pa.string() if f.kind == "categorical" and f.label_kind in ("str", "bool") else pa.float64()
-            for f in model.preprocessor.features if f.name not in set(keep)}
+    def text(f: Any) -> bool:  # read as the file writes it: categories of words, and dates
+        return f.kind == "date" or (f.kind == "categorical" and f.label_kind in ("str", "bool"))
+
+    return {f.name: pa.string() if text(f) else pa.float64() for f in model.preprocessor.features
+            if f.name not in set(keep)}
 
 
 # ------------------------------------------------------------------------------------ reading

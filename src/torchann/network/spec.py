@@ -19,6 +19,7 @@ from torch import nn
 from ..core.checks import as_integer
 from ..core.choices import Activation, Norm, parse
 from .dropout import Dropout
+from .periodic import PeriodicEmbedding
 from ..core.errors import SpecError
 
 __all__ = ["ModelSpec", "MLP", "TabMini", "mlp", "MAX_PARAMETERS", "MAX_HIDDEN_LAYERS", "MAX_ENSEMBLE"]
@@ -31,6 +32,7 @@ MAX_PARAMETERS = 2**31
 # take minutes to build while staying under the parameter limit.
 MAX_HIDDEN_LAYERS = 1000
 MAX_ENSEMBLE = 256  # members of one shared-weight ensemble
+MAX_PERIODIC = 1024  # frequencies or embedding size of one periodic embedding
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class ModelSpec:
     output_activation: Activation = Activation.IDENTITY  # usually identity: losses take logits
     ensemble: int = 1  # members sharing the hidden layers (TabM-mini, ``TabMini``); 1 is one network
     ensemble_combine: str = "mean"  # how members answer as one: "mean" of outputs, "proba": of class probabilities
+    periodic: tuple[int, ...] = ()  # inputs given a periodic embedding (``periodic.PeriodicEmbedding``); () none
+    periodic_frequencies: int = 16  # frequencies per embedded input
+    periodic_dim: int = 16  # size of each embedded input's vector
+    periodic_sigma: float = 0.1  # standard deviation of the initial frequencies
 
     def __post_init__(self) -> None:
         # Validate first, compute after: every field is checked before build() allocates.
@@ -80,26 +86,57 @@ class ModelSpec:
                             "no batch norm (layer norm works)")
         if self.ensemble_combine not in ("mean", "proba"):
             raise SpecError(f"ensemble_combine must be mean or proba, got {self.ensemble_combine!r}")
+        self._check_periodic()
         if self.num_parameters() > MAX_PARAMETERS:
             raise SpecError(
                 f"the spec describes {self.num_parameters():,} parameters, more than the limit of "
                 f"{MAX_PARAMETERS:,}; use smaller layer sizes"
             )
 
+    def _check_periodic(self) -> None:
+        given = self.periodic
+        if isinstance(given, (str, bytes)) or not isinstance(given, (list, tuple, range)):
+            raise SpecError(f"periodic must be a list of input indexes such as [0, 3], got {given!r}")
+        columns = tuple(as_integer(c) for c in given)
+        if any(c is None or c < 0 or c >= self.in_features for c in columns):
+            raise SpecError(f"periodic lists {list(given)!r}: each must be an input index from 0 to "
+                            f"{self.in_features - 1}")
+        if list(columns) != sorted(set(columns)):
+            raise SpecError(f"periodic lists {list(columns)!r}: the indexes must be increasing, each once")
+        object.__setattr__(self, "periodic", columns)
+        for name in ("periodic_frequencies", "periodic_dim"):
+            _check_size(name, getattr(self, name))
+            if getattr(self, name) > MAX_PERIODIC:
+                raise SpecError(f"{name} is {getattr(self, name)}, more than the limit of {MAX_PERIODIC}")
+        sigma = self.periodic_sigma
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 < float(sigma) < math.inf:
+            raise SpecError(f"periodic_sigma must be a positive number, got {sigma!r}")
+        object.__setattr__(self, "periodic_sigma", float(sigma))
+        if self.periodic and self.norm is Norm.BATCH and self.ensemble > 1:
+            raise SpecError("periodic embeddings and batch norm do not go with an ensemble (ensemble > 1)")
+
     @property
     def sizes(self) -> tuple[int, ...]:
         """All layer widths, input to output."""
         return (self.in_features, *self.hidden, self.out_features)
 
+    @property
+    def trunk_in(self) -> int:
+        """What the first hidden layer reads: the inputs, and each periodic embedding after them."""
+        return self.in_features + len(self.periodic) * self.periodic_dim
+
     def num_parameters(self) -> int:
         """Trainable parameters of the built network, computed from the sizes alone."""
         total = 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
+        sizes = (self.trunk_in, *self.sizes[1:])
+        for n_in, n_out in zip(sizes, sizes[1:]):
             total += n_in * n_out + (n_out if self.bias else 0)
+        n, k, d = len(self.periodic), self.periodic_frequencies, self.periodic_dim
+        total += n * (k + 2 * k * d + d)
         if self.norm is not Norm.NONE:
             total += 2 * sum(self.hidden)
         if self.ensemble > 1:  # an input scale per member, and each member's own output layer
-            total += self.ensemble * self.in_features
+            total += self.ensemble * self.trunk_in
             total += (self.ensemble - 1) * (self.sizes[-2] * self.out_features + (self.out_features if self.bias else 0))
         return total
 
@@ -116,6 +153,11 @@ class ModelSpec:
         if self.ensemble == 1:  # a single network's spec.json reads as it did before ensembles
             data.pop("ensemble")
             data.pop("ensemble_combine")
+        if not self.periodic:  # a spec without embeddings reads as it did before them
+            for key in ("periodic", "periodic_frequencies", "periodic_dim", "periodic_sigma"):
+                data.pop(key)
+        else:
+            data["periodic"] = list(self.periodic)
         return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -191,7 +233,10 @@ class MLP(nn.Sequential):
 
     def __init__(self, spec: ModelSpec) -> None:
         layers = _hidden_layers(spec)
-        layers["output"] = nn.Linear(spec.sizes[-2], spec.out_features, bias=spec.bias)
+        if spec.periodic:
+            layers = OrderedDict([("periodic", _periodic(spec)), *layers.items()])
+        layers["output"] = nn.Linear(spec.hidden[-1] if spec.hidden else spec.trunk_in, spec.out_features,
+                                     bias=spec.bias)
         if spec.output_activation is not Activation.IDENTITY:
             layers["output_act"] = _activation_module(spec.output_activation)
         super().__init__(layers)
@@ -201,9 +246,13 @@ class MLP(nn.Sequential):
         return "sizes=" + "-".join(map(str, self.spec.sizes)) + f", activation={self.spec.activation.value}"
 
 
+def _periodic(spec: ModelSpec) -> PeriodicEmbedding:
+    return PeriodicEmbedding(spec.periodic, spec.periodic_frequencies, spec.periodic_dim, spec.periodic_sigma)
+
+
 def _hidden_layers(spec: ModelSpec) -> "OrderedDict[str, nn.Module]":
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
-    for i, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.hidden), start=1):
+    for i, (n_in, n_out) in enumerate(zip((spec.trunk_in, *spec.hidden[:-1]), spec.hidden), start=1):
         layers[f"linear{i}"] = nn.Linear(n_in, n_out, bias=spec.bias)
         if spec.norm is Norm.BATCH:
             layers[f"norm{i}"] = nn.BatchNorm1d(n_out)
@@ -236,7 +285,8 @@ class TabMini(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         k, width, out = spec.ensemble, spec.sizes[-2], spec.out_features
-        signs = torch.randint(0, 2, (k, spec.in_features)).float() * 2 - 1
+        self.periodic = _periodic(spec) if spec.periodic else None  # shared by the members, before the adapter
+        signs = torch.randint(0, 2, (k, spec.trunk_in)).float() * 2 - 1
         self.adapter = nn.Parameter(signs)
         self.backbone = nn.Sequential(_hidden_layers(spec))
         bound = 1.0 / width**0.5  # nn.Linear's initialisation, per member
@@ -248,6 +298,8 @@ class TabMini(nn.Module):
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's outputs: ``(B, in)`` -> ``(K, B, out)`` (any leading shape for ``B``)."""
         k = self.adapter.shape[0]
+        if self.periodic is not None:
+            x = self.periodic(x)
         h = self.backbone(x.unsqueeze(0) * self.adapter.view(k, *([1] * (x.dim() - 1)), -1))
         flat = h.reshape(k, -1, h.shape[-1])
         z = torch.bmm(flat, self.head_weight) if self.head_bias is None else \
