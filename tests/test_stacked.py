@@ -29,6 +29,8 @@ def _ensemble(out: int = 1, combine: str = "mean", k: int = 4, **options) -> nn.
     ("proba", 1, dict(activation="gelu", dropout=0.2)),
     ("proba", 5, dict(activation="leaky_relu")),
     ("mean", 2, dict(activation="tanh")),
+    ("mean", 1, dict(periodic=(0, 3, 7))),  # a periodic embedding first: the first layers batched
+    ("proba", 3, dict(periodic=(2,), dropout=0.1)),
 ])
 @pytest.mark.parametrize("rows", [1, 8, 24, 1024])
 def test_the_stack_answers_the_members_bit_for_bit(combine, out, options, rows):

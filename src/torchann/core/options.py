@@ -231,6 +231,11 @@ def auto_ple_bins(n_rows: int) -> int:
     return PLE_BINS if n_rows >= PLE_MIN_ROWS else 0
 
 
+#: At most this many inputs get a periodic embedding (those of the most distinct values): each adds
+#: ``periodic_dim`` inputs to the first layer, so a table of 85 coded columns does not pay for 1,360.
+PERIODIC_MAX_INPUTS: int | None = None
+
+
 def auto_num_embeddings(n_rows: int) -> str:
     """The default ``num_embeddings`` for ``n_rows`` training rows: ``"periodic"`` from
     ``PLE_MIN_ROWS`` rows on, else ``"none"`` (docs/quality.md, "Periodic embeddings by default":

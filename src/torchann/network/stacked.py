@@ -11,7 +11,9 @@ arithmetic can run as one chain:
   with their weights ``(K, h, h')``, biases added by the product as ``F.linear`` adds them;
 * the output layers member by member, as ``forward`` runs them: a product with one or a few
   outputs takes a matrix-vector kernel that ``baddbmm`` does not, and sums otherwise;
-* the activations on all members at once (they act value by value).
+* the activations on all members at once (they act value by value);
+* a leading periodic embedding (``periodic.PeriodicEmbedding``) member by member: the members'
+  first layers then read different rows, so they run as one ``baddbmm`` as later layers do.
 
 Each output value is the same sum of the same products in the same order as a member's own
 ``F.linear`` computes it, and on the CPUs measured the answers were equal bit for bit. That is
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .eval_steps import ELEMENTWISE, hooked
+from .periodic import PeriodicEmbedding
 
 __all__ = ["stacked_pass"]
 
@@ -93,13 +96,18 @@ def _layouts(members: nn.ModuleList) -> list | None:
                 if (w.shape != ref.weight.shape or (b is None) != (ref.bias is None) or w.device.type != "cpu"
                         or w.dtype != ref.weight.dtype or (b is not None and b.dtype != w.dtype)):
                     return None
+            elif type(layer) is PeriodicEmbedding:
+                if ref is not first[0] or layer.frequencies.shape != ref.frequencies.shape or layer.weight.shape != ref.weight.shape \
+                        or not torch.equal(layer.columns, ref.columns) or layer.weight.dtype != ref.weight.dtype:
+                    return None
             elif type(layer) in ELEMENTWISE:
                 if (getattr(layer, "approximate", None), getattr(layer, "negative_slope", None)) != (
                         getattr(ref, "approximate", None), getattr(ref, "negative_slope", None)):
                     return None
             else:
                 return None  # a norm layer, say
-    if type(first[0]) is not nn.Linear:
+    if type(first[0]) is not nn.Linear and not (type(first[0]) is PeriodicEmbedding and len(first) > 1
+                                                and type(first[1]) is nn.Linear):
         return None
     return layouts
 
@@ -110,6 +118,10 @@ def _build(layouts: list) -> _Stack:
     last = max(j for j, layer in enumerate(layouts[0]) if type(layer) is nn.Linear)
     for j, ref in enumerate(layouts[0]):
         column = [layers[j] for layers in layouts]
+        if type(ref) is PeriodicEmbedding:  # each member's own embedding: the first layers then read (K, B, w)
+            steps.append(("embed", column, None, None))
+            first_linear = False
+            continue
         if type(ref) is nn.Linear:
             with torch.no_grad():
                 weights = [m.weight.detach() for m in column]
@@ -126,7 +138,8 @@ def _build(layouts: list) -> _Stack:
             first_linear = False
         else:
             steps.append(("each", ELEMENTWISE[type(ref)], ref, None))
-    return _Stack(layouts, steps, layouts[0][0].weight.dtype)
+    first = next(layer for layer in layouts[0] if type(layer) is nn.Linear)
+    return _Stack(layouts, steps, first.weight.dtype)
 
 
 def _run(stack: _Stack, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -135,6 +148,8 @@ def _run(stack: _Stack, x: torch.Tensor, k: int) -> torch.Tensor:
         if kind == "first":
             h = F.linear(h, a, b)  # (B, K * width)
             h = h.view(x.shape[0], k, width).transpose(0, 1).contiguous()  # (K, B, width)
+        elif kind == "embed":
+            h = torch.stack([embedding(h) for embedding in a])  # (K, B, in + n * d)
         elif kind == "batched":
             h = torch.bmm(h, a) if b is None else torch.baddbmm(b, h, a)
         elif kind == "apart":

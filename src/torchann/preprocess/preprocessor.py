@@ -203,20 +203,25 @@ class Preprocessor:
     def in_features(self) -> int:
         return sum(f.width for f in self.features)
 
-    def periodic_inputs(self, table: Table, rows: np.ndarray) -> tuple[int, ...]:
+    def periodic_inputs(self, table: Table, rows: np.ndarray, limit: int | None = None) -> tuple[int, ...]:
         """The model inputs a periodic embedding takes: the scaled value of each numeric column
         with at least 3 distinct values in ``rows`` of ``table`` (two-valued ones are flags), and
-        every date part."""
-        chosen, at = [], 0
+        every date part; at most ``limit`` of them, those of the most distinct values first (a
+        date's parts count the dates)."""
+        found, at = [], 0  # (distinct values, input index)
         for feature in self.features:
             if feature.kind == "numeric":
                 values = numeric_column(table, feature.name)[rows]
-                if np.unique(values[~np.isnan(values)]).size >= 3:
-                    chosen.append(at)
+                distinct = np.unique(values[~np.isnan(values)]).size
+                if distinct >= 3:
+                    found.append((distinct, at))
             elif feature.kind == "date":
-                chosen.extend(range(at, at + len(DATE_PARTS)))
+                distinct = len({v for v in table.columns[feature.name][rows].tolist() if v is not None})
+                found.extend((distinct, i) for i in range(at, at + len(DATE_PARTS)))
             at += feature.width
-        return tuple(chosen)
+        if limit is not None and len(found) > limit:
+            found = sorted(found, key=lambda d: (-d[0], d[1]))[:limit]
+        return tuple(sorted(i for _, i in found))
 
     @property
     def out_features(self) -> int:
