@@ -102,6 +102,11 @@ def test_train_embeds_numbers_of_three_values_and_date_parts_only(embedded):
     assert small.network.spec.periodic == ()  # under 1,000 training rows: none by default
     off = torchann.train(_table(1600), target="y", hidden=[8], epochs=2, networks=1, seed=0, num_embeddings="none")
     assert off.network.spec.periodic == ()
+    wide = {f"x{i}": np.random.default_rng(i).normal(size=1600) for i in range(17)}  # 17 inputs to embed
+    wide["y"] = wide["x0"] + np.sin(3 * wide["x1"])
+    assert torchann.train(wide, target="y", hidden=[8], epochs=1, networks=1).network.spec.periodic == ()
+    asked = torchann.train(wide, target="y", hidden=[8], epochs=1, networks=1, num_embeddings="periodic")
+    assert asked.network.spec.periodic == tuple(range(0, 17 * 17, 17))  # each: the number, then its 16 bins
     with pytest.raises(UsageError, match="choose one of: none, periodic"):
         torchann.train(_table(300), target="y", epochs=1, num_embeddings="fourier")
 

@@ -21,9 +21,8 @@ from ..core.checks import VAL_SPLIT_HINT, check_fraction, check_positive_int, ch
 from ..core.errors import DataError, UsageError
 from ..core.warn import warn
 from .model import Model
-from ..core import options as options_module
-from ..core.options import (PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks, auto_num_embeddings,
-                            auto_ple_bins, auto_time_budget)
+from ..core.options import (PERIODIC_MAX_INPUTS, PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks,
+                            auto_num_embeddings, auto_ple_bins, auto_time_budget)
 from ..preprocess.checks import numeric_column
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
@@ -125,8 +124,8 @@ def train(
                       f"validation rows; set val_split or pass val=")
     embeddings = parse(NumEmbeddings, auto_num_embeddings(len(train_rows)) if n.num_embeddings is None
                        else n.num_embeddings, name="num_embeddings")
-    periodic = (pre.periodic_inputs(table, train_rows, limit=options_module.PERIODIC_MAX_INPUTS)
-                if embeddings is NumEmbeddings.PERIODIC else ())
+    periodic = () if embeddings is NumEmbeddings.NONE else pre.periodic_inputs(
+        table, train_rows, limit=PERIODIC_MAX_INPUTS if n.num_embeddings is None else None)
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
                      dropout=n.dropout, norm=n.norm, ensemble=n.ensemble, periodic=periodic,
                      ensemble_combine="proba" if task is Task.CLASSIFICATION else "mean")

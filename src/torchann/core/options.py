@@ -72,7 +72,8 @@ class NetworkOptions:
     num_embeddings: Optional[str] = _opt(
         None, "periodic: each numeric input also enters as a learnt periodic embedding (PLR, Gorishniy et al. "
               "2022), for numbers of 3 or more distinct values and date parts; none for the numbers as they are "
-              "[default: auto_num_embeddings: periodic from 1,000 training rows].")
+              "[default: auto_num_embeddings: periodic from 1,000 training rows, where at most 16 inputs would "
+              "be embedded].")
     ensemble: int = _opt(
         1, "Members sharing the hidden layers (TabM-mini, Gorishniy et al. 2025): each scales the inputs by "
            "its own vector and has its own output layer; trained on the mean of their losses, answering with "
@@ -231,16 +232,18 @@ def auto_ple_bins(n_rows: int) -> int:
     return PLE_BINS if n_rows >= PLE_MIN_ROWS else 0
 
 
-#: At most this many inputs get a periodic embedding (those of the most distinct values): each adds
-#: ``periodic_dim`` inputs to the first layer, so a table of 85 coded columns does not pay for 1,360.
-PERIODIC_MAX_INPUTS: int | None = None
+#: The automatic periodic embeddings (``num_embeddings=None``) are for tables of at most this many
+#: inputs to embed: 16 embeddings of 16 values are as wide as the default first hidden layer (256).
+#: Wider tables, many coded or pixel columns, keep their numbers as they are (docs/quality.md,
+#: "Periodic embeddings by default": on digits and caravan the embeddings cost score and time).
+PERIODIC_MAX_INPUTS = 16
 
 
 def auto_num_embeddings(n_rows: int) -> str:
     """The default ``num_embeddings`` for ``n_rows`` training rows: ``"periodic"`` from
-    ``PLE_MIN_ROWS`` rows on, else ``"none"`` (docs/quality.md, "Periodic embeddings by default":
-    they gained where numbers hold narrow effects, hours, days, minutes of calls, and cost score
-    on the smallest tables)."""
+    ``PLE_MIN_ROWS`` rows on, else ``"none"``; ``train`` embeds then only where the table has at
+    most ``PERIODIC_MAX_INPUTS`` inputs to embed (docs/quality.md, "Periodic embeddings by
+    default": they gained where numbers hold narrow effects, hours, days, calls)."""
     return "periodic" if n_rows >= PLE_MIN_ROWS else "none"
 
 

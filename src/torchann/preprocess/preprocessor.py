@@ -206,22 +206,18 @@ class Preprocessor:
     def periodic_inputs(self, table: Table, rows: np.ndarray, limit: int | None = None) -> tuple[int, ...]:
         """The model inputs a periodic embedding takes: the scaled value of each numeric column
         with at least 3 distinct values in ``rows`` of ``table`` (two-valued ones are flags), and
-        every date part; at most ``limit`` of them, those of the most distinct values first (a
-        date's parts count the dates)."""
-        found, at = [], 0  # (distinct values, input index)
+        every date part; none when there are more than ``limit`` of them."""
+        found, at = [], 0
         for feature in self.features:
             if feature.kind == "numeric":
                 values = numeric_column(table, feature.name)[rows]
                 distinct = np.unique(values[~np.isnan(values)]).size
                 if distinct >= 3:
-                    found.append((distinct, at))
+                    found.append(at)
             elif feature.kind == "date":
-                distinct = len({v for v in table.columns[feature.name][rows].tolist() if v is not None})
-                found.extend((distinct, i) for i in range(at, at + len(DATE_PARTS)))
+                found.extend(range(at, at + len(DATE_PARTS)))
             at += feature.width
-        if limit is not None and len(found) > limit:
-            found = sorted(found, key=lambda d: (-d[0], d[1]))[:limit]
-        return tuple(sorted(i for _, i in found))
+        return () if limit is not None and len(found) > limit else tuple(found)
 
     @property
     def out_features(self) -> int:
