@@ -31,6 +31,7 @@ hook added, is seen by the next pass.
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Callable
 
@@ -118,8 +119,12 @@ def _build(layouts: list) -> _Stack:
     last = max(j for j, layer in enumerate(layouts[0]) if type(layer) is nn.Linear)
     for j, ref in enumerate(layouts[0]):
         column = [layers[j] for layers in layouts]
-        if type(ref) is PeriodicEmbedding:  # each member's own embedding: the first layers then read (K, B, w)
-            steps.append(("embed", column, None, None))
+        if type(ref) is PeriodicEmbedding:  # the members' embeddings as one: the first layers then read (K, B, w)
+            with torch.no_grad():
+                stacked = (torch.cat([m.frequencies.detach() for m in column]).contiguous(),  # (K * n, 1, k)
+                           torch.cat([m.weight.detach() for m in column]).contiguous(),  # (K * n, 2k, d)
+                           torch.cat([m.bias.detach() for m in column]).contiguous())  # (K * n, 1, d)
+            steps.append(("embed", stacked, ref.columns, ref.weight.shape[-1]))
             first_linear = False
             continue
         if type(ref) is nn.Linear:
@@ -148,8 +153,15 @@ def _run(stack: _Stack, x: torch.Tensor, k: int) -> torch.Tensor:
         if kind == "first":
             h = F.linear(h, a, b)  # (B, K * width)
             h = h.view(x.shape[0], k, width).transpose(0, 1).contiguous()  # (K, B, width)
-        elif kind == "embed":
-            h = torch.stack([embedding(h) for embedding in a])  # (K, B, in + n * d)
+        elif kind == "embed":  # PeriodicEmbedding.forward for every member at once
+            frequencies, weight, bias = a
+            rows = h.shape[0]
+            v = h.index_select(1, b).t().unsqueeze(-1).repeat(k, 1, 1)  # (K * n, B, 1)
+            angle = (2 * math.pi) * v * frequencies
+            z = torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)
+            e = torch.relu(torch.baddbmm(bias, z, weight))  # (K * n, B, d)
+            e = e.view(k, -1, rows, width).transpose(1, 2).reshape(k, rows, -1)  # (K, B, n * d)
+            h = torch.cat([h.unsqueeze(0).expand(k, -1, -1), e], dim=2)  # (K, B, in + n * d)
         elif kind == "batched":
             h = torch.bmm(h, a) if b is None else torch.baddbmm(b, h, a)
         elif kind == "apart":
