@@ -24,6 +24,7 @@ from .model import Model
 from ..core.options import (PERIODIC_MAX_INPUTS, PLE_MIN_DISTINCT, TrainOptions, auto_batch_size, auto_networks,
                             auto_num_embeddings, auto_ple_bins, auto_time_budget)
 from ..preprocess.checks import numeric_column
+from ..preprocess.features import periodic_inputs
 from ..preprocess.preprocessor import Preprocessor, class_weights, infer_task
 from ..data.run_rows import RunRows
 from ..model.facts import column_plan
@@ -124,8 +125,8 @@ def train(
                       f"validation rows; set val_split or pass val=")
     embeddings = parse(NumEmbeddings, auto_num_embeddings(len(train_rows)) if n.num_embeddings is None
                        else n.num_embeddings, name="num_embeddings")
-    periodic = () if embeddings is NumEmbeddings.NONE else pre.periodic_inputs(
-        table, train_rows, limit=PERIODIC_MAX_INPUTS if n.num_embeddings is None else None)
+    periodic = () if embeddings is NumEmbeddings.NONE else periodic_inputs(
+        pre.features, table, train_rows, limit=PERIODIC_MAX_INPUTS if n.num_embeddings is None else None)
     spec = ModelSpec(pre.in_features, tuple(n.hidden), pre.out_features, activation=n.activation,
                      dropout=n.dropout, norm=n.norm, ensemble=n.ensemble, periodic=periodic,
                      ensemble_combine="proba" if task is Task.CLASSIFICATION else "mean")

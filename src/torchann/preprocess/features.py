@@ -39,7 +39,7 @@ from .encoders import (DATE_PARTS, apply_quantile_map, date_format, date_parts, 
                        n_knots, ple_encode)
 from ..core.errors import DataError
 
-__all__ = ["Feature", "fit_feature", "identifier_reason", "MAX_ONE_HOT", "MIN_COUNT"]
+__all__ = ["Feature", "fit_feature", "identifier_reason", "periodic_inputs", "MAX_ONE_HOT", "MIN_COUNT"]
 
 QUANTILE_MIN_DISTINCT = 20  # fewer distinct numbers are standardised instead of mapped to quantile scores
 MAX_ONE_HOT = 100  # a text column with more distinct values keeps only its frequent ones
@@ -302,3 +302,20 @@ def fit_feature(table: Table, name: str, idx: np.ndarray, scale: bool, fill: Fil
     if miss[idx].any() and fill is None:
         missing_error(table.take(idx), name, miss[idx])
     return fit_categorical(name, col, idx)
+
+
+def periodic_inputs(features: list[Feature], table: Table, rows: np.ndarray,
+                    limit: int | None = None) -> tuple[int, ...]:
+    """The model inputs a periodic embedding takes, for ``features`` laid out in order: the
+    scaled value of each numeric column with at least 3 distinct values in ``rows`` of ``table``
+    (two-valued ones are flags), and every date part; none when there are more than ``limit``."""
+    found, at = [], 0
+    for feature in features:
+        if feature.kind == "numeric":
+            values = numeric_column(table, feature.name)[rows]
+            if np.unique(values[~np.isnan(values)]).size >= 3:
+                found.append(at)
+        elif feature.kind == "date":
+            found.extend(range(at, at + len(DATE_PARTS)))
+        at += feature.width
+    return () if limit is not None and len(found) > limit else tuple(found)

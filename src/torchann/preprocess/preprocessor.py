@@ -43,7 +43,6 @@ from ..data.table import Key, Table
 from .checks import category_codes, check_magnitude, check_scaled, missing_error, numeric_column, shown_values
 from ..data.table_input import as_table
 from ..data.columns import coerce, label_kind, shown_name
-from .encoders import DATE_PARTS
 from .features import Feature, _stats, fit_feature
 from .record import FORMAT, check_record
 from .target import MAX_CLASSES, class_weights, infer_task, no_missing_target, target_columns, target_numbers, wants_log
@@ -202,22 +201,6 @@ class Preprocessor:
     @property
     def in_features(self) -> int:
         return sum(f.width for f in self.features)
-
-    def periodic_inputs(self, table: Table, rows: np.ndarray, limit: int | None = None) -> tuple[int, ...]:
-        """The model inputs a periodic embedding takes: the scaled value of each numeric column
-        with at least 3 distinct values in ``rows`` of ``table`` (two-valued ones are flags), and
-        every date part; none when there are more than ``limit`` of them."""
-        found, at = [], 0
-        for feature in self.features:
-            if feature.kind == "numeric":
-                values = numeric_column(table, feature.name)[rows]
-                distinct = np.unique(values[~np.isnan(values)]).size
-                if distinct >= 3:
-                    found.append(at)
-            elif feature.kind == "date":
-                found.extend(range(at, at + len(DATE_PARTS)))
-            at += feature.width
-        return () if limit is not None and len(found) > limit else tuple(found)
 
     @property
     def out_features(self) -> int:
