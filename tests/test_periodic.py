@@ -69,6 +69,10 @@ def test_spec_counts_round_trips_and_checks():
         ModelSpec(6, (8,), 1, periodic=(6,))
     with pytest.raises(SpecError, match="increasing"):
         ModelSpec(6, (8,), 1, periodic=(3, 1))
+    with pytest.raises(SpecError, match="more than the limit"):  # a spec.json asking for 4 billion weights
+        ModelSpec(2000, (8,), 1, periodic=range(2000), periodic_frequencies=1024, periodic_dim=1024)
+    with pytest.raises(SpecError, match="periodic_dim is 4096"):
+        ModelSpec(6, (8,), 1, periodic=(1,), periodic_dim=4096)
     with pytest.raises(SpecError, match="periodic_sigma"):
         ModelSpec(6, (8,), 1, periodic=(1,), periodic_sigma=0.0)
 
