@@ -25,7 +25,16 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["PeriodicEmbedding"]
+__all__ = ["PeriodicEmbedding", "embed"]
+
+
+def embed(v: torch.Tensor, frequencies: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The embeddings ``(n, B, d)`` of the values ``v`` ``(n, B, 1)``, input ``j`` by row ``j`` of
+    ``frequencies`` ``(n, 1, k)``, ``weight`` ``(n, 2k, d)`` and ``bias`` ``(n, 1, d)``; the stacked
+    ensemble pass calls it with every member's rows one above the other."""
+    angle = (2 * math.pi) * v * frequencies  # (n, B, k)
+    z = torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)  # (n, B, 2k)
+    return torch.relu(torch.baddbmm(bias, z, weight))
 
 
 class PeriodicEmbedding(nn.Module):
@@ -52,9 +61,7 @@ class PeriodicEmbedding(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
         v = flat.index_select(1, self.columns).t().unsqueeze(-1)  # (n, B, 1)
-        angle = (2 * math.pi) * v * self.frequencies  # (n, B, k)
-        z = torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)  # (n, B, 2k)
-        e = torch.relu(torch.baddbmm(self.bias, z, self.weight))  # (n, B, d)
+        e = embed(v, self.frequencies, self.weight, self.bias)  # (n, B, d)
         e = e.transpose(0, 1).reshape(flat.shape[0], -1)  # (B, n * d), input by input
         return torch.cat([flat, e], dim=1).reshape(*lead, -1)
 

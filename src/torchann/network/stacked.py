@@ -12,8 +12,9 @@ arithmetic can run as one chain:
 * the output layers member by member, as ``forward`` runs them: a product with one or a few
   outputs takes a matrix-vector kernel that ``baddbmm`` does not, and sums otherwise;
 * the activations on all members at once (they act value by value);
-* a leading periodic embedding (``periodic.PeriodicEmbedding``) member by member: the members'
-  first layers then read different rows, so they run as one ``baddbmm`` as later layers do.
+* a leading periodic embedding (``periodic.PeriodicEmbedding``) for every member at once, the
+  members' frequencies and weights one above the other; the members' first layers then read
+  different rows, so they run as one ``baddbmm`` as later layers do.
 
 Each output value is the same sum of the same products in the same order as a member's own
 ``F.linear`` computes it, and on the CPUs measured the answers were equal bit for bit. That is
@@ -31,7 +32,6 @@ hook added, is seen by the next pass.
 
 from __future__ import annotations
 
-import math
 import weakref
 from typing import Callable
 
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .eval_steps import ELEMENTWISE, hooked
-from .periodic import PeriodicEmbedding
+from .periodic import PeriodicEmbedding, embed
 
 __all__ = ["stacked_pass"]
 
@@ -98,8 +98,9 @@ def _layouts(members: nn.ModuleList) -> list | None:
                         or w.dtype != ref.weight.dtype or (b is not None and b.dtype != w.dtype)):
                     return None
             elif type(layer) is PeriodicEmbedding:
-                if ref is not first[0] or layer.frequencies.shape != ref.frequencies.shape or layer.weight.shape != ref.weight.shape \
-                        or not torch.equal(layer.columns, ref.columns) or layer.weight.dtype != ref.weight.dtype:
+                if (ref is not first[0] or layer.frequencies.shape != ref.frequencies.shape
+                        or layer.weight.shape != ref.weight.shape or layer.weight.dtype != ref.weight.dtype
+                        or not torch.equal(layer.columns, ref.columns)):
                     return None
             elif type(layer) in ELEMENTWISE:
                 if (getattr(layer, "approximate", None), getattr(layer, "negative_slope", None)) != (
@@ -157,9 +158,7 @@ def _run(stack: _Stack, x: torch.Tensor, k: int) -> torch.Tensor:
             frequencies, weight, bias = a
             rows = h.shape[0]
             v = h.index_select(1, b).t().unsqueeze(-1).repeat(k, 1, 1)  # (K * n, B, 1)
-            angle = (2 * math.pi) * v * frequencies
-            z = torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)
-            e = torch.relu(torch.baddbmm(bias, z, weight))  # (K * n, B, d)
+            e = embed(v, frequencies, weight, bias)  # (K * n, B, d)
             e = e.view(k, -1, rows, width).transpose(1, 2).reshape(k, rows, -1)  # (K, B, n * d)
             h = torch.cat([h.unsqueeze(0).expand(k, -1, -1), e], dim=2)  # (K, B, in + n * d)
         elif kind == "batched":
